@@ -1,0 +1,130 @@
+//! # porchlight-web
+//!
+//! The HTTP face of the hub and the neighborhood server: axum routes,
+//! server-rendered pages (maud), the JSON API, and the rules every request
+//! passes through on the way in:
+//!
+//! 1. [`session`] resolves the `pl_session` cookie or an
+//!    `Authorization: Bearer` token to a live session (or none) via the
+//!    vault — this crate never checks passwords or reads session rows.
+//! 2. [`csrf`] refuses any state-changing request (anything but GET, HEAD,
+//!    OPTIONS) that does not carry the right CSRF token: the session's own
+//!    token for signed-in users, a double-submit cookie before sign-in.
+//!    Bearer-token requests are exempt (no ambient credential to abuse).
+//! 3. Security headers on every response: a Content-Security-Policy that
+//!    allows no inline script, no framing, no third-party origins.
+//!
+//! Pages work without JavaScript; JavaScript only enhances. Nothing needs a
+//! build step: CSS, JS and icons are embedded in the binary.
+//!
+//! ```no_run
+//! # async fn run(vault: std::sync::Arc<porchlight_vault::Vault>) -> std::io::Result<()> {
+//! let config = std::sync::Arc::new(porchlight_config::Config::default());
+//! let app = porchlight_web::App::new(vault, config);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! porchlight_web::serve(app, listener, std::future::pending()).await
+//! # }
+//! ```
+
+mod api;
+mod assets;
+pub mod csrf;
+mod error;
+mod pages;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use porchlight_config::Config;
+use porchlight_vault::Vault;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use error::WebError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct App {
+    pub vault: Arc<Vault>,
+    pub config: Arc<Config>,
+}
+
+impl App {
+    pub fn new(vault: Arc<Vault>, config: Arc<Config>) -> App {
+        App { vault, config }
+    }
+
+    /// The complete router with every layer, for `serve` and for tests.
+    pub fn router(&self) -> Router {
+        let csp =
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+                   frame-ancestors 'none'; form-action 'self'";
+        Router::new()
+            .merge(pages::routes())
+            .merge(api::routes())
+            .merge(assets::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                csrf::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                session::resolve,
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(csp),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+            .with_state(self.clone())
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes. Also sweeps
+/// expired sessions (and their unlocked keys) every few seconds, so a
+/// session ended by the CLI loses its key promptly.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let vault = app.vault.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(e) = vault.sweep().await {
+                tracing::warn!("session sweep failed: {e}");
+            }
+        }
+    });
+    let router = app.router();
+    let res = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    sweeper.abort();
+    res
+}
