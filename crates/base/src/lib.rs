@@ -21,6 +21,7 @@
 
 pub mod clock;
 pub mod secret;
+pub mod tools;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use jiff::Timestamp;

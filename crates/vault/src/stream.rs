@@ -408,10 +408,12 @@ mod tests {
     }
 
     /// Checks interoperability with the reference `age` CLI both ways.
-    /// Needs `age` on PATH: `cargo test -p porchlight-vault -- --ignored`.
+    /// Needs `age` on PATH (scripts/install-test-deps); CI requires it.
     #[test]
-    #[ignore = "needs the `age` CLI installed"]
     fn interop_with_age_cli() {
+        if !porchlight_base::tools::external("age") {
+            return;
+        }
         use age::secrecy::ExposeSecret;
         use std::process::Command;
 
