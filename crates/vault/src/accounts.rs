@@ -543,6 +543,18 @@ impl Vault {
         Ok(())
     }
 
+    /// Lifts the account's sign-in lockout (the CLI's `user unlock`): the
+    /// way back in for an owner whose account someone locked on purpose.
+    pub async fn unlock_account(&self, username: &str, actor: &Actor) -> Result<(), AuthError> {
+        let user = self.user(username).await?;
+        self.store
+            .throttle_clear(ThrottleScope::Account, &user.username)
+            .await?;
+        self.audit(actor, "user.unlock", &user.username, serde_json::json!({}))
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_role(
         &self,
         username: &str,

@@ -83,9 +83,11 @@ impl App {
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ))
+            // Not `no-referrer`: with it, browsers send `Origin: null` on
+            // form posts, and the CSRF guard's origin check would refuse them.
             .layer(SetResponseHeaderLayer::overriding(
                 header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
+                HeaderValue::from_static("same-origin"),
             ))
             .layer(SetResponseHeaderLayer::overriding(
                 header::X_FRAME_OPTIONS,

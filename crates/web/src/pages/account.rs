@@ -86,7 +86,8 @@ pub(super) async fn two_factor_form(
                 li { "Scan this code, or type the key below." }
             }
             img.qr src=(qr) alt="QR code for your authenticator app" width="220" height="220";
-            p { "Key: " code.secret data-testid="totp-secret" { (e.secret_base32) } }
+            p.muted { "Or type this key into the app:" }
+            p.secret data-testid="totp-secret" { (e.secret_base32) }
             form method="post" action="/account/two-factor" {
                 (csrf_field(&s.csrf_token))
                 label { "Then enter the 6-digit code the app shows" input name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }

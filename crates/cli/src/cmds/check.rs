@@ -1,0 +1,273 @@
+//! `porchlight check`: is this data folder sound, and does it keep the
+//! privacy promises that can be checked from the files alone?
+//!
+//! One line per check, `ok   <what>` or `FAIL <what>: <first problem>`;
+//! every check runs even after a failure, then the command fails naming
+//! the first problem. Opening the store applies pending migrations (as any
+//! start would), but a folder that does not exist is reported, never
+//! created.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use anyhow::anyhow;
+use porchlight_store::{MigrationStatus, Store};
+use porchlight_vault::keys::{inspect, WrapKind};
+
+use crate::context::{open_store, Context};
+
+/// What a private age key looks like in clear (compared ignoring case).
+const SECRET_KEY_PREFIX: &[u8] = b"AGE-SECRET-KEY-1";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// The outcome of one check.
+type Outcome = Result<String, String>;
+
+/// Prints the lines and remembers the first failure.
+struct Report {
+    out: std::io::StdoutLock<'static>,
+    ran: usize,
+    failed: usize,
+    first: Option<String>,
+}
+
+impl Report {
+    fn line(&mut self, what: &str, outcome: Outcome) -> anyhow::Result<()> {
+        self.ran += 1;
+        match outcome {
+            Ok(detail) if detail.is_empty() => writeln!(self.out, "ok   {what}")?,
+            Ok(detail) => writeln!(self.out, "ok   {what} ({detail})")?,
+            Err(problem) => {
+                writeln!(self.out, "FAIL {what}: {problem}")?;
+                self.failed += 1;
+                self.first.get_or_insert(format!("{what}: {problem}"));
+            }
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// A failure whose message is the whole line (no separate "what").
+    fn fail_line(&mut self, line: String) -> anyhow::Result<()> {
+        self.ran += 1;
+        self.failed += 1;
+        writeln!(self.out, "FAIL {line}")?;
+        self.out.flush()?;
+        self.first.get_or_insert(line);
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self.first {
+            None => Ok(()),
+            Some(first) => Err(anyhow!(
+                "{} of {} checks failed; the first problem: {first}",
+                self.failed,
+                self.ran
+            )),
+        }
+    }
+}
+
+pub async fn run(_args: Args, ctx: Context) -> anyhow::Result<()> {
+    let dir = ctx.data_dir.as_path();
+    let mut report = Report {
+        out: std::io::stdout().lock(),
+        ran: 0,
+        failed: 0,
+        first: None,
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.fail_line(format!("data folder {} does not exist", dir.display()))?;
+            return report.finish();
+        }
+        Err(e) => {
+            report.fail_line(format!("data folder {}: {e}", dir.display()))?;
+            return report.finish();
+        }
+        Ok(m) if !m.is_dir() => {
+            report.fail_line(format!("data folder {} is not a folder", dir.display()))?;
+            return report.finish();
+        }
+        Ok(_) => report.line(&format!("data folder {}", dir.display()), Ok(String::new()))?,
+    }
+    let store = match open_store(dir).await {
+        Ok(store) => store,
+        Err(e) => {
+            report.line("database", Err(crate::one_line(&e)))?;
+            return report.finish();
+        }
+    };
+    report.line("schema migrations", migrations(&store).await)?;
+    report.line("SQLite integrity", integrity(&store).await)?;
+    report.line("audit chain", audit_chain(&store).await)?;
+    report.line("household keys", household_keys(&store).await)?;
+    report.line("no private key in clear", plaintext_scan(dir))?;
+    store.close().await;
+    report.finish()
+}
+
+async fn migrations(store: &Store) -> Outcome {
+    match store.migration_status().await {
+        Ok(MigrationStatus::Current { version }) => Ok(format!("version {version}")),
+        Ok(other) => Err(other.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn integrity(store: &Store) -> Outcome {
+    match store.integrity_problem().await {
+        Ok(None) => Ok(String::new()),
+        Ok(Some(problem)) => Err(problem),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn audit_chain(store: &Store) -> Outcome {
+    match store.verify_audit_chain().await {
+        Ok((count, None)) => Ok(format!(
+            "{count} {}",
+            if count == 1 { "entry" } else { "entries" }
+        )),
+        Ok((_, Some(problem))) => Err(problem.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Owners and members hold a well-formed household key (both wrapped
+/// copies readable, each of the right kind); neighborhood accounts hold
+/// none.
+async fn household_keys(store: &Store) -> Outcome {
+    let users = store.list_users().await.map_err(|e| e.to_string())?;
+    let mut holders = 0;
+    for u in &users {
+        let name = &u.username;
+        match (&u.keys, u.role.is_hub_role()) {
+            (None, false) => {}
+            (None, true) => return Err(format!("`{name}` ({}) has no household key", u.role)),
+            (Some(_), false) => {
+                return Err(format!(
+                "`{name}` ({}) holds a household key, which neighborhood accounts must not have",
+                u.role
+            ))
+            }
+            (Some(keys), true) => {
+                if !keys.recipient.starts_with("age1") {
+                    return Err(format!(
+                        "the public key of `{name}` is not an age recipient"
+                    ));
+                }
+                for (blob, want) in [
+                    (&keys.by_password, WrapKind::Password),
+                    (&keys.by_recovery, WrapKind::RecoveryCode),
+                ] {
+                    match inspect(blob) {
+                        Ok(info) if info.kind == want => {}
+                        Ok(info) => {
+                            return Err(format!(
+                                "the {want}-wrapped key of `{name}` is wrapped by a {} instead",
+                                info.kind
+                            ))
+                        }
+                        Err(e) => return Err(format!("the {want}-wrapped key of `{name}`: {e}")),
+                    }
+                }
+                holders += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "{holders} of {} {} hold{} one",
+        users.len(),
+        if users.len() == 1 { "user" } else { "users" },
+        if users.len() == 1 { "s" } else { "" }
+    ))
+}
+
+/// No file directly in the folder (the database, its WAL and shared
+/// memory, the audit anchor) contains a private age key in clear.
+fn plaintext_scan(dir: &Path) -> Outcome {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut scanned = 0;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_file() => {}
+            _ => continue,
+        }
+        names.push(path);
+    }
+    names.sort();
+    for path in names {
+        match contains_ignoring_case(&path, SECRET_KEY_PREFIX) {
+            Ok(false) => scanned += 1,
+            Ok(true) => {
+                return Err(format!(
+                    "{} contains a private age key in clear (`AGE-SECRET-KEY-1…`)",
+                    path.display()
+                ))
+            }
+            // The WAL and shared-memory files come and go as connections
+            // close; a file gone between listing and reading is no problem.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(format!(
+        "{scanned} {} scanned",
+        if scanned == 1 { "file" } else { "files" }
+    ))
+}
+
+/// Streams the file, so a large one costs no memory.
+fn contains_ignoring_case(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
+    const CHUNK: usize = 64 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK + needle.len()];
+    let mut kept = 0;
+    loop {
+        let n = match file.read(&mut buf[kept..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        let end = kept + n;
+        if buf[..end]
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+        {
+            return Ok(true);
+        }
+        // Keep a tail shorter than the needle: a match across two reads.
+        kept = (needle.len() - 1).min(end);
+        buf.copy_within(end - kept..end, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_prefix_in_any_case_and_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut data = vec![b'x'; 64 * 1024 - 5];
+        data.extend_from_slice(b"age-secret-key-1QQQ");
+        std::fs::write(&path, &data).unwrap();
+        assert!(contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+        std::fs::write(&path, b"AGE-SECRET-KEY-").unwrap();
+        assert!(!contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+        std::fs::write(&path, b"").unwrap();
+        assert!(!contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+    }
+}

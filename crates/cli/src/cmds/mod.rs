@@ -1,0 +1,48 @@
+//! One file per subcommand. Each exposes its clap arguments and an async
+//! `run` taking them and the loaded [`Context`].
+
+use crate::context::{Context, DataDirRule};
+
+pub mod check;
+pub mod demo;
+pub mod keys;
+pub mod serve;
+pub mod user;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the hub (and, in the same process, the neighborhood server)
+    /// until Ctrl-C or SIGTERM.
+    Serve(serve::Args),
+    /// Run Porchlight on a separate demo folder with ready-made sign-ins.
+    Demo(demo::Args),
+    /// Add, list and change accounts.
+    #[command(subcommand)]
+    User(user::Command),
+    /// Household keys: restore access with a key recovery code.
+    #[command(subcommand)]
+    Keys(keys::Command),
+    /// Check a data folder: schema, database integrity, audit chain,
+    /// household keys, no private key in clear.
+    Check(check::Args),
+}
+
+impl Command {
+    /// Which data folder the command uses when `--data-dir` is not given.
+    pub fn data_dir_rule(&self) -> DataDirRule {
+        match self {
+            Command::Demo(_) => DataDirRule::Demo,
+            _ => DataDirRule::Household,
+        }
+    }
+}
+
+pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve::run(args, ctx).await,
+        Command::Demo(args) => demo::run(args, ctx).await,
+        Command::User(cmd) => user::run(cmd, ctx).await,
+        Command::Keys(cmd) => keys::run(cmd, ctx).await,
+        Command::Check(args) => check::run(args, ctx).await,
+    }
+}
