@@ -74,6 +74,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[accounts]`: sessions, login rate limiting, password hashing.
     pub accounts: AccountsConfig,
+    /// `[recorder]`: how video is written and kept.
+    pub recorder: RecorderConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
 }
@@ -165,6 +167,31 @@ impl Default for AccountsConfig {
             argon2_t: 2,
             argon2_p: 1,
             require_totp_for_owners: true,
+        }
+    }
+}
+
+/// `[recorder]`: how video is written and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecorderConfig {
+    /// Target length of one segment file in seconds (a segment ends at the
+    /// first key frame after it). Default 60.
+    pub segment_seconds: u32,
+    /// Longest time written video may sit in the page cache before an
+    /// fsync: the most a power cut can lose. Default 10.
+    pub flush_interval_seconds: u32,
+    /// Keep at least this many MiB free on the data folder's disk; the
+    /// oldest recordings go first. Default 1024.
+    pub min_free_mib: u32,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            segment_seconds: 60,
+            flush_interval_seconds: 10,
+            min_free_mib: 1024,
         }
     }
 }
@@ -314,12 +341,23 @@ argon2_p = {p}
 # Owners must enrol a second factor (TOTP or passkey).
 require_totp_for_owners = {totp}
 
+[recorder]
+# Target length of a segment file, in seconds.
+segment_seconds = {seg}
+# Longest time written video waits for an fsync: what a power cut can lose.
+flush_interval_seconds = {flush}
+# Keep at least this many MiB free on the data folder's disk.
+min_free_mib = {free_mib}
+
 [log]
 # "error", "warn", "info", "debug", "trace", or tracing directives such as
 # "info,porchlight_web=debug".
 level = "{level}"
 "#,
         listen = w.listen,
+        seg = d.recorder.segment_seconds,
+        flush = d.recorder.flush_interval_seconds,
+        free_mib = d.recorder.min_free_mib,
         trust = w.trust_forwarded_headers,
         idle = a.session_idle_minutes,
         max_days = a.session_max_days,
@@ -588,6 +626,9 @@ const ENV_KEYS: &[EnvKey] = &[
     k("accounts.argon2_t", Kind::U32, false, UINT),
     k("accounts.argon2_p", Kind::U32, false, UINT),
     k("accounts.require_totp_for_owners", Kind::Bool, false, BOOL),
+    k("recorder.segment_seconds", Kind::U32, false, UINT),
+    k("recorder.flush_interval_seconds", Kind::U32, false, UINT),
+    k("recorder.min_free_mib", Kind::U32, false, UINT),
     k(
         "log.level",
         Kind::Str,
@@ -693,6 +734,20 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if let Some(url) = &c.web.public_url {
         validate_public_url(url)?;
+    }
+
+    let r = &c.recorder;
+    if !(5..=3600).contains(&r.segment_seconds) {
+        return Err(invalid(
+            "recorder.segment_seconds",
+            "must be between 5 and 3600",
+        ));
+    }
+    if r.flush_interval_seconds == 0 {
+        return Err(invalid(
+            "recorder.flush_interval_seconds",
+            "must be at least 1",
+        ));
     }
 
     let a = &c.accounts;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use porchlight_config::{
-    example_toml, load, AccountsConfig, Config, ConfigError, LogConfig, SecureCookies, WebConfig,
+    example_toml, load, AccountsConfig, Config, ConfigError, LogConfig, RecorderConfig,
+    SecureCookies, WebConfig,
 };
 
 fn no_env(_: &str) -> Option<String> {
@@ -85,6 +86,11 @@ fn non_default_config() -> Config {
             argon2_p: 4,
             require_totp_for_owners: false,
         },
+        recorder: RecorderConfig {
+            segment_seconds: 30,
+            flush_interval_seconds: 2,
+            min_free_mib: 4096,
+        },
         log: LogConfig {
             level: "info,porchlight_web=debug".to_string(),
         },
@@ -112,6 +118,11 @@ argon2_m_kib = 65536
 argon2_t = 3
 argon2_p = 4
 require_totp_for_owners = false
+
+[recorder]
+segment_seconds = 30
+flush_interval_seconds = 2
+min_free_mib = 4096
 
 [log]
 level = "info,porchlight_web=debug"

@@ -32,7 +32,9 @@
 //! ```
 
 pub mod audit;
+pub mod cameras;
 mod migrate;
+pub mod recordings;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -46,6 +48,8 @@ use sqlx::sqlite::{
 };
 
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
+pub use cameras::{Camera, CameraStatusRow, NewCamera};
+pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
 pub use migrate::{MigrationStatus, MIGRATIONS};
 pub use sessions::NewSession;
 pub use sessions::{SessionRow, SessionStage};

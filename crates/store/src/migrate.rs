@@ -18,11 +18,18 @@ pub struct Migration {
 }
 
 /// Every schema step this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts_and_audit",
-    sql: include_str!("../migrations/sqlite/0001_accounts_and_audit.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts_and_audit",
+        sql: include_str!("../migrations/sqlite/0001_accounts_and_audit.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cameras_and_recordings",
+        sql: include_str!("../migrations/sqlite/0002_cameras_and_recordings.sql"),
+    },
+];
 
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
