@@ -112,14 +112,20 @@ impl Store {
     /// Removes a camera. Its recordings must have been moved to garbage
     /// first (see [`Store::delete_recordings`]).
     pub async fn delete_camera(&self, id: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await.doing("starting to remove a camera")?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .doing("starting to remove a camera")?;
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings WHERE camera_id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
             .await
             .doing("counting a camera's recordings")?;
         if left > 0 {
-            return Err(StoreError::Conflict(format!("camera #{id} still has {left} recordings")));
+            return Err(StoreError::Conflict(format!(
+                "camera #{id} still has {left} recordings"
+            )));
         }
         sqlx::query("DELETE FROM cameras WHERE id = ?")
             .bind(id)

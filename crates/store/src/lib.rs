@@ -49,8 +49,8 @@ use sqlx::sqlite::{
 
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
-pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
 pub use migrate::{MigrationStatus, MIGRATIONS};
+pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
 pub use sessions::NewSession;
 pub use sessions::{SessionRow, SessionStage};
 pub use throttle::{ThrottleRow, ThrottleScope};

@@ -91,7 +91,14 @@ fn rec_from_row(r: &sqlx::sqlite::SqliteRow) -> RecordingRow {
 
 impl Store {
     /// The id of this sample entry, adding it if new.
-    pub async fn sample_entry_id(&self, codec: &str, width: i64, height: i64, config: &[u8], rfc6381: &str) -> Result<i64> {
+    pub async fn sample_entry_id(
+        &self,
+        codec: &str,
+        width: i64,
+        height: i64,
+        config: &[u8],
+        rfc6381: &str,
+    ) -> Result<i64> {
         sqlx::query(
             "INSERT INTO video_sample_entries (codec, width, height, config, rfc6381) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (codec, width, height, config) DO NOTHING",
@@ -181,10 +188,12 @@ impl Store {
 
     /// Recordings still marked open (being written, or cut by a crash).
     pub async fn open_recordings(&self) -> Result<Vec<RecordingRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM recordings WHERE state = 'open' ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await
-            .doing("listing open recordings")?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM recordings WHERE state = 'open' ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .doing("listing open recordings")?;
         Ok(rows.iter().map(rec_from_row).collect())
     }
 
@@ -222,7 +231,11 @@ impl Store {
     }
 
     /// The oldest closed recordings of a camera (any stream), for retention.
-    pub async fn oldest_recordings(&self, camera_id: Option<i64>, limit: i64) -> Result<Vec<RecordingRow>> {
+    pub async fn oldest_recordings(
+        &self,
+        camera_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RecordingRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLS} FROM recordings WHERE state = 'closed' AND (? IS NULL OR camera_id = ?)
              ORDER BY start_us, id LIMIT ?"
@@ -250,15 +263,20 @@ impl Store {
     /// Moves recordings to the garbage list in one transaction; the caller
     /// then unlinks the files and calls [`Store::forget_garbage`].
     pub async fn delete_recordings(&self, ids: &[i64]) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await.doing("starting a recording deletion")?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .doing("starting a recording deletion")?;
         let mut names = Vec::with_capacity(ids.len());
         for id in ids {
-            let row: Option<(String, i64)> =
-                sqlx::query_as("DELETE FROM recordings WHERE id = ? RETURNING file_name, camera_id")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .doing("deleting a recording row")?;
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "DELETE FROM recordings WHERE id = ? RETURNING file_name, camera_id",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .doing("deleting a recording row")?;
             if let Some((name, camera)) = row {
                 sqlx::query("INSERT OR IGNORE INTO garbage (file_name, camera_id) VALUES (?, ?)")
                     .bind(&name)

@@ -878,6 +878,67 @@ impl Vault {
         Ok(Some(Authenticated { session: s }))
     }
 
+    /// Unlocks a hub user's household key with their password, outside any
+    /// session (the CLI's `export --user`). Throttled and audited like a
+    /// sign-in; the key lives only as long as the caller holds it.
+    pub async fn unlock_key(
+        &self,
+        username: &str,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<Arc<MemberKey>, AuthError> {
+        let now = self.clock.now();
+        self.locked(ThrottleScope::Account, username, now).await?;
+        let user = self.store.user_by_name(username).await?;
+        let phc = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.decoy.clone());
+        let wrapped = user
+            .as_ref()
+            .and_then(|u| u.keys.as_ref().map(|k| k.by_password.clone()));
+        let pw = Zeroizing::new(password.to_owned());
+        let (ok, key) = blocking(move || {
+            if !password::verify(&pw, &phc) {
+                return (false, None);
+            }
+            (true, wrapped.map(|w| keys::unwrap_with_password(&w, &pw)))
+        })
+        .await;
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            Some(u) if ok && u.disabled => return Err(AuthError::Disabled),
+            _ => {
+                self.record_failure(ThrottleScope::Account, username, now)
+                    .await?;
+                self.audit(actor, "key.unwrap_failed", username, serde_json::json!({}))
+                    .await?;
+                return Err(AuthError::BadCredentials);
+            }
+        };
+        self.store
+            .throttle_clear(ThrottleScope::Account, &user.username)
+            .await?;
+        let key = match key {
+            None => return Err(AuthError::NoKey(user.username)),
+            Some(Err(e)) => {
+                return Err(AuthError::BrokenKey {
+                    user: user.username,
+                    message: e.to_string(),
+                })
+            }
+            Some(Ok(k)) => k,
+        };
+        self.audit(
+            actor,
+            "key.unwrap",
+            &user.username,
+            serde_json::json!({ "session": null }),
+        )
+        .await?;
+        Ok(Arc::new(key))
+    }
+
     /// The household key unlocked by this session, if fully signed in.
     pub fn unlocked_key(&self, session: &SessionRow) -> Option<Arc<MemberKey>> {
         if session.stage != SessionStage::Full {

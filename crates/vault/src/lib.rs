@@ -10,6 +10,9 @@
 //!   by their password and by a recovery code.
 //! * [`stream`] — encrypting a byte stream to household members and opening
 //!   it again with seeking (what the recorder and playback use).
+//! * [`sealed`] — per-file random keys wrapped with age to members, and
+//!   independently sealed ChaCha20-Poly1305 records (the crash-safe
+//!   segment files of the media crate).
 //! * [`totp`] — RFC 6238 codes with replay-proof step matching.
 //! * [`password`] — Argon2id hashing and the password policy.
 //!
@@ -27,6 +30,7 @@
 pub mod accounts;
 pub mod keys;
 pub mod password;
+pub mod sealed;
 pub mod stream;
 pub mod totp;
 

@@ -3,8 +3,10 @@
 
 use crate::context::{Context, DataDirRule};
 
+pub mod camera;
 pub mod check;
 pub mod demo;
+pub mod export;
 pub mod keys;
 pub mod serve;
 pub mod user;
@@ -19,9 +21,14 @@ pub enum Command {
     /// Add, list and change accounts.
     #[command(subcommand)]
     User(user::Command),
+    /// Add, list and remove cameras; grant members access.
+    #[command(subcommand)]
+    Camera(camera::Command),
     /// Household keys: restore access with a key recovery code.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Export a time range of a camera as an MP4 file.
+    Export(export::Args),
     /// Check a data folder: schema, database integrity, audit chain,
     /// household keys, no private key in clear.
     Check(check::Args),
@@ -43,6 +50,8 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, ctx).await,
         Command::User(cmd) => user::run(cmd, ctx).await,
         Command::Keys(cmd) => keys::run(cmd, ctx).await,
+        Command::Camera(cmd) => camera::run(cmd, ctx).await,
         Command::Check(args) => check::run(args, ctx).await,
+        Command::Export(args) => export::run(args, ctx).await,
     }
 }

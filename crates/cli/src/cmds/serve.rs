@@ -83,6 +83,22 @@ impl Server {
             addr,
             mut signals,
         } = self;
+        let rec = &ctx.config.recorder;
+        let rec_opts = porchlight_recorder::RecorderOptions {
+            writer: porchlight_recorder::WriterOptions {
+                segment_target: std::time::Duration::from_secs(rec.segment_seconds.into()),
+                flush_interval: std::time::Duration::from_secs(rec.flush_interval_seconds.into()),
+            },
+            min_free_bytes: u64::from(rec.min_free_mib) << 20,
+            ..Default::default()
+        };
+        let (recorder, _recovery) = porchlight_recorder::Recorder::start(
+            vault.store().clone(),
+            porchlight_base::clock::system(),
+            rec_opts,
+        )
+        .await
+        .context("starting the recorder")?;
         let mut config = ctx.config;
         config.web.listen = addr;
         let app = porchlight_web::App::new(vault.clone(), Arc::new(config));
@@ -122,6 +138,7 @@ impl Server {
                 }
             }
         };
+        recorder.shutdown().await;
         vault.store().clone().close().await;
         tracing::info!("Porchlight stopped");
         result

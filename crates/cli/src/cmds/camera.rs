@@ -1,0 +1,318 @@
+//! `porchlight camera add|list|remove|grant`: the cameras this hub records.
+//! Changes reach a running hub within a few seconds (it re-reads the list).
+
+use std::io::Write;
+
+use anyhow::{bail, Context as _};
+use porchlight_store::{NewCamera, Role};
+use porchlight_vault::Actor;
+
+use crate::context::Context;
+use crate::secrets;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Add a camera (an RTSP URL; H.264 or H.265).
+    Add(AddArgs),
+    /// List cameras with their live status and recorded bytes.
+    List(ListArgs),
+    /// Remove a camera and delete its recordings.
+    Remove(NameArg),
+    /// Let a member see a camera (owners see all cameras). New recordings
+    /// are encrypted to them from now on; older ones stay unreadable to them.
+    Grant(GrantArgs),
+    /// Take a member's access away (for recordings made from now on).
+    Revoke(GrantArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// A short name, used in URLs: letters, digits, `-`, `_`.
+    pub name: String,
+    /// The main stream, e.g. rtsp://192.168.1.20:554/stream1
+    #[arg(long)]
+    pub url: String,
+    /// The low-resolution sub-stream, used for detection and previews.
+    #[arg(long = "sub-url")]
+    pub sub_url: Option<String>,
+    /// The camera's user name, if it asks for one.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the camera's password from the first line of standard input.
+    #[arg(long = "password-stdin", requires = "username")]
+    pub password_stdin: bool,
+    /// Delete recordings older than this many days.
+    #[arg(long = "retain-days")]
+    pub retain_days: Option<u32>,
+    /// Keep at most this many GiB of this camera's recordings.
+    #[arg(long = "retain-gib")]
+    pub retain_gib: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArg {
+    pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    pub camera: String,
+    pub user: String,
+}
+
+pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
+    match cmd {
+        Command::Add(a) => add(a, &ctx).await,
+        Command::List(a) => list(a, &ctx).await,
+        Command::Remove(a) => remove(&a.name, &ctx).await,
+        Command::Grant(a) => grant(a, true, &ctx).await,
+        Command::Revoke(a) => grant(a, false, &ctx).await,
+    }
+}
+
+/// Checks a camera name and URL; the message says what is wrong.
+pub fn check_camera(name: &str, url: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 48
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("`{name}` is not a valid camera name: use 1 to 48 letters, digits, `-` or `_`");
+    }
+    let parsed = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    if !matches!(parsed.scheme(), "rtsp" | "rtsps") {
+        bail!("`{url}` is not an RTSP URL (it must start with rtsp://)");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        bail!("`{url}` has no host");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        bail!("put the camera's user name in --username and its password on stdin with --password-stdin, not in the URL (URLs end up in logs)");
+    }
+    Ok(())
+}
+
+async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
+    check_camera(&a.name, &a.url)?;
+    if let Some(sub) = &a.sub_url {
+        check_camera(&a.name, sub).context("--sub-url")?;
+    }
+    let password = if a.password_stdin {
+        Some(
+            secrets::stdin_lines(&["camera password"])?
+                .remove(0)
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    let vault = ctx.open_vault().await?;
+    let cam = vault
+        .store()
+        .create_camera(
+            &NewCamera {
+                name: a.name.clone(),
+                main_url: a.url.clone(),
+                sub_url: a.sub_url.clone(),
+                username: a.username.clone(),
+                password,
+                retain_max_age_secs: a.retain_days.map(|d| i64::from(d) * 86400),
+                retain_max_bytes: a.retain_gib.map(|g| (g * 1024.0 * 1024.0 * 1024.0) as i64),
+            },
+            vault.now(),
+        )
+        .await?;
+    vault
+        .audit(
+            &Actor::cli(),
+            "camera.add",
+            &cam.name,
+            serde_json::json!({ "url": cam.main_url }),
+        )
+        .await?;
+    println!(
+        "Added camera `{}`. A running hub starts recording it within a few seconds.",
+        cam.name
+    );
+    if vault
+        .store()
+        .list_users()
+        .await?
+        .iter()
+        .all(|u| u.role != Role::Owner)
+    {
+        println!("Note: recording starts once the hub has an owner (recordings are encrypted to the household's keys).");
+    }
+    Ok(())
+}
+
+fn human_bytes(b: i64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
+    let store = ctx.open_existing_store().await?;
+    let now = jiff::Timestamp::now();
+    let mut rows = Vec::new();
+    for c in store.cameras().await? {
+        let (bytes, segments) = store.camera_usage(c.id).await?;
+        let status = store.camera_status(c.id).await?;
+        // A status older than this means no hub is running on the folder.
+        let fresh = status
+            .as_ref()
+            .is_some_and(|s| (now - s.updated_at).get_seconds() < 20);
+        rows.push((c, bytes, segments, status, fresh));
+    }
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(c, bytes, segments, s, fresh)| {
+                serde_json::json!({
+                    "name": c.name,
+                    "url": c.main_url,
+                    "sub_url": c.sub_url,
+                    "enabled": c.enabled,
+                    "hub_running": fresh,
+                    "connected": *fresh && s.as_ref().is_some_and(|s| s.connected),
+                    "fps": s.as_ref().filter(|_| *fresh).map(|s| s.fps),
+                    "bitrate_bps": s.as_ref().filter(|_| *fresh).map(|s| s.bitrate_bps),
+                    "last_error": s.as_ref().and_then(|s| s.last_error.clone()),
+                    "recorded_bytes": bytes,
+                    "segments": segments,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "No cameras. Add one with: porchlight camera add NAME --url rtsp://…"
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<16} {:<12} {:>6} {:>11} {:>10}  LAST ERROR",
+        "NAME", "STATUS", "FPS", "BITRATE", "RECORDED"
+    )?;
+    for (c, bytes, _, s, fresh) in &rows {
+        let (state, fps, rate) = match (fresh, s) {
+            (false, _) => ("hub stopped".to_string(), "-".to_string(), "-".to_string()),
+            (true, Some(s)) if s.connected => (
+                "recording".to_string(),
+                format!("{:.1}", s.fps),
+                format!("{:.0} kbit/s", s.bitrate_bps / 1000.0),
+            ),
+            (true, _) => ("offline".to_string(), "-".to_string(), "-".to_string()),
+        };
+        let err = s
+            .as_ref()
+            .and_then(|s| s.last_error.clone())
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<16} {:<12} {:>6} {:>11} {:>10}  {}",
+            c.name,
+            state,
+            fps,
+            rate,
+            human_bytes(*bytes),
+            err
+        )?;
+    }
+    Ok(())
+}
+
+async fn remove(name: &str, ctx: &Context) -> anyhow::Result<()> {
+    let vault = ctx.open_existing_vault().await?;
+    let store = vault.store();
+    let cam = store
+        .camera_by_name(name)
+        .await?
+        .with_context(|| format!("no camera named `{name}`"))?;
+    // Disable first, so a running hub stops writing before rows go.
+    let all = store.all_recordings().await?;
+    let ids: Vec<i64> = all
+        .iter()
+        .filter(|r| r.camera_id == cam.id)
+        .map(|r| r.id)
+        .collect();
+    store.delete_recordings(&ids).await?;
+    let dir = ctx.data_dir.join(porchlight_recorder::RECORDINGS_DIR);
+    porchlight_recorder::recovery::collect_garbage(store, &dir).await?;
+    store
+        .delete_camera(cam.id)
+        .await
+        .context("a running hub is still writing this camera; try again in a few seconds")?;
+    vault
+        .audit(
+            &Actor::cli(),
+            "camera.remove",
+            &cam.name,
+            serde_json::json!({ "segments_deleted": ids.len() }),
+        )
+        .await?;
+    println!(
+        "Removed camera `{}` and {} recorded segments.",
+        cam.name,
+        ids.len()
+    );
+    Ok(())
+}
+
+async fn grant(a: GrantArgs, on: bool, ctx: &Context) -> anyhow::Result<()> {
+    let vault = ctx.open_existing_vault().await?;
+    let store = vault.store();
+    let cam = store
+        .camera_by_name(&a.camera)
+        .await?
+        .with_context(|| format!("no camera named `{}`", a.camera))?;
+    let user = vault.user(&a.user).await?;
+    if user.role != Role::Member {
+        bail!(
+            "`{}` is {}: only members get per-camera grants (owners see every camera)",
+            user.username,
+            user.role
+        );
+    }
+    store.grant_camera(cam.id, user.id, on).await?;
+    let action = if on { "camera.grant" } else { "camera.revoke" };
+    vault
+        .audit(
+            &Actor::cli(),
+            action,
+            &cam.name,
+            serde_json::json!({ "user": user.username }),
+        )
+        .await?;
+    if on {
+        println!(
+            "`{}` can now see `{}` (recordings from now on are encrypted to them too).",
+            user.username, cam.name
+        );
+    } else {
+        println!(
+            "`{}` no longer gets `{}`'s new recordings.",
+            user.username, cam.name
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Camera ingest: one task per camera stream that connects with `retina`
+//! over RTSP/TCP, hands frames to a [`StreamWriter`], and reconnects with
+//! exponential backoff (1 s doubling, capped at 10 s) when the camera goes
+//! away, stalls, or sends something unusable. Nothing a camera sends can
+//! take the hub down: every failure ends in this loop's error arm, recorded
+//! as the camera's `last_error`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use porchlight_base::SharedClock;
+use porchlight_media::{Codec, VideoSampleEntry};
+use porchlight_store::{Camera, Store};
+use retina::client::{
+    PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
+};
+use retina::codec::{CodecItem, ParametersRef};
+use tokio::sync::watch;
+
+use crate::status::StatusBoard;
+use crate::writer::{Frame, StreamWriter, WriterOptions};
+use crate::RecorderError;
+
+/// A camera silent for this long is treated as stalled and reconnected.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnect delays: 1, 2, 4, 8, 10, 10, … seconds.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs((1u64 << attempt.min(4)).min(10))
+}
+
+pub(crate) struct CameraTask {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub recordings_dir: std::path::PathBuf,
+    pub camera: Camera,
+    pub opts: WriterOptions,
+    pub status: Arc<StatusBoard>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl CameraTask {
+    /// Runs until shutdown.
+    pub async fn run(mut self) {
+        let mut attempt = 0u32;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let res = self.session().await;
+            self.status
+                .disconnected(self.camera.id, res.as_ref().err().map(|e| e.to_string()));
+            match res {
+                Ok(()) => return, // shutdown
+                Err(e) => {
+                    tracing::warn!(camera = %self.camera.name, "camera connection ended: {e}");
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                attempt = 0;
+            }
+            let wait = backoff(attempt);
+            attempt += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One connection: describe, setup, play, record until error/shutdown.
+    async fn session(&mut self) -> Result<(), RecorderError> {
+        let url = url::Url::parse(&self.camera.main_url).map_err(|e| {
+            RecorderError::Camera(format!("bad URL `{}`: {e}", self.camera.main_url))
+        })?;
+        let creds = match (&self.camera.username, &self.camera.password) {
+            (Some(u), p) => Some(retina::client::Credentials {
+                username: u.clone(),
+                password: p.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let opts = SessionOptions::default()
+            .creds(creds)
+            .user_agent(format!("Porchlight/{}", env!("CARGO_PKG_VERSION")));
+        let mut session = tokio::time::timeout(STALL_TIMEOUT, Session::describe(url, opts))
+            .await
+            .map_err(|_| RecorderError::Camera("no answer to DESCRIBE within 10 s".into()))?
+            .map_err(|e| RecorderError::Camera(e.to_string()))?;
+        let video_i = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+            .ok_or_else(|| {
+                let found: Vec<String> = session
+                    .streams()
+                    .iter()
+                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                    .collect();
+                RecorderError::Camera(format!(
+                    "no H.264 or H.265 video stream (camera offers: {})",
+                    found.join(", ")
+                ))
+            })?;
+        session
+            .setup(
+                video_i,
+                SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())),
+            )
+            .await
+            .map_err(|e| RecorderError::Camera(e.to_string()))?;
+        let mut demuxed = session
+            .play(PlayOptions::default())
+            .await
+            .map_err(|e| RecorderError::Camera(e.to_string()))?
+            .demuxed()
+            .map_err(|e| RecorderError::Camera(e.to_string()))?;
+
+        let mut writer: Option<StreamWriter> = None;
+        let mut entry: Option<VideoSampleEntry> = None;
+        let result = loop {
+            let item = tokio::select! {
+                _ = self.shutdown.changed() => break Ok(()),
+                item = tokio::time::timeout(STALL_TIMEOUT, demuxed.next()) => item,
+            };
+            let item = match item {
+                Err(_) => break Err(RecorderError::Camera("no video for 10 s (stalled)".into())),
+                Ok(None) => break Err(RecorderError::Camera("the camera ended the stream".into())),
+                Ok(Some(Err(e))) => break Err(RecorderError::Camera(e.to_string())),
+                Ok(Some(Ok(item))) => item,
+            };
+            let CodecItem::VideoFrame(frame) = item else {
+                continue;
+            };
+            if frame.loss() > 0 {
+                tracing::debug!(camera = %self.camera.name, lost = frame.loss(), "packets lost before a frame");
+            }
+            if entry.is_none() || frame.has_new_parameters() {
+                let Some(ParametersRef::Video(p)) = demuxed.streams()[video_i].parameters() else {
+                    continue; // parameters not known yet: wait for SPS/PPS
+                };
+                let e = sample_entry(p)?;
+                if entry.as_ref() != Some(&e) {
+                    if let Some(w) = writer.take() {
+                        w.finish().await?;
+                    }
+                    let recipients = self.recipients().await?;
+                    writer = Some(
+                        StreamWriter::new(
+                            self.store.clone(),
+                            &self.recordings_dir,
+                            self.camera.id,
+                            "main",
+                            &e,
+                            recipients,
+                            self.opts.clone(),
+                        )
+                        .await?,
+                    );
+                    entry = Some(e);
+                }
+            }
+            let now = self.clock.now();
+            let pts = frame.timestamp().timestamp();
+            let rap = frame.is_random_access_point();
+            let data = frame.into_data();
+            let key = rap
+                || (entry.as_ref().is_some_and(|e| e.codec == Codec::H265)
+                    && porchlight_media::nal::hevc_is_irap(&data));
+            self.status.frame(self.camera.id, data.len());
+            if let Some(w) = writer.as_mut() {
+                if let Err(e) = w
+                    .push(
+                        Frame {
+                            pts_90k: pts,
+                            key,
+                            data,
+                        },
+                        now,
+                    )
+                    .await
+                {
+                    break Err(e);
+                }
+            }
+        };
+        if let Some(w) = writer.take() {
+            if let Err(e) = w.finish().await {
+                tracing::warn!(camera = %self.camera.name, "closing the last segment failed: {e}");
+            }
+        }
+        result
+    }
+
+    async fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, RecorderError> {
+        let keys = self.store.camera_recipients(self.camera.id).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(k.parse::<age::x25519::Recipient>().map_err(|e| {
+                RecorderError::Internal(format!("stored public key `{k}` is unreadable: {e}"))
+            })?);
+        }
+        if out.is_empty() {
+            return Err(RecorderError::NoRecipients);
+        }
+        Ok(out)
+    }
+}
+
+/// The MP4 sample entry for retina's video parameters.
+pub fn sample_entry(p: &retina::codec::VideoParameters) -> Result<VideoSampleEntry, RecorderError> {
+    let codec = if p.rfc6381_codec().starts_with("avc1") {
+        Codec::H264
+    } else if p.rfc6381_codec().starts_with("hvc1") || p.rfc6381_codec().starts_with("hev1") {
+        Codec::H265
+    } else {
+        return Err(RecorderError::Camera(format!(
+            "unsupported codec {}",
+            p.rfc6381_codec()
+        )));
+    };
+    let (w, h) = p.pixel_dimensions();
+    Ok(VideoSampleEntry {
+        codec,
+        width: u16::try_from(w)
+            .map_err(|_| RecorderError::Camera(format!("width {w} too large")))?,
+        height: u16::try_from(h)
+            .map_err(|_| RecorderError::Camera(format!("height {h} too large")))?,
+        config: p.extra_data().to_vec(),
+        rfc6381: p.rfc6381_codec().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_is_capped_at_ten_seconds() {
+        let secs: Vec<u64> = (0..8).map(|a| super::backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10, 10, 10]);
+    }
+}

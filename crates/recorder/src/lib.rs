@@ -1,0 +1,234 @@
+//! # porchlight-recorder
+//!
+//! The hub's recorder: it keeps every configured camera connected and its
+//! video on disk, encrypted, indexed and within its retention limits.
+//!
+//! * [`ingest`] — one task per camera: RTSP over TCP with `retina`,
+//!   reconnect with backoff, stall detection.
+//! * [`writer`] — frames → GOP records → segment files + index rows, with
+//!   the fsync ordering of design/storage.md.
+//! * [`recovery`] — start-up repair after a crash (before recording).
+//! * [`retention`] — age, size and free-space limits; oldest first.
+//! * [`export`] — any time range as an MP4, decrypted with a member's key.
+//! * [`status`] — live connection statistics, mirrored to the store.
+//!
+//! Invariants: no plaintext sample ever reaches disk (the writer only
+//! writes sealed records); a camera can never take the hub down (every
+//! failure ends in its own task's reconnect loop); the set of cameras is
+//! re-read from the store every few seconds, so `porchlight camera add`
+//! on a running hub takes effect without a restart.
+//!
+//! Not here: decoding and detection (the detection crate), HTTP (web).
+
+pub mod export;
+pub mod ingest;
+pub mod recovery;
+pub mod retention;
+pub mod status;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use porchlight_base::SharedClock;
+use porchlight_store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use status::StatusBoard;
+pub use writer::WriterOptions;
+
+/// Name of the recordings directory inside the data folder.
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// Errors of the recorder; each names what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("camera: {0}")]
+    Camera(String),
+    #[error("no one can see this camera's recordings yet (no owner with a household key): recording waits for an owner")]
+    NoRecipients,
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Segment(#[from] porchlight_media::segment::SegmentError),
+    #[error(transparent)]
+    Store(#[from] porchlight_store::StoreError),
+    #[error("{0}")]
+    Export(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RecorderError {
+    pub(crate) fn io(doing: String, source: std::io::Error) -> Self {
+        RecorderError::Io { doing, source }
+    }
+}
+
+/// Recorder settings.
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    pub writer: WriterOptions,
+    /// Keep at least this much free space on the data folder's disk.
+    pub min_free_bytes: u64,
+    /// How often the camera list, statuses and retention are revisited.
+    pub housekeeping_interval: Duration,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        RecorderOptions {
+            writer: WriterOptions::default(),
+            min_free_bytes: 1 << 30,
+            housekeeping_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The running recorder. Dropping it does not stop it: call [`Recorder::shutdown`].
+pub struct Recorder {
+    store: Store,
+    dir: PathBuf,
+    status: Arc<StatusBoard>,
+    shutdown_tx: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Recovers the folder after any crash, then starts recording every
+    /// enabled camera and the housekeeping loop.
+    pub async fn start(
+        store: Store,
+        clock: SharedClock,
+        opts: RecorderOptions,
+    ) -> Result<(Recorder, recovery::RecoveryReport), RecorderError> {
+        let dir = store.data_dir().join(RECORDINGS_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RecorderError::io(format!("creating {}", dir.display()), e))?;
+        let report = recovery::recover(&store, &dir).await?;
+        let status = Arc::new(StatusBoard::default());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let supervisor = tokio::spawn(supervise(
+            store.clone(),
+            clock,
+            dir.clone(),
+            opts,
+            status.clone(),
+            shutdown_rx,
+        ));
+        Ok((
+            Recorder {
+                store,
+                dir,
+                status,
+                shutdown_tx,
+                supervisor,
+            },
+            report,
+        ))
+    }
+
+    pub fn recordings_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops every camera cleanly: each closes its segment after its last
+    /// complete GOP.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.supervisor.await;
+        self.status
+            .publish(&self.store, jiff::Timestamp::now())
+            .await;
+    }
+}
+
+/// Keeps one task per enabled camera, publishes statuses, runs retention.
+async fn supervise(
+    store: Store,
+    clock: SharedClock,
+    dir: PathBuf,
+    opts: RecorderOptions,
+    status: Arc<StatusBoard>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks: HashMap<
+        i64,
+        (
+            porchlight_store::Camera,
+            watch::Sender<bool>,
+            JoinHandle<()>,
+        ),
+    > = HashMap::new();
+    let mut tick = tokio::time::interval(opts.housekeeping_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        match store.cameras().await {
+            Err(e) => tracing::warn!("reading cameras failed: {e}"),
+            Ok(cams) => {
+                // Stop tasks of cameras removed, disabled or changed.
+                let wanted: HashMap<i64, &porchlight_store::Camera> = cams
+                    .iter()
+                    .filter(|c| c.enabled)
+                    .map(|c| (c.id, c))
+                    .collect();
+                let stale: Vec<i64> = tasks
+                    .iter()
+                    .filter(|(id, (cam, _, h))| {
+                        wanted.get(id).is_none_or(|c| *c != cam) || h.is_finished()
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in stale {
+                    if let Some((_, stop, handle)) = tasks.remove(&id) {
+                        let _ = stop.send(true);
+                        let _ = handle.await;
+                        status.forget(id);
+                    }
+                }
+                for (id, cam) in wanted {
+                    if tasks.contains_key(&id) {
+                        continue;
+                    }
+                    let (stop_tx, stop_rx) = watch::channel(false);
+                    let task = ingest::CameraTask {
+                        store: store.clone(),
+                        clock: clock.clone(),
+                        recordings_dir: dir.clone(),
+                        camera: cam.clone(),
+                        opts: opts.writer.clone(),
+                        status: status.clone(),
+                        shutdown: stop_rx,
+                    };
+                    tracing::info!(camera = %cam.name, "recording");
+                    tasks.insert(id, (cam.clone(), stop_tx, tokio::spawn(task.run())));
+                }
+            }
+        }
+        status.publish(&store, clock.now()).await;
+        let free_dir = dir.clone();
+        let free = move || retention::free_bytes(&free_dir);
+        if let Err(e) =
+            retention::enforce(&store, &dir, opts.min_free_bytes, &free, clock.now()).await
+        {
+            tracing::warn!("retention pass failed: {e}");
+        }
+    }
+    for (_, (_, stop, handle)) in tasks {
+        let _ = stop.send(true);
+        let _ = handle.await;
+    }
+}
