@@ -36,6 +36,7 @@ pub(crate) struct CameraTask {
     pub camera: Camera,
     pub opts: WriterOptions,
     pub status: Arc<StatusBoard>,
+    pub live: Arc<crate::LiveHub>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -118,7 +119,7 @@ impl CameraTask {
             .map_err(|e| RecorderError::Camera(e.to_string()))?;
 
         let mut writer: Option<StreamWriter> = None;
-        let mut entry: Option<VideoSampleEntry> = None;
+        let mut entry: Option<Arc<VideoSampleEntry>> = None;
         let result = loop {
             let item = tokio::select! {
                 _ = self.shutdown.changed() => break Ok(()),
@@ -141,7 +142,7 @@ impl CameraTask {
                     continue; // parameters not known yet: wait for SPS/PPS
                 };
                 let e = sample_entry(p)?;
-                if entry.as_ref() != Some(&e) {
+                if entry.as_deref() != Some(&e) {
                     if let Some(w) = writer.take() {
                         w.finish().await?;
                     }
@@ -158,17 +159,26 @@ impl CameraTask {
                         )
                         .await?,
                     );
-                    entry = Some(e);
+                    entry = Some(Arc::new(e));
                 }
             }
             let now = self.clock.now();
             let pts = frame.timestamp().timestamp();
             let rap = frame.is_random_access_point();
-            let data = frame.into_data();
+            let data = bytes::Bytes::from(frame.into_data());
             let key = rap
                 || (entry.as_ref().is_some_and(|e| e.codec == Codec::H265)
                     && porchlight_media::nal::hevc_is_irap(&data));
             self.status.frame(self.camera.id, data.len());
+            if let Some(e) = &entry {
+                self.live.publish(self.camera.id, || crate::LiveFrame {
+                    pts_90k: pts,
+                    key,
+                    data: data.clone(),
+                    entry: e.clone(),
+                    arrival: now,
+                });
+            }
             if let Some(w) = writer.as_mut() {
                 if let Err(e) = w
                     .push(

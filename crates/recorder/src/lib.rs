@@ -22,6 +22,7 @@
 
 pub mod export;
 pub mod ingest;
+pub mod live;
 pub mod recovery;
 pub mod retention;
 pub mod status;
@@ -37,6 +38,7 @@ use porchlight_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use live::{LiveFrame, LiveHub};
 pub use status::StatusBoard;
 pub use writer::WriterOptions;
 
@@ -96,6 +98,7 @@ pub struct Recorder {
     store: Store,
     dir: PathBuf,
     status: Arc<StatusBoard>,
+    live: Arc<LiveHub>,
     shutdown_tx: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
 }
@@ -113,6 +116,7 @@ impl Recorder {
             .map_err(|e| RecorderError::io(format!("creating {}", dir.display()), e))?;
         let report = recovery::recover(&store, &dir).await?;
         let status = Arc::new(StatusBoard::default());
+        let live = Arc::new(LiveHub::default());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let supervisor = tokio::spawn(supervise(
             store.clone(),
@@ -120,6 +124,7 @@ impl Recorder {
             dir.clone(),
             opts,
             status.clone(),
+            live.clone(),
             shutdown_rx,
         ));
         Ok((
@@ -127,6 +132,7 @@ impl Recorder {
                 store,
                 dir,
                 status,
+                live,
                 shutdown_tx,
                 supervisor,
             },
@@ -140,6 +146,11 @@ impl Recorder {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Live frames of every camera (restream, live view, detection).
+    pub fn live(&self) -> Arc<LiveHub> {
+        self.live.clone()
     }
 
     /// Stops every camera cleanly: each closes its segment after its last
@@ -160,6 +171,7 @@ async fn supervise(
     dir: PathBuf,
     opts: RecorderOptions,
     status: Arc<StatusBoard>,
+    live: Arc<LiveHub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks: HashMap<
@@ -211,6 +223,7 @@ async fn supervise(
                         camera: cam.clone(),
                         opts: opts.writer.clone(),
                         status: status.clone(),
+                        live: live.clone(),
                         shutdown: stop_rx,
                     };
                     tracing::info!(camera = %cam.name, "recording");

@@ -48,7 +48,7 @@ pub struct Frame {
     pub pts_90k: i64,
     pub key: bool,
     /// Length-prefixed NAL units.
-    pub data: Vec<u8>,
+    pub data: bytes::Bytes,
 }
 
 struct OpenSegment {
