@@ -108,7 +108,7 @@ fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
     o
 }
 
-fn serve(dir: &Path) -> Kill {
+fn serve(dir: &Path) -> (Kill, String) {
     let mut child = porchlight(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -120,7 +120,14 @@ fn serve(dir: &Path) -> Kill {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("running at"), "{line}");
-    Kill(child)
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    (Kill(child), url)
 }
 
 fn cameras(dir: &Path) -> Vec<serde_json::Value> {
@@ -208,6 +215,22 @@ fn export(dir: &Path, camera: &str, from: &str, to: &str, out: &Path) -> String 
     );
     assert_eq!(code, 0, "export failed:\n{stdout}\n{stderr}");
     stderr
+}
+
+fn audit_actions(dir: &Path) -> Vec<String> {
+    let db = dir.join("porchlight.db");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(db)
+                .read_only(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        })
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -308,7 +331,15 @@ fn records_real_cameras_exports_and_survives_kill_9() {
     assert_ne!(code, 0);
     assert!(e.contains("not an RTSP URL"), "{e}");
 
-    let hub = serve(&dir);
+    // A member granted only `front` (before recording starts, so its
+    // recordings are encrypted to them too).
+    ok(
+        &dir,
+        &["user", "add", "bob", "--role", "member", "--password-stdin"],
+        &format!("{PW}\n"),
+    );
+    ok(&dir, &["camera", "grant", "front", "bob"], "");
+    let (hub, url) = serve(&dir);
     wait_connected(&dir, &["front", "digest", "hevc"], Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(14));
     let cams = cameras(&dir);
@@ -361,13 +392,111 @@ fn records_real_cameras_exports_and_survives_kill_9() {
         }
     }
 
+    // Playback over HTTP as the member: Range requests, ETag, audit, and
+    // refusal for a camera without a grant.
+    let agent = ureq::agent();
+    let signin: serde_json::Value = agent
+        .post(&format!("{url}/api/v1/sessions"))
+        .send_json(serde_json::json!({ "username": "bob", "password": PW }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let bearer = format!("Bearer {}", signin["token"].as_str().unwrap());
+    let listed: serde_json::Value = agent
+        .get(&format!("{url}/api/v1/cameras"))
+        .set("Authorization", &bearer)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["front"], "a member sees only granted cameras");
+    let denied = agent
+        .get(&format!("{url}/api/v1/cameras/digest/view.mp4?from=-8s"))
+        .set("Authorization", &bearer)
+        .call();
+    assert!(
+        matches!(denied, Err(ureq::Error::Status(403, _))),
+        "{denied:?}"
+    );
+    let view = format!("{url}/api/v1/cameras/front/view.mp4?from=-8s&to=-1s");
+    let view = view
+        .replace(
+            "-8s",
+            &jiff::Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_secs(8))
+                .unwrap()
+                .to_string(),
+        )
+        .replace(
+            "to=-1s",
+            &format!(
+                "to={}",
+                jiff::Timestamp::now()
+                    .checked_sub(jiff::SignedDuration::from_secs(1))
+                    .unwrap()
+            ),
+        );
+    let whole = agent
+        .get(&view)
+        .set("Authorization", &bearer)
+        .call()
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole
+        .header("content-type")
+        .unwrap()
+        .starts_with("video/mp4"));
+    let etag = whole.header("etag").unwrap().to_owned();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut whole.into_reader(), &mut body).unwrap();
+    let part = agent
+        .get(&view)
+        .set("Authorization", &bearer)
+        .set("Range", "bytes=100-1099")
+        .call()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.header("etag").unwrap(),
+        etag,
+        "the same plan serves every range"
+    );
+    assert_eq!(
+        part.header("content-range").unwrap(),
+        format!("bytes 100-1099/{}", body.len())
+    );
+    let mut piece = Vec::new();
+    std::io::Read::read_to_end(&mut part.into_reader(), &mut piece).unwrap();
+    assert_eq!(piece, &body[100..1100]);
+    let f5 = out.path().join("http.mp4");
+    std::fs::write(&f5, &body).unwrap();
+    assert_eq!(ffprobe(&f5)["streams"][0]["codec_name"], "h264");
+    decodes_cleanly(&f5);
+    let audit = ok(&dir, &["check"], "");
+    assert!(audit.contains("ok   audit chain"), "{audit}");
+    let actions = audit_actions(&dir);
+    let count = |a: &str| actions.iter().filter(|x| x.as_str() == a).count();
+    assert_eq!(
+        count("recording.playback"),
+        1,
+        "one playback, audited once for all its Range requests"
+    );
+    assert_eq!(count("camera.denied"), 1);
+    assert!(count("recording.export") >= 3);
+
     // Crash: kill -9 while recording, restart, check, export across it.
     drop(hub);
     let killed_at = jiff::Timestamp::now();
     let (code, o, e) = run(&dir, &["check"], "");
     // Open segments are expected before recovery runs; the hub repairs them.
     let _ = (code, o, e);
-    let hub = serve(&dir);
+    let (hub, _) = serve(&dir);
     wait_connected(&dir, &["front"], Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(8));
     let report = ok(&dir, &["check"], "");

@@ -20,6 +20,7 @@
 //!
 //! Not here: decoding and detection (the detection crate), HTTP (web).
 
+pub mod cameras;
 pub mod export;
 pub mod ingest;
 pub mod live;

@@ -135,6 +135,17 @@ impl Store {
         tx.commit().await.doing("committing a camera removal")
     }
 
+    /// Turns recording of a camera on or off (privacy mode, removal).
+    pub async fn set_camera_enabled(&self, id: i64, enabled: bool) -> Result<()> {
+        sqlx::query("UPDATE cameras SET enabled = ? WHERE id = ?")
+            .bind(enabled as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("switching a camera on or off")?;
+        Ok(())
+    }
+
     /// Public keys a new recording of `camera_id` is encrypted to: every
     /// enabled owner, and every enabled member granted this camera.
     pub async fn camera_recipients(&self, camera_id: i64) -> Result<Vec<String>> {

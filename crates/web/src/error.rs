@@ -16,6 +16,8 @@ pub enum WebError {
     #[error("not found")]
     NotFound,
     #[error("{0}")]
+    NotFoundBecause(String),
+    #[error("{0}")]
     BadRequest(String),
     #[error("something went wrong on the hub; the details are in its log")]
     Internal(String),
@@ -28,6 +30,14 @@ impl From<porchlight_store::StoreError> for WebError {
 }
 
 impl WebError {
+    /// A 404 that says why.
+    pub fn with_message(self, m: String) -> WebError {
+        match self {
+            WebError::NotFound => WebError::NotFoundBecause(m),
+            other => other,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::Auth(AuthError::Locked { .. }) => StatusCode::TOO_MANY_REQUESTS,
@@ -43,7 +53,7 @@ impl WebError {
             ) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::NotSignedIn => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
-            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::NotFound | WebError::NotFoundBecause(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -30,6 +30,7 @@ mod api;
 mod assets;
 pub mod csrf;
 mod error;
+mod media;
 mod pages;
 pub mod session;
 
@@ -50,11 +51,16 @@ pub use error::WebError;
 pub struct App {
     pub vault: Arc<Vault>,
     pub config: Arc<Config>,
+    pub(crate) playbacks: Arc<media::Playbacks>,
 }
 
 impl App {
     pub fn new(vault: Arc<Vault>, config: Arc<Config>) -> App {
-        App { vault, config }
+        App {
+            vault,
+            config,
+            playbacks: Arc::default(),
+        }
     }
 
     /// The complete router with every layer, for `serve` and for tests.
@@ -66,6 +72,7 @@ impl App {
         Router::new()
             .merge(pages::routes())
             .merge(api::routes())
+            .merge(media::routes())
             .merge(assets::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

@@ -77,27 +77,9 @@ pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
     }
 }
 
-/// Checks a camera name and URL; the message says what is wrong.
+/// Checks a camera name and URL (the same rules as the HTTP API).
 pub fn check_camera(name: &str, url: &str) -> anyhow::Result<()> {
-    if name.is_empty()
-        || name.len() > 48
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        bail!("`{name}` is not a valid camera name: use 1 to 48 letters, digits, `-` or `_`");
-    }
-    let parsed = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
-    if !matches!(parsed.scheme(), "rtsp" | "rtsps") {
-        bail!("`{url}` is not an RTSP URL (it must start with rtsp://)");
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        bail!("`{url}` has no host");
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        bail!("put the camera's user name in --username and its password on stdin with --password-stdin, not in the URL (URLs end up in logs)");
-    }
-    Ok(())
+    porchlight_recorder::cameras::validate(name, url).map_err(anyhow::Error::msg)
 }
 
 async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
@@ -248,33 +230,17 @@ async fn remove(name: &str, ctx: &Context) -> anyhow::Result<()> {
         .camera_by_name(name)
         .await?
         .with_context(|| format!("no camera named `{name}`"))?;
-    // Disable first, so a running hub stops writing before rows go.
-    let all = store.all_recordings().await?;
-    let ids: Vec<i64> = all
-        .iter()
-        .filter(|r| r.camera_id == cam.id)
-        .map(|r| r.id)
-        .collect();
-    store.delete_recordings(&ids).await?;
     let dir = ctx.data_dir.join(porchlight_recorder::RECORDINGS_DIR);
-    porchlight_recorder::recovery::collect_garbage(store, &dir).await?;
-    store
-        .delete_camera(cam.id)
-        .await
-        .context("a running hub is still writing this camera; try again in a few seconds")?;
+    let n = porchlight_recorder::cameras::remove(store, &dir, &cam).await?;
     vault
         .audit(
             &Actor::cli(),
             "camera.remove",
             &cam.name,
-            serde_json::json!({ "segments_deleted": ids.len() }),
+            serde_json::json!({ "segments_deleted": n }),
         )
         .await?;
-    println!(
-        "Removed camera `{}` and {} recorded segments.",
-        cam.name,
-        ids.len()
-    );
+    println!("Removed camera `{}` and {n} recorded segments.", cam.name);
     Ok(())
 }
 

@@ -40,36 +40,9 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Parses an instant: RFC 3339, or `now` plus/minus a duration
-/// (`-90s`, `-5m`, `-2h`, `-1d`, `+10s`).
+/// Parses `--from`/`--to` (see [`porchlight_base::clock::parse_instant`]).
 pub fn parse_time(s: &str, now: jiff::Timestamp) -> anyhow::Result<jiff::Timestamp> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("now") {
-        return Ok(now);
-    }
-    if let Some(rest) = t.strip_prefix('-').or_else(|| t.strip_prefix('+')) {
-        let sign = if t.starts_with('-') { -1 } else { 1 };
-        let (num, unit) = rest.split_at(
-            rest.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len()),
-        );
-        let n: i64 = num
-            .parse()
-            .with_context(|| format!("`{s}`: expected a number before the unit"))?;
-        let secs = match unit {
-            "s" | "" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86400,
-            other => bail!("`{s}`: unknown unit `{other}` (use s, m, h or d)"),
-        };
-        return now
-            .checked_add(jiff::SignedDuration::from_secs(sign * secs))
-            .with_context(|| format!("`{s}` is out of range"));
-    }
-    t.parse::<jiff::Timestamp>().with_context(|| {
-        format!("`{s}` is neither RFC 3339 (2026-11-29T14:00:00Z) nor relative (-5m, now)")
-    })
+    porchlight_base::clock::parse_instant(s, now).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(a: Args, ctx: Context) -> anyhow::Result<()> {
@@ -200,36 +173,4 @@ fn write_file(
     tmp.persist(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_time;
-
-    #[test]
-    fn times() {
-        let now: jiff::Timestamp = "2026-11-29T14:00:00Z".parse().unwrap();
-        assert_eq!(parse_time("now", now).unwrap(), now);
-        assert_eq!(
-            parse_time("-90s", now).unwrap().to_string(),
-            "2026-11-29T13:58:30Z"
-        );
-        assert_eq!(
-            parse_time("-5m", now).unwrap().to_string(),
-            "2026-11-29T13:55:00Z"
-        );
-        assert_eq!(
-            parse_time("-2h", now).unwrap().to_string(),
-            "2026-11-29T12:00:00Z"
-        );
-        assert_eq!(
-            parse_time("2026-11-29T13:00:00Z", now).unwrap().to_string(),
-            "2026-11-29T13:00:00Z"
-        );
-        assert!(parse_time("-5y", now)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown unit"));
-        assert!(parse_time("yesterday", now).is_err());
-    }
 }
