@@ -369,6 +369,60 @@ fn records_real_cameras_exports_and_survives_kill_9() {
     export(&dir, "hevc", "-8s", "now", &f2);
     assert_eq!(ffprobe(&f2)["streams"][0]["codec_name"], "hevc");
     decodes_cleanly(&f2);
+    // --encrypt-to: the stock age CLI decrypts the export.
+    if porchlight_base::tools::external("age") {
+        let key = out.path().join("key.txt");
+        let kg = Command::new("age-keygen")
+            .arg("-o")
+            .arg(&key)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&kg.stderr);
+        let recipient = stderr.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(recipient.starts_with("age1"), "{stderr}");
+        let enc = out.path().join("front.mp4.age");
+        let (code, o, e) = run(
+            &dir,
+            &[
+                "export",
+                "--camera",
+                "front",
+                "--from",
+                "-6s",
+                "--to",
+                "now",
+                "--output",
+                enc.to_str().unwrap(),
+                "--user",
+                "alice",
+                "--password-stdin",
+                "--quiet",
+                "--encrypt-to",
+                &recipient,
+            ],
+            &format!("{PW}\n"),
+        );
+        assert_eq!(code, 0, "{o}{e}");
+        assert!(
+            !std::fs::read(&enc)
+                .unwrap()
+                .windows(4)
+                .any(|w| w == b"mdat"),
+            "the file is encrypted"
+        );
+        let dec = out.path().join("front-decrypted.mp4");
+        let st = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg("-o")
+            .arg(&dec)
+            .arg(&enc)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(ffprobe(&dec)["streams"][0]["codec_name"], "h264");
+    }
     let f3 = out.path().join("digest.mp4");
     export(&dir, "digest", "-8s", "now", &f3);
     assert_eq!(ffprobe(&f3)["streams"][0]["width"], 640);
