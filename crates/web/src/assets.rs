@@ -26,6 +26,10 @@ pub(crate) fn routes() -> Router<App> {
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/app.js"),
     );
+    let live = file(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/live.js"),
+    );
     let sw = file(
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/sw.js"),
@@ -40,6 +44,7 @@ pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/static/app.css", get(move || async move { css.clone() }))
         .route("/static/app.js", get(move || async move { js.clone() }))
+        .route("/static/live.js", get(move || async move { live.clone() }))
         .route("/sw.js", get(move || async move { sw.clone() }))
         .route("/static/icon.svg", get(move || async move { svg.clone() }))
         .route(

@@ -30,6 +30,7 @@ mod api;
 mod assets;
 pub mod csrf;
 mod error;
+mod live;
 mod media;
 mod pages;
 pub mod session;
@@ -52,6 +53,8 @@ pub struct App {
     pub vault: Arc<Vault>,
     pub config: Arc<Config>,
     pub(crate) playbacks: Arc<media::Playbacks>,
+    /// Live frames, when this process records (`serve`, `demo`).
+    pub live: Option<Arc<porchlight_recorder::LiveHub>>,
 }
 
 impl App {
@@ -60,7 +63,14 @@ impl App {
             vault,
             config,
             playbacks: Arc::default(),
+            live: None,
         }
+    }
+
+    /// Enables the live view with the recorder's frames.
+    pub fn with_live(mut self, live: Arc<porchlight_recorder::LiveHub>) -> App {
+        self.live = Some(live);
+        self
     }
 
     /// The complete router with every layer, for `serve` and for tests.
@@ -73,6 +83,7 @@ impl App {
             .merge(pages::routes())
             .merge(api::routes())
             .merge(media::routes())
+            .merge(live::routes())
             .merge(assets::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

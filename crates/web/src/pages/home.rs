@@ -23,6 +23,17 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
         Some(_) => return Ok(PageRedirect::To("/account/two-factor").into_response()),
     };
     let key = app.vault.unlocked_key(s).is_some();
+    let store = app.vault.store();
+    let mut cams = Vec::new();
+    for c in store.cameras().await? {
+        if store.may_see_camera(s.user_id, c.id).await? {
+            let st = store.camera_status(c.id).await?;
+            let live = st.is_some_and(|st| {
+                st.connected && (app.vault.now() - st.updated_at).get_seconds() < 20
+            });
+            cams.push((c, live));
+        }
+    }
     Ok(page(
         "Home",
         s,
@@ -30,7 +41,19 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
             h1 { "Hello, " (s.username) }
             section.card {
                 h2 { "Cameras" }
-                p.muted { "No cameras are set up on this hub yet." }
+                @if cams.is_empty() {
+                    p.muted { "No cameras yet. Owners add them with " code { "porchlight camera add NAME --url rtsp://…" } "." }
+                } @else {
+                    ul.tiles {
+                        @for (c, live) in &cams {
+                            li { a href={ "/cameras/" (c.name) } {
+                                span.dot.on[*live] {}
+                                strong { (c.name) }
+                                span.muted { @if *live { " recording" } @else { " offline" } }
+                            } }
+                        }
+                    }
+                }
             }
             section.card {
                 h2 { "Privacy" }

@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod auth;
+mod cameras;
 mod home;
 pub(crate) mod layout;
 
@@ -27,4 +28,5 @@ pub(crate) fn routes() -> Router<App> {
         .route("/account/password", post(account::password))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
         .route("/audit", get(audit::audit))
+        .route("/cameras/{name}", get(cameras::camera))
 }

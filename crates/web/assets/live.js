@@ -1,0 +1,76 @@
+// Live view: fragmented MP4 over a WebSocket into Media Source Extensions.
+// Keeps at most ~1 s behind live (jumps ahead when it falls behind),
+// trims old buffer, and reconnects by itself.
+"use strict";
+(function () {
+  for (const video of document.querySelectorAll("video[data-live]")) start(video);
+
+  function start(video) {
+    const camera = video.dataset.live;
+    const status = document.querySelector(`[data-live-status="${camera}"]`);
+    const say = (t) => { if (status) status.textContent = t; };
+    let retry = 500;
+
+    function connect() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(`${proto}//${location.host}/api/v1/cameras/${encodeURIComponent(camera)}/live`);
+      ws.binaryType = "arraybuffer";
+      let sb = null;
+      let queue = [];
+      say("connecting…");
+
+      ws.onmessage = (ev) => {
+        if (typeof ev.data === "string") {
+          const m = JSON.parse(ev.data);
+          if (m.type !== "init") return;
+          const mime = `video/mp4; codecs="${m.codec}"`;
+          if (!window.MediaSource || !MediaSource.isTypeSupported(mime)) {
+            say(`this browser cannot play ${m.codec}`);
+            ws.close();
+            return;
+          }
+          sb = null;
+          queue = [];
+          const ms = new MediaSource();
+          video.src = URL.createObjectURL(ms);
+          ms.addEventListener("sourceopen", () => {
+            sb = ms.addSourceBuffer(mime);
+            sb.mode = "segments";
+            sb.addEventListener("updateend", pump);
+            pump();
+          }, { once: true });
+          return;
+        }
+        queue.push(ev.data);
+        if (queue.length > 300) queue.splice(1, queue.length - 150); // stalled tab: drop
+        pump();
+      };
+      ws.onopen = () => { retry = 500; say("live"); };
+      ws.onclose = () => {
+        say("reconnecting…");
+        setTimeout(connect, retry);
+        retry = Math.min(retry * 2, 5000);
+      };
+
+      function pump() {
+        if (!sb || sb.updating || queue.length === 0) return;
+        try {
+          sb.appendBuffer(queue.shift());
+        } catch (e) {
+          ws.close(); // QuotaExceeded or a decode error: start afresh
+          return;
+        }
+        const b = video.buffered;
+        if (b.length) {
+          const end = b.end(b.length - 1);
+          if (end - video.currentTime > 1.0) video.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+          if (video.paused) video.play().catch(() => {});
+          if (video.currentTime - b.start(0) > 20 && !sb.updating) {
+            sb.remove(b.start(0), video.currentTime - 10);
+          }
+        }
+      }
+    }
+    connect();
+  }
+})();

@@ -1,0 +1,196 @@
+//! The live view: fragmented MP4 over a WebSocket, into Media Source
+//! Extensions in the browser.
+//!
+//! Protocol (server → browser): one text message
+//! `{"type":"init","codec":"avc1.4d401f","width":…,"height":…}`, then one
+//! binary message with the init segment, then one binary message per frame
+//! (`moof`+`mdat`, one sample each — a fragment per frame keeps latency at
+//! a frame interval rather than a GOP). After a codec change a new `init`
+//! pair follows.
+//!
+//! * The upgrade is refused unless the `Origin` is this site (cookies ride
+//!   along on cross-site WebSocket handshakes; SameSite=Strict already
+//!   blocks that, and this is the second lock).
+//! * Only signed-in users who may see the camera; one `live.view` audit
+//!   entry per connection.
+//! * A viewer that falls behind (the broadcast buffer overflowed, or the
+//!   socket is slow) skips to the next key frame instead of falling
+//!   further behind: live means live.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use porchlight_media::{fmp4, FrameInfo};
+use porchlight_recorder::LiveFrame;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::{ApiError, WebError};
+use crate::session::ApiUser;
+use crate::App;
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new().route("/api/v1/cameras/{name}/live", get(live))
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(o), Some(h)) => o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(h)),
+        // Non-browser clients (no Origin) authenticate with a bearer token.
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+async fn live(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !same_origin(&headers) {
+        return Err(WebError::Forbidden(
+            "live view refused: the request came from another site".into(),
+        )
+        .into());
+    }
+    let store = app.vault.store();
+    let cam = store
+        .camera_by_name(&name)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if !store.may_see_camera(u.session.user_id, cam.id).await? {
+        app.vault
+            .audit(
+                &u.visitor.actor(),
+                "camera.denied",
+                &cam.name,
+                json!({ "what": "live" }),
+            )
+            .await?;
+        return Err(
+            WebError::Forbidden(format!("you have no access to camera `{}`", cam.name)).into(),
+        );
+    }
+    let Some(hub) = app.live.clone() else {
+        return Err(WebError::NotFoundBecause(
+            "live view is not available: this process does not record".into(),
+        )
+        .into());
+    };
+    app.vault
+        .audit(&u.visitor.actor(), "live.view", &cam.name, json!({}))
+        .await?;
+    let rx = hub.subscribe(cam.id);
+    Ok(ws.on_upgrade(move |socket| stream(socket, rx)))
+}
+
+/// Nominal frame duration before two frames have been seen (1/15 s).
+const DEFAULT_DURATION: u32 = 6000;
+
+async fn stream(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Arc<LiveFrame>>) {
+    let mut entry: Option<Arc<porchlight_media::VideoSampleEntry>> = None;
+    let mut base: Option<i64> = None;
+    let mut last_pts: Option<i64> = None;
+    let mut last_dur = DEFAULT_DURATION;
+    let mut seq = 0u32;
+    let mut need_key = true;
+    loop {
+        let frame = tokio::select! {
+            f = rx.recv() => f,
+            msg = socket.recv() => match msg {
+                // The browser only ever closes; anything else is ignored.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(RecvError::Lagged(n)) => {
+                tracing::debug!(
+                    skipped = n,
+                    "live viewer fell behind; waiting for a key frame"
+                );
+                need_key = true;
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if need_key && !frame.key {
+            continue;
+        }
+        need_key = false;
+        if entry.as_deref() != Some(&*frame.entry) {
+            let init = match fmp4::init_segment(&frame.entry) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!("cannot build a live init segment: {e}");
+                    return;
+                }
+            };
+            let hello = json!({
+                "type": "init",
+                "codec": frame.entry.rfc6381,
+                "width": frame.entry.width,
+                "height": frame.entry.height,
+            });
+            if socket
+                .send(Message::Text(hello.to_string().into()))
+                .await
+                .is_err()
+                || socket.send(Message::Binary(init.into())).await.is_err()
+            {
+                return;
+            }
+            entry = Some(frame.entry.clone());
+            base = Some(frame.pts_90k);
+            last_pts = None;
+        }
+        let base_pts = base.unwrap_or(frame.pts_90k);
+        if let Some(prev) = last_pts {
+            let gap = frame.pts_90k - prev;
+            if gap > 0 && gap < 90_000 * 5 {
+                last_dur = gap as u32;
+            }
+        }
+        last_pts = Some(frame.pts_90k);
+        let info = FrameInfo {
+            duration_90k: last_dur,
+            bytes: frame.data.len() as u32,
+            key: frame.key,
+        };
+        let decode_time = (frame.pts_90k - base_pts).max(0) as u64;
+        seq = seq.wrapping_add(1);
+        let seg = match fmp4::media_segment(seq, decode_time, &[(info, &frame.data[..])]) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot build a live fragment: {e}");
+                need_key = true;
+                continue;
+            }
+        };
+        // A send that takes longer than a few frames means a slow link:
+        // drop to the next key frame rather than queue.
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            socket.send(Message::Binary(seg.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => need_key = true,
+        }
+    }
+}
