@@ -250,3 +250,80 @@ mod tests {
         assert_eq!(secs, [1, 2, 4, 8, 10, 10, 10, 10]);
     }
 }
+
+/// What a test connection to a camera found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeInfo {
+    /// The streams the camera offers, e.g. `video/h264`, `audio/mpeg4-generic`.
+    pub streams: Vec<String>,
+    /// RFC 6381 codec of the video stream, when its parameters were in the SDP.
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Connects to a camera the way the recorder would (DESCRIBE only) and
+/// reports what it offers, or a clear reason why not: for "test
+/// connection" before a camera is saved.
+pub async fn probe(
+    url: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> Result<ProbeInfo, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let creds = username.map(|u| retina::client::Credentials {
+        username: u.to_owned(),
+        password: password.unwrap_or_default().to_owned(),
+    });
+    let opts = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("Porchlight/{}", env!("CARGO_PKG_VERSION")));
+    let session = tokio::time::timeout(Duration::from_secs(8), Session::describe(parsed, opts))
+        .await
+        .map_err(|_| {
+            "the camera did not answer within 8 s (wrong address or port, or a firewall)".to_owned()
+        })?
+        .map_err(|e| explain(&e.to_string()))?;
+    let streams: Vec<String> = session
+        .streams()
+        .iter()
+        .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+        .collect();
+    let video = session
+        .streams()
+        .iter()
+        .find(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+        .ok_or_else(|| {
+            format!(
+                "the camera offers no H.264 or H.265 video (it offers: {})",
+                streams.join(", ")
+            )
+        })?;
+    let (codec, width, height) = match video.parameters() {
+        Some(ParametersRef::Video(p)) => {
+            let (w, h) = p.pixel_dimensions();
+            (Some(p.rfc6381_codec().to_owned()), Some(w), Some(h))
+        }
+        _ => (None, None, None),
+    };
+    Ok(ProbeInfo {
+        streams,
+        codec,
+        width,
+        height,
+    })
+}
+
+/// Turns retina's error text into advice.
+fn explain(e: &str) -> String {
+    let lower = e.to_lowercase();
+    if lower.contains("401") || lower.contains("unauthorized") {
+        format!("the camera refused the user name or password ({e})")
+    } else if lower.contains("404") || lower.contains("not found") {
+        format!("the camera has no stream at that path ({e})")
+    } else if lower.contains("connection refused") {
+        format!("nothing listens at that address and port ({e})")
+    } else {
+        e.to_owned()
+    }
+}
