@@ -305,21 +305,7 @@ impl Vault {
         let kdf = self.policy.kdf.clone();
         let pw = Zeroizing::new(password.to_owned());
         let hub = role.is_hub_role();
-        let (hash, keys, code) = blocking(move || {
-            let hash = password::hash(&pw, &kdf);
-            if !hub {
-                return (hash, None, None);
-            }
-            let key = MemberKey::generate();
-            let code = keys::new_recovery_code();
-            let stored = UserKeys {
-                recipient: key.recipient_string(),
-                by_password: keys::wrap_with_password(&key, &pw, &kdf),
-                by_recovery: keys::wrap_with_recovery_code(&key, &code, &kdf),
-            };
-            (hash, Some(stored), Some(code))
-        })
-        .await;
+        let (hash, keys, code) = blocking(move || new_credentials(&pw, hub, &kdf)).await;
         let user = self
             .store
             .create_user(
@@ -493,21 +479,7 @@ impl Vault {
             self.policy.kdf.clone(),
             user.keys.is_some() || user.role.is_hub_role(),
         );
-        let (hash, keys, code) = blocking(move || {
-            let hash = password::hash(&new, &kdf);
-            if !hub {
-                return (hash, None, None);
-            }
-            let key = MemberKey::generate();
-            let code = keys::new_recovery_code();
-            let stored = UserKeys {
-                recipient: key.recipient_string(),
-                by_password: keys::wrap_with_password(&key, &new, &kdf),
-                by_recovery: keys::wrap_with_recovery_code(&key, &code, &kdf),
-            };
-            (hash, Some(stored), Some(code))
-        })
-        .await;
+        let (hash, keys, code) = blocking(move || new_credentials(&new, hub, &kdf)).await;
         self.store
             .set_password(user.id, &hash, keys.as_ref(), true)
             .await?;
@@ -580,6 +552,28 @@ impl Vault {
     }
 
     // ---- sign-in -----------------------------------------------------
+
+    /// Checks `password` against `user` (or the decoy hash when there is no
+    /// such user, so both take as long) and, when it matches, unwraps the
+    /// user's household key with it.
+    async fn verify_and_unwrap(
+        &self,
+        user: Option<&User>,
+        password: &str,
+    ) -> (bool, Option<Result<MemberKey, keys::KeyError>>) {
+        let phc = user
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.decoy.clone());
+        let wrapped = user.and_then(|u| u.keys.as_ref().map(|k| k.by_password.clone()));
+        let pw = Zeroizing::new(password.to_owned());
+        blocking(move || {
+            if !password::verify(&pw, &phc) {
+                return (false, None);
+            }
+            (true, wrapped.map(|w| keys::unwrap_with_password(&w, &pw)))
+        })
+        .await
+    }
 
     async fn locked(
         &self,
@@ -672,21 +666,7 @@ impl Vault {
             return Err(e);
         }
         let user = self.store.user_by_name(username).await?;
-        let phc = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.decoy.clone());
-        let pw = Zeroizing::new(password.to_owned());
-        let wrapped = user
-            .as_ref()
-            .and_then(|u| u.keys.as_ref().map(|k| k.by_password.clone()));
-        let (ok, key) = blocking(move || {
-            if !password::verify(&pw, &phc) {
-                return (false, None);
-            }
-            (true, wrapped.map(|w| keys::unwrap_with_password(&w, &pw)))
-        })
-        .await;
+        let (ok, key) = self.verify_and_unwrap(user.as_ref(), password).await;
         let user = match user {
             Some(u) if ok => u,
             _ => {
@@ -890,21 +870,7 @@ impl Vault {
         let now = self.clock.now();
         self.locked(ThrottleScope::Account, username, now).await?;
         let user = self.store.user_by_name(username).await?;
-        let phc = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.decoy.clone());
-        let wrapped = user
-            .as_ref()
-            .and_then(|u| u.keys.as_ref().map(|k| k.by_password.clone()));
-        let pw = Zeroizing::new(password.to_owned());
-        let (ok, key) = blocking(move || {
-            if !password::verify(&pw, &phc) {
-                return (false, None);
-            }
-            (true, wrapped.map(|w| keys::unwrap_with_password(&w, &pw)))
-        })
-        .await;
+        let (ok, key) = self.verify_and_unwrap(user.as_ref(), password).await;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             Some(u) if ok && u.disabled => return Err(AuthError::Disabled),
@@ -1080,6 +1046,27 @@ impl Vault {
         self.create_user(username, Role::Owner, password, &actor)
             .await
     }
+}
+
+/// A password hash and, for hub roles, a new household key wrapped by the
+/// password and by a new recovery code (returned, to show once).
+fn new_credentials(
+    password: &str,
+    hub: bool,
+    kdf: &KdfParams,
+) -> (String, Option<UserKeys>, Option<Zeroizing<String>>) {
+    let hash = password::hash(password, kdf);
+    if !hub {
+        return (hash, None, None);
+    }
+    let key = MemberKey::generate();
+    let code = keys::new_recovery_code();
+    let stored = UserKeys {
+        recipient: key.recipient_string(),
+        by_password: keys::wrap_with_password(&key, password, kdf),
+        by_recovery: keys::wrap_with_recovery_code(&key, &code, kdf),
+    };
+    (hash, Some(stored), Some(code))
 }
 
 /// Usernames: 1–64 characters of letters, digits, `.`, `_`, `-`.
