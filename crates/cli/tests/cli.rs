@@ -892,7 +892,8 @@ fn hub_serves_while_the_cli_adds_users() {
 fn serve_with_an_owner_does_not_ask_for_one() {
     let f = Folder::new();
     add_user(&f.dir, "alice", "owner");
-    let hub = Hub::start(&f.dir, &["serve", "--listen", "127.0.0.1:0"]);
+    let mut hub = Hub::start(&f.dir, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(hub.next_line().starts_with("RTSP restream at"));
     // Nothing more is printed; the hub answers.
     std::thread::sleep(Duration::from_millis(300));
     assert!(hub.lines.try_recv().is_err(), "{}", hub.diagnostics());

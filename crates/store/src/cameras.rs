@@ -135,6 +135,27 @@ impl Store {
         tx.commit().await.doing("committing a camera removal")
     }
 
+    /// Points a camera at a new address and credentials (a running hub
+    /// reconnects within a few seconds: it restarts tasks whose camera row
+    /// changed).
+    pub async fn update_camera_source(
+        &self,
+        id: i64,
+        main_url: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE cameras SET main_url = ?, username = ?, password = ? WHERE id = ?")
+            .bind(main_url)
+            .bind(username)
+            .bind(password)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("updating a camera's address")?;
+        Ok(())
+    }
+
     /// Turns recording of a camera on or off (privacy mode, removal).
     pub async fn set_camera_enabled(&self, id: i64, enabled: bool) -> Result<()> {
         sqlx::query("UPDATE cameras SET enabled = ? WHERE id = ?")

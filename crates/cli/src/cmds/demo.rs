@@ -1,6 +1,13 @@
 //! `porchlight demo`: `serve` on a folder of its own (`./porchlight-demo`
 //! unless `--data-dir` says otherwise) with three ready-made sign-ins whose
-//! passwords are printed. Running it again reuses the folder.
+//! passwords are printed, and two synthetic cameras (`front-door`,
+//! `driveway`, from the `porchlight-demo` crate). Running it again reuses
+//! the folder.
+//!
+//! The demo cameras are rendered and encoded in this process and served by
+//! the hub's own RTSP restream server at `demo/NAME` with random
+//! credentials; the camera rows point there, so the recorder records them
+//! through the same RTSP path as a real camera.
 //!
 //! Because the demo passwords are public, the demo never runs on a folder
 //! that already holds other accounts but no `demo-owner` (a real
@@ -8,10 +15,11 @@
 //! environment, which name the real household's folder.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{bail, Context as _};
-use porchlight_store::{Role, StoreError};
+use porchlight_demo::{DemoCamera, Scene};
+use porchlight_store::{NewCamera, Role, StoreError};
 use porchlight_vault::{Actor, AuthError, Vault};
 
 use crate::cmds::serve::Server;
@@ -23,6 +31,11 @@ pub struct Args {
     /// `web.listen` in the config.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Address and port of the RTSP restream server, which also serves the
+    /// demo cameras (port 0: any free port) [default: the port the demo
+    /// cameras used last time, else 127.0.0.1:8554, else any free port].
+    #[arg(long = "rtsp-listen", value_name = "ADDR")]
+    pub rtsp_listen: Option<SocketAddr>,
 }
 
 /// A demo sign-in.
@@ -61,7 +74,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     let vault = ctx.open_vault().await?;
     refuse_household_folder(&vault, &ctx).await?;
     let created = ensure_accounts(&vault).await?;
-    let server = Server::bind(&ctx, args.listen).await?;
+    let server = bind(&ctx, &vault, args.listen, args.rtsp_listen).await?;
+    let cameras = start_cameras(&vault, &server).await?;
 
     let mut out = std::io::stdout().lock();
     server.print_url(&mut out)?;
@@ -92,9 +106,135 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
              sign-in with an authenticator app: every owner must have it."
         )?;
     }
+    let rtsp = server.rtsp_addr();
+    writeln!(
+        out,
+        "Demo cameras: {} (synthetic, recording now; live at rtsp://{rtsp}/NAME with a hub user's name and password).",
+        Scene::ALL.map(Scene::name).join(" and ")
+    )?;
     out.flush()?;
     drop(out);
-    server.run(ctx, vault).await
+    let result = server.run(ctx, vault).await;
+    drop(cameras);
+    result
+}
+
+/// The demo cameras' RTSP host: the restream's own address, or loopback
+/// when it listens on all addresses.
+fn camera_host(rtsp: SocketAddr) -> SocketAddr {
+    match rtsp.ip() {
+        IpAddr::V4(a) if a.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), rtsp.port())
+        }
+        IpAddr::V6(a) if a.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), rtsp.port())
+        }
+        _ => rtsp,
+    }
+}
+
+/// The URL a demo camera's row points at.
+fn camera_url(rtsp: SocketAddr, cam: &DemoCamera) -> String {
+    format!("rtsp://{}/{}", camera_host(rtsp), cam.path())
+}
+
+/// Binds the listeners. Without `--rtsp-listen`, the RTSP port the demo
+/// camera rows name is tried first, so rows from an earlier run keep
+/// working.
+async fn bind(
+    ctx: &Context,
+    vault: &Vault,
+    listen: Option<SocketAddr>,
+    rtsp_listen: Option<SocketAddr>,
+) -> anyhow::Result<Server> {
+    if rtsp_listen.is_none() {
+        if let Some(cam) = vault
+            .store()
+            .camera_by_name(Scene::FrontDoor.name())
+            .await?
+        {
+            let earlier = url::Url::parse(&cam.main_url)
+                .ok()
+                .and_then(|u| u.socket_addrs(|| Some(8554)).ok())
+                .and_then(|a| a.into_iter().next())
+                .filter(|a| a.ip().is_loopback());
+            if let Some(earlier) = earlier {
+                if let Ok(server) = Server::bind(ctx, listen, Some(earlier)).await {
+                    return Ok(server);
+                }
+            }
+        }
+    }
+    Server::bind(ctx, listen, rtsp_listen).await
+}
+
+/// Starts the demo cameras, serves them on the restream and makes sure
+/// the camera rows point at them.
+async fn start_cameras(vault: &Vault, server: &Server) -> anyhow::Result<Vec<DemoCamera>> {
+    let rtsp = server.rtsp_addr();
+    let mut cameras = Vec::new();
+    for scene in Scene::ALL {
+        let mut cam = DemoCamera::start(scene)
+            .with_context(|| format!("cannot start the demo camera `{}`", scene.name()))?;
+        let url = camera_url(rtsp, &cam);
+        match vault.store().camera_by_name(scene.name()).await? {
+            None => {
+                let row = NewCamera {
+                    name: scene.name().to_owned(),
+                    main_url: url.clone(),
+                    username: Some(cam.username().to_owned()),
+                    password: Some(cam.password().to_owned()),
+                    ..Default::default()
+                };
+                match vault.store().create_camera(&row, vault.now()).await {
+                    Ok(c) => {
+                        vault
+                            .audit(
+                                &Actor::cli(),
+                                "camera.add",
+                                &c.name,
+                                serde_json::json!({ "url": c.main_url, "demo": true }),
+                            )
+                            .await?;
+                    }
+                    // Another demo on the same folder at the same moment.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(row) => {
+                // Keep the credentials the row was given, so it keeps
+                // working without being rewritten.
+                if let (Some(u), Some(p)) = (&row.username, &row.password) {
+                    cam.set_credentials(u, p);
+                }
+                if row.main_url != url {
+                    // The restream port changed since the last demo run.
+                    vault
+                        .store()
+                        .update_camera_source(
+                            row.id,
+                            &url,
+                            row.username.as_deref(),
+                            row.password.as_deref(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        server.rtsp_sources().add(
+            &cam.path(),
+            porchlight_restream::Source {
+                frames: cam.frames(),
+                credentials: Some(porchlight_restream::Credentials {
+                    username: cam.username().to_owned(),
+                    password: cam.password().to_owned(),
+                }),
+            },
+        );
+        cameras.push(cam);
+    }
+    Ok(cameras)
 }
 
 /// The demo's passwords are public: never add them to a folder that holds

@@ -4,7 +4,10 @@
 //!
 //! The first line on stdout is always `Porchlight is running at
 //! http://ADDR/` with the address actually bound (so `--listen
-//! 127.0.0.1:0` works; tests and scripts read it).
+//! 127.0.0.1:0` works; tests and scripts read it). The second is `RTSP
+//! restream at rtsp://ADDR/`: every camera is served there live
+//! (`rtsp://ADDR/NAME`, Basic auth with a hub user's name and password)
+//! by the restream server, from the hub's one connection to the camera.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -12,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use porchlight_vault::Vault;
+use porchlight_restream::{BoxFuture, Denied, Principal, RtspServer};
+use porchlight_vault::{Actor, Vault};
 
 use crate::context::Context;
 
@@ -25,11 +29,18 @@ pub struct Args {
     /// port). Wins over `web.listen` in the config.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Address and port of the RTSP restream server (port 0: any free
+    /// port) [default: 127.0.0.1:8554, or any free port if that is taken].
+    #[arg(long = "rtsp-listen", value_name = "ADDR")]
+    pub rtsp_listen: Option<SocketAddr>,
 }
+
+/// Where the RTSP restream listens unless told otherwise.
+pub const DEFAULT_RTSP_LISTEN: &str = "127.0.0.1:8554";
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     let vault = ctx.open_vault().await?;
-    let server = Server::bind(&ctx, args.listen).await?;
+    let server = Server::bind(&ctx, args.listen, args.rtsp_listen).await?;
     let no_users = vault.store().count_users().await? == 0;
     let mut out = std::io::stdout().lock();
     server.print_url(&mut out)?;
@@ -41,18 +52,26 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     server.run(ctx, vault).await
 }
 
-/// A bound listener, with the stop signals already caught, ready to serve.
+/// Bound listeners (web and RTSP), with the stop signals already caught,
+/// ready to serve.
 pub struct Server {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    rtsp: RtspServer,
     signals: Signals,
 }
 
 impl Server {
-    /// Binds `--listen` (or `web.listen`) and starts catching Ctrl-C and
-    /// SIGTERM, before anything is printed: whoever reads the URL line may
-    /// send a stop signal at once.
-    pub async fn bind(ctx: &Context, listen: Option<SocketAddr>) -> anyhow::Result<Server> {
+    /// Binds `--listen` (or `web.listen`) and the RTSP restream
+    /// (`--rtsp-listen`; by default 127.0.0.1:8554, or any free port when
+    /// that one is taken, e.g. by a second hub), and starts catching Ctrl-C
+    /// and SIGTERM, before anything is printed: whoever reads the URL line
+    /// may send a stop signal at once.
+    pub async fn bind(
+        ctx: &Context,
+        listen: Option<SocketAddr>,
+        rtsp_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Server> {
         let want = listen.unwrap_or(ctx.config.web.listen);
         let listener = tokio::net::TcpListener::bind(want)
             .await
@@ -60,18 +79,62 @@ impl Server {
         let addr = listener
             .local_addr()
             .with_context(|| format!("cannot read the address bound for {want}"))?;
+        let rtsp = match rtsp_listen {
+            Some(want) => RtspServer::bind(want)
+                .await
+                .with_context(|| format!("cannot listen for RTSP on {want}"))?,
+            None => {
+                let want: SocketAddr = DEFAULT_RTSP_LISTEN.parse().expect("a valid address");
+                match RtspServer::bind(want).await {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                        let any = SocketAddr::new(want.ip(), 0);
+                        let r = RtspServer::bind(any)
+                            .await
+                            .with_context(|| format!("cannot listen for RTSP on {any}"))?;
+                        tracing::warn!(
+                            "{want} is taken (another hub?): the RTSP restream uses {} instead; choose one with --rtsp-listen",
+                            r.local_addr()
+                        );
+                        r
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot listen for RTSP on {want}"))
+                    }
+                }
+            }
+        };
         let signals = Signals::catch()?;
         Ok(Server {
             listener,
             addr,
+            rtsp,
             signals,
         })
     }
 
-    /// The one line that says where to go.
+    /// The lines that say where to go: the web address, then the RTSP
+    /// restream's. One write, so a reader that takes the first line and
+    /// closes the pipe gets both at once instead of breaking the second.
     pub fn print_url(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-        writeln!(out, "Porchlight is running at http://{}/", self.addr)?;
+        let lines = format!(
+            "Porchlight is running at http://{}/\nRTSP restream at rtsp://{}/\n",
+            self.addr,
+            self.rtsp.local_addr()
+        );
+        out.write_all(lines.as_bytes())?;
+        out.flush()?;
         Ok(())
+    }
+
+    /// The RTSP restream's address.
+    pub fn rtsp_addr(&self) -> SocketAddr {
+        self.rtsp.local_addr()
+    }
+
+    /// The restream's static sources (the demo's cameras).
+    pub fn rtsp_sources(&self) -> porchlight_restream::Sources {
+        self.rtsp.sources()
     }
 
     /// Serves until a stop signal, then shuts down gracefully: no new
@@ -81,6 +144,7 @@ impl Server {
         let Server {
             listener,
             addr,
+            rtsp,
             mut signals,
         } = self;
         let rec = &ctx.config.recorder;
@@ -99,9 +163,21 @@ impl Server {
         )
         .await
         .context("starting the recorder")?;
+        let authorizer = HubAuthorizer::new(vault.clone()).await;
+        let (rtsp_stop_tx, rtsp_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let rtsp_task = tokio::spawn(rtsp.serve(
+            Some(porchlight_restream::Cameras {
+                live: recorder.live(),
+                authorizer: Arc::new(authorizer),
+            }),
+            async move {
+                let _ = rtsp_stop_rx.await;
+            },
+        ));
         let mut config = ctx.config;
         config.web.listen = addr;
-        let app = porchlight_web::App::new(vault.clone(), Arc::new(config));
+        let app =
+            porchlight_web::App::new(vault.clone(), Arc::new(config)).with_live(recorder.live());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(porchlight_web::serve(app, listener, async move {
             let _ = stop_rx.await;
@@ -138,10 +214,140 @@ impl Server {
                 }
             }
         };
+        let _ = rtsp_stop_tx.send(());
+        let _ = rtsp_task.await;
         recorder.shutdown().await;
         vault.store().clone().close().await;
         tracing::info!("Porchlight stopped");
         result
+    }
+}
+
+/// Failed RTSP password checks allowed per client address within
+/// [`THROTTLE_WINDOW`] before further attempts are refused unchecked.
+const THROTTLE_FAILURES: u32 = 10;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(600);
+
+/// RTSP access to the store's cameras, decided by the vault: a hub user's
+/// password (Argon2id, off the async threads; a decoy hash for unknown
+/// names so timing does not tell which exist), then the same rule as
+/// everywhere — owners see every camera, members the ones granted to them.
+/// Each `PLAY` is one `live.restream` entry in the audit log.
+struct HubAuthorizer {
+    vault: Arc<Vault>,
+    decoy: String,
+    failures:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl HubAuthorizer {
+    async fn new(vault: Arc<Vault>) -> HubAuthorizer {
+        let kdf = vault.policy().kdf.clone();
+        let decoy =
+            tokio::task::spawn_blocking(move || porchlight_vault::password::decoy_hash(&kdf))
+                .await
+                .unwrap_or_default();
+        HubAuthorizer {
+            vault,
+            decoy,
+            failures: Default::default(),
+        }
+    }
+
+    fn throttled(&self, ip: std::net::IpAddr) -> bool {
+        let mut f = self.failures.lock().unwrap();
+        f.retain(|_, (_, at)| at.elapsed() < THROTTLE_WINDOW);
+        f.get(&ip).is_some_and(|(n, _)| *n >= THROTTLE_FAILURES)
+    }
+
+    fn failed(&self, ip: std::net::IpAddr) {
+        let mut f = self.failures.lock().unwrap();
+        let e = f.entry(ip).or_insert((0, std::time::Instant::now()));
+        e.0 += 1;
+        e.1 = std::time::Instant::now();
+    }
+}
+
+impl porchlight_restream::Authorizer for HubAuthorizer {
+    fn authenticate<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        client: SocketAddr,
+    ) -> BoxFuture<'a, Result<Principal, Denied>> {
+        Box::pin(async move {
+            if self.throttled(client.ip()) {
+                tracing::warn!(%client, "RTSP: too many wrong passwords from this address; refusing for now");
+                return Err(Denied::BadCredentials);
+            }
+            let user = match self.vault.user(username).await {
+                Ok(u) => Some(u),
+                Err(porchlight_vault::AuthError::NoSuchUser(_)) => None,
+                Err(e) => return Err(Denied::Unavailable(e.to_string())),
+            };
+            let phc = user
+                .as_ref()
+                .map_or_else(|| self.decoy.clone(), |u| u.password_hash.clone());
+            let pw = zeroize::Zeroizing::new(password.to_owned());
+            let ok =
+                tokio::task::spawn_blocking(move || porchlight_vault::password::verify(&pw, &phc))
+                    .await
+                    .unwrap_or(false);
+            match user {
+                Some(u) if ok && !u.disabled => Ok(Principal {
+                    user_id: u.id,
+                    name: u.username,
+                }),
+                _ => {
+                    self.failed(client.ip());
+                    Err(Denied::BadCredentials)
+                }
+            }
+        })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        who: &'a Principal,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<i64, Denied>> {
+        Box::pin(async move {
+            let store = self.vault.store();
+            let cam = store
+                .camera_by_name(name)
+                .await
+                .map_err(|e| Denied::Unavailable(e.to_string()))?
+                .ok_or(Denied::NotFound)?;
+            match store.may_see_camera(who.user_id, cam.id).await {
+                Ok(true) => Ok(cam.id),
+                Ok(false) => Err(Denied::Forbidden),
+                Err(e) => Err(Denied::Unavailable(e.to_string())),
+            }
+        })
+    }
+
+    fn played<'a>(
+        &'a self,
+        who: &'a Principal,
+        name: &'a str,
+        client: SocketAddr,
+    ) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(async move {
+            let actor = Actor {
+                name: who.name.clone(),
+                client: client.ip().to_string(),
+            };
+            self.vault
+                .audit(
+                    &actor,
+                    "live.restream",
+                    name,
+                    serde_json::json!({ "via": "rtsp" }),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| Denied::Unavailable(format!("cannot write the audit log: {e}")))
+        })
     }
 }
 

@@ -1,0 +1,403 @@
+//! The RTSP restream and the demo cameras end to end, with the real
+//! binary and real tools: `porchlight demo` renders and encodes its two
+//! cameras, serves them on its own RTSP server, and the recorder records
+//! them through that server (retina → writer); ffprobe and ffmpeg watch
+//! the restream of those cameras and of an external GStreamer camera
+//! (../shared/tools/rtsp_cam.py, H.265); an export of the demo recording
+//! plays. Slow (about half a minute), so it is one test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn shared_tools() -> PathBuf {
+    std::env::var_os("PORCHLIGHT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("tools")
+}
+
+/// Can the GStreamer camera simulator run here?
+fn simulator_available() -> bool {
+    let ok = shared_tools().join("rtsp_cam.py").exists()
+        && Command::new("/usr/bin/python3")
+            .args(["-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var("PORCHLIGHT_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("the RTSP camera simulator (../shared/tools/rtsp_cam.py with GStreamer) is required; scripts/install-test-deps installs GStreamer");
+        }
+        eprintln!("SKIPPED: the RTSP camera simulator is not available");
+    }
+    ok
+}
+
+fn camera_sim(port: u16) -> Kill {
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(shared_tools().join("rtsp_cam.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rtsp_cam.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("RTSP camera sim"), "simulator said {line:?}");
+    Kill(child)
+}
+
+fn porchlight(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_porchlight"));
+    c.arg("--data-dir").arg(dir);
+    c.env("PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB", "64")
+        .env("PORCHLIGHT_ACCOUNTS_ARGON2_T", "1")
+        .env("PORCHLIGHT_RECORDER_SEGMENT_SECONDS", "5")
+        .env("PORCHLIGHT_RECORDER_FLUSH_INTERVAL_SECONDS", "1")
+        .env("PORCHLIGHT_RECORDER_MIN_FREE_MIB", "1")
+        .env("RUST_LOG", "info");
+    c
+}
+
+fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = porchlight(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(!e.contains("panicked"), "porchlight panicked: {e}");
+    assert!(
+        out.status.success(),
+        "porchlight {args:?} failed:\n{o}\n{e}"
+    );
+    o
+}
+
+fn cameras(dir: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&ok(dir, &["camera", "list", "--json"], ""))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_connected(dir: &Path, names: &[&str], within: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let cams = cameras(dir);
+        let all = names.iter().all(|n| {
+            cams.iter()
+                .any(|c| c["name"] == *n && c["connected"] == true)
+        });
+        if all {
+            return;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "cameras {names:?} not connected after {within:?}: {cams:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `ffprobe` on an RTSP URL over TCP: (success, first stream, stderr).
+fn probe(url: &str) -> (bool, serde_json::Value, String) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-rw_timeout",
+            "15000000",
+        ])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+        ])
+        .arg(url)
+        .output()
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        json["streams"][0].clone(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!(" (exit {})", out.status));
+    }
+    s
+}
+
+/// (actor, camera) of every `live.restream` audit entry.
+fn restream_audit(db: &Path) -> Vec<(String, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let rows = sqlx::query(
+            "SELECT actor, target FROM audit_log WHERE action = 'live.restream' ORDER BY seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        rows.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect()
+    })
+}
+
+/// Starts the demo; returns it, its web and RTSP addresses, and its
+/// further stdout lines.
+fn demo(dir: &Path) -> (Kill, String, String, mpsc::Receiver<String>) {
+    let mut child = porchlight(dir)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp-listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let kill = Kill(child);
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the demo prints its addresses")
+    };
+    let first = next();
+    let web = first
+        .strip_prefix("Porchlight is running at http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("first line {first:?}"))
+        .to_owned();
+    let second = next();
+    let rtsp = second
+        .strip_prefix("RTSP restream at rtsp://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("second line {second:?}"))
+        .to_owned();
+    assert!(!rtsp.ends_with(":0"), "the bound port is printed: {rtsp}");
+    (kill, web, rtsp, rx)
+}
+
+#[test]
+fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
+    if !porchlight_base::tools::external("ffprobe") || !simulator_available() {
+        return;
+    }
+    let t_start = Instant::now();
+    let sim_port = free_port();
+    let _sim = camera_sim(sim_port);
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().join("demo");
+    let out = tempfile::tempdir().unwrap();
+
+    let (_hub, web, rtsp, lines) = demo(&dir);
+    let mut text = Vec::new();
+    loop {
+        let l = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no line naming the demo cameras ({e}): {text:#?}"));
+        let last = l.starts_with("Demo cameras: front-door and driveway");
+        text.push(l);
+        if last {
+            break;
+        }
+    }
+    assert!(
+        text.iter()
+            .any(|l| l.contains("demo-owner") && l.contains("porchlight-demo")),
+        "{text:#?}"
+    );
+    assert!(web.starts_with("127.0.0.1:"), "{web}");
+
+    // An external camera, restreamed too.
+    ok(
+        &dir,
+        &[
+            "camera",
+            "add",
+            "hevc",
+            "--url",
+            &format!("rtsp://127.0.0.1:{sim_port}/h265"),
+        ],
+        "",
+    );
+
+    // The demo cameras record through the real RTSP path.
+    wait_connected(&dir, &["front-door", "driveway"], Duration::from_secs(20));
+    let connected_at = Instant::now();
+    let cams = cameras(&dir);
+    for name in ["front-door", "driveway"] {
+        let c = cams.iter().find(|c| c["name"] == name).unwrap();
+        let url = c["url"].as_str().unwrap();
+        assert_eq!(url, format!("rtsp://{rtsp}/demo/{name}"));
+    }
+
+    // The restream, as a viewer sees it.
+    let owner = format!("rtsp://demo-owner:porchlight-demo@{rtsp}");
+    let (good, stream, err) = probe(&format!("{owner}/front-door"));
+    assert!(good, "ffprobe failed: {err}");
+    assert_eq!(stream["codec_name"], "h264", "{stream}");
+    assert_eq!(stream["width"], 640);
+    assert_eq!(stream["height"], 360);
+    let (good, _, err) = probe(&format!("rtsp://{rtsp}/front-door"));
+    assert!(!good, "no credentials must fail");
+    assert!(err.contains("401"), "{err}");
+    let (good, _, err) = probe(&format!("rtsp://demo-owner:wrong@{rtsp}/front-door"));
+    assert!(!good, "a wrong password must fail");
+    assert!(err.contains("401"), "{err}");
+    let (good, _, err) = probe(&format!(
+        "rtsp://demo-neighbor:porchlight-neighbor@{rtsp}/driveway"
+    ));
+    assert!(
+        !good && err.contains("403"),
+        "a neighbor sees no camera: {err}"
+    );
+
+    // Three seconds copied to an MP4 decode without an error.
+    let clip = out.path().join("live.mp4");
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i"])
+        .arg(format!("{owner}/driveway"))
+        .args(["-t", "3", "-c", "copy", "-y"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(decode_errors(&clip), "");
+
+    // The external H.265 camera, restreamed.
+    wait_connected(&dir, &["hevc"], Duration::from_secs(20));
+    let (good, stream, err) = probe(&format!("{owner}/hevc"));
+    assert!(good, "ffprobe of the restreamed camera failed: {err}");
+    assert_eq!(stream["codec_name"], "hevc", "{stream}");
+    assert_eq!(stream["width"], 640);
+
+    // Each PLAY by a hub user is one audit entry; refused ones are none.
+    let audit = restream_audit(&dir.join("porchlight.db"));
+    let owner_entry = |cam: &str| ("demo-owner".to_owned(), cam.to_owned());
+    assert_eq!(
+        audit,
+        [
+            owner_entry("front-door"),
+            owner_entry("driveway"),
+            owner_entry("hevc")
+        ],
+        "{audit:?}"
+    );
+
+    // What the recorder stored from the demo plays: export the last 10 s.
+    let recorded_for = connected_at.elapsed();
+    if recorded_for < Duration::from_secs(12) {
+        std::thread::sleep(Duration::from_secs(12) - recorded_for);
+    }
+    let mp4 = out.path().join("front-door.mp4");
+    let mp4s = mp4.to_str().unwrap();
+    ok(
+        &dir,
+        &[
+            "export",
+            "--camera",
+            "front-door",
+            "--from",
+            "-10s",
+            "--to",
+            "now",
+            "--output",
+            mp4s,
+            "--user",
+            "demo-owner",
+            "--password-stdin",
+            "--quiet",
+        ],
+        "porchlight-demo\n",
+    );
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["streams"][0]["codec_name"], "h264");
+    assert_eq!(p["streams"][0]["width"], 640);
+    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!(dur > 5.0, "exported {dur} s");
+    assert_eq!(decode_errors(&mp4), "");
+    eprintln!("restream test took {:?}", t_start.elapsed());
+}
