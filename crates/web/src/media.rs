@@ -262,21 +262,26 @@ fn byte_range(headers: &HeaderMap, len: u64) -> Option<Result<(u64, u64), ()>> {
         return None;
     }
     let (a, b) = spec.split_once('-')?;
-    let r = match (a.trim(), b.trim()) {
-        ("", n) => n
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| (len.saturating_sub(n), len)),
-        (a, "") => a.parse::<u64>().ok().map(|a| (a, len)),
-        (a, b) => match (a.parse::<u64>(), b.parse::<u64>()) {
-            (Ok(a), Ok(b)) if a <= b => Some((a, (b + 1).min(len))),
-            _ => None,
-        },
+    // A malformed range (RFC 9110 §14.1.1) makes the header void: `None`,
+    // the whole file. A well-formed one that misses the file: `Err`, 416.
+    let (s, e) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n = n.parse::<u64>().ok()?;
+            (len.saturating_sub(n), len)
+        }
+        (a, "") => (a.parse::<u64>().ok()?, len),
+        (a, b) => {
+            let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+            if a > b {
+                return None;
+            }
+            (a, b.saturating_add(1).min(len))
+        }
     };
-    Some(match r {
-        Some((s, e)) if s < e && s < len => Ok((s, e)),
-        _ => Err(()),
+    Some(if s < e && s < len {
+        Ok((s, e))
+    } else {
+        Err(())
     })
 }
 
