@@ -21,24 +21,31 @@ export function binary() {
   return bin;
 }
 
-/** Starts `porchlight <cmd> --listen 127.0.0.1:0` and resolves with {url, proc, dataDir}. */
-export async function startHub(cmd = "serve", extraEnv = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "porchlight-e2e-"));
-  const proc = spawn(binary(), [cmd, "--data-dir", dataDir, "--listen", "127.0.0.1:0"], {
+/** Starts `porchlight <cmd> --listen 127.0.0.1:0` and resolves with {url, proc, dataDir}.
+ *  `opts.dataDir` reuses a prepared data folder. */
+export async function startHub(cmd = "serve", extraEnv = {}, opts = {}) {
+  const dataDir = opts.dataDir || mkdtempSync(join(tmpdir(), "porchlight-e2e-"));
+  const proc = spawn(binary(), [cmd, "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...(opts.args || [])], {
     env: { ...process.env, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
   proc.stderr.on("data", (d) => { stderr += d; });
+  // The first line names the web address, the second the RTSP restream.
+  const lines = createInterface({ input: proc.stdout });
+  let rtsp = null;
   const url = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`hub did not start in 30 s:\n${stderr}`)), 30000);
     proc.on("exit", (code) => fail(new Error(`hub exited with ${code}:\n${stderr}`)));
-    createInterface({ input: proc.stdout }).on("line", (line) => {
+    lines.on("line", (line) => {
       const m = line.match(/running at (http:\/\/\S+?)\/?$/);
       if (m) { clearTimeout(timer); ok(m[1]); }
+      const r = line.match(/RTSP restream at (rtsp:\/\/\S+?)\/?$/);
+      if (r) rtsp = r[1];
     });
   });
-  return { url, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
+  for (let i = 0; i < 20 && !rtsp; i++) await new Promise((r) => setTimeout(r, 50));
+  return { url, rtsp, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
 }
 
 export async function launchBrowser() {

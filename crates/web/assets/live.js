@@ -1,8 +1,10 @@
 // Live view: fragmented MP4 over a WebSocket into Media Source Extensions.
-// Keeps at most ~1 s behind live (jumps ahead when it falls behind),
-// trims old buffer, and reconnects by itself.
+// Keeps well under a second behind live (plays a little faster when
+// behind, jumps ahead when far behind), trims old buffer, and reconnects
+// by itself.
 "use strict";
 (function () {
+  const MAX_LAG = 0.7; // seconds between the newest frame received and the one shown
   for (const video of document.querySelectorAll("video[data-live]")) start(video);
 
   function start(video) {
@@ -53,22 +55,27 @@
       };
 
       function pump() {
-        if (!sb || sb.updating || queue.length === 0) return;
+        if (!sb || sb.updating) return;
+        keepLive();
+        if (queue.length === 0 || sb.updating) return;
         try {
           sb.appendBuffer(queue.shift());
         } catch (e) {
           ws.close(); // QuotaExceeded or a decode error: start afresh
-          return;
         }
+      }
+
+      // Live means live: speed up a little when behind, jump when far
+      // behind, and drop what was watched long ago.
+      function keepLive() {
         const b = video.buffered;
-        if (b.length) {
-          const end = b.end(b.length - 1);
-          if (end - video.currentTime > 1.0) video.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
-          if (video.paused) video.play().catch(() => {});
-          if (video.currentTime - b.start(0) > 20 && !sb.updating) {
-            sb.remove(b.start(0), video.currentTime - 10);
-          }
-        }
+        if (!b.length) return;
+        const end = b.end(b.length - 1);
+        const lag = end - video.currentTime;
+        if (lag > MAX_LAG) video.currentTime = Math.max(b.start(b.length - 1), end - 0.15);
+        video.playbackRate = lag > 0.35 ? 1.15 : 1.0;
+        if (video.paused) video.play().catch(() => {});
+        if (video.currentTime - b.start(0) > 20) sb.remove(b.start(0), video.currentTime - 10);
       }
     }
     connect();

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Draws Porchlight's PNG app icons (the same picture as icon.svg) with
 nothing but the standard library, so the PWA icons are reproducible:
-    python3 make-icons.py   # writes icon-192.png and icon-512.png
+    python3 make-icons.py   # writes icon-192.png, icon-512.png and
+                            # icon-maskable-512.png (full bleed, the picture
+                            # inside the maskable safe zone)
 """
 import struct, zlib
 
-def png(size):
+def png(size, maskable=False):
     def px(x, y):
         u, v = (x + .5) / size * 64, (y + .5) / size * 64
         bg = (0x14, 0x20, 0x2e, 255)
         def inside_round_rect(u, v, r=14):
             cx = min(max(u, r), 64 - r); cy = min(max(v, r), 64 - r)
             return (u - cx) ** 2 + (v - cy) ** 2 <= r * r
-        if not inside_round_rect(u, v):
+        if maskable:
+            # Shrink the picture into the central 70% (the safe zone).
+            u, v = 32 + (u - 32) / 0.7, 32 + (v - 32) / 0.7
+        elif not inside_round_rect(u, v):
             return (0, 0, 0, 0)
         if (u - 32) ** 2 + (v - 26) ** 2 <= 36:
             return (0xff, 0xe3, 0xa3, 255)
@@ -29,3 +34,4 @@ def png(size):
 
 for s in (192, 512):
     open(f"icon-{s}.png", "wb").write(png(s))
+open("icon-maskable-512.png", "wb").write(png(512, maskable=True))

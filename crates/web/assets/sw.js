@@ -1,9 +1,14 @@
-// Service worker: caches the app shell (styles, script, icons) so the
-// installed app opens instantly. Pages and API answers are never cached:
-// they are private to the signed-in household.
+// Service worker: caches the app shell (styles, scripts, icons, the
+// offline page) so the installed app opens instantly and says so when the
+// hub is out of reach. Pages, API answers and video are never cached: they
+// are private to the signed-in household.
 "use strict";
-const SHELL = "porchlight-shell-v1";
-const ASSETS = ["/static/app.css", "/static/app.js", "/static/icon.svg", "/static/icon-192.png", "/manifest.webmanifest"];
+const SHELL = "porchlight-shell-v2";
+const ASSETS = [
+  "/static/app.css", "/static/app.js", "/static/live.js", "/static/timeline.js", "/static/settings.js",
+  "/static/icon.svg", "/static/icon-192.png", "/static/icon-512.png", "/static/icon-maskable-512.png",
+  "/static/offline.html", "/manifest.webmanifest",
+];
 self.addEventListener("install", (e) => {
   e.waitUntil(caches.open(SHELL).then((c) => c.addAll(ASSETS)).then(() => self.skipWaiting()));
 });
@@ -11,8 +16,20 @@ self.addEventListener("activate", (e) => {
   e.waitUntil(caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== SHELL).map((k) => caches.delete(k)))).then(() => self.clients.claim()));
 });
 self.addEventListener("fetch", (e) => {
-  const url = new URL(e.request.url);
-  if (e.request.method === "GET" && url.origin === location.origin && ASSETS.includes(url.pathname)) {
-    e.respondWith(caches.match(e.request).then((hit) => hit || fetch(e.request)));
+  const req = e.request;
+  const url = new URL(req.url);
+  if (req.method !== "GET" || url.origin !== location.origin) return;
+  if (ASSETS.includes(url.pathname)) {
+    // The shell: from the cache, refreshed in the background.
+    e.respondWith(caches.open(SHELL).then(async (c) => {
+      const hit = await c.match(req);
+      const fresh = fetch(req).then((r) => { if (r.ok) c.put(req, r.clone()); return r; });
+      if (hit) { e.waitUntil(fresh.catch(() => {})); return hit; }
+      return fresh;
+    }));
+  } else if (req.mode === "navigate") {
+    // Pages always come from the hub; only when it cannot be reached does
+    // the cached offline page answer.
+    e.respondWith(fetch(req).catch(() => caches.match("/static/offline.html")));
   }
 });

@@ -30,6 +30,22 @@ pub(crate) fn routes() -> Router<App> {
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/live.js"),
     );
+    let timeline = file(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/timeline.js"),
+    );
+    let settings = file(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/settings.js"),
+    );
+    let offline = file(
+        "text/html; charset=utf-8",
+        include_bytes!("../assets/offline.html"),
+    );
+    let maskable = file(
+        "image/png",
+        include_bytes!("../assets/icon-maskable-512.png"),
+    );
     let sw = file(
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/sw.js"),
@@ -45,6 +61,22 @@ pub(crate) fn routes() -> Router<App> {
         .route("/static/app.css", get(move || async move { css.clone() }))
         .route("/static/app.js", get(move || async move { js.clone() }))
         .route("/static/live.js", get(move || async move { live.clone() }))
+        .route(
+            "/static/timeline.js",
+            get(move || async move { timeline.clone() }),
+        )
+        .route(
+            "/static/settings.js",
+            get(move || async move { settings.clone() }),
+        )
+        .route(
+            "/static/offline.html",
+            get(move || async move { offline.clone() }),
+        )
+        .route(
+            "/static/icon-maskable-512.png",
+            get(move || async move { maskable.clone() }),
+        )
         .route("/sw.js", get(move || async move { sw.clone() }))
         .route("/static/icon.svg", get(move || async move { svg.clone() }))
         .route(

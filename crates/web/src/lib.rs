@@ -26,14 +26,20 @@
 //! # }
 //! ```
 
+mod access;
 mod api;
 mod assets;
+mod camera_admin;
 pub mod csrf;
 mod error;
+mod events;
 mod live;
 mod media;
+mod openapi;
 mod pages;
 pub mod session;
+mod still;
+mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -84,6 +90,11 @@ impl App {
             .merge(api::routes())
             .merge(media::routes())
             .merge(live::routes())
+            .merge(camera_admin::routes())
+            .merge(users::routes())
+            .merge(events::routes())
+            .merge(still::routes())
+            .merge(openapi::routes())
             .merge(assets::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

@@ -82,7 +82,7 @@ async fn visible_camera(app: &App, u: &ApiUser, name: &str) -> Result<Camera, We
     Ok(cam)
 }
 
-async fn camera_json(app: &App, c: &Camera) -> Result<Value, WebError> {
+pub(crate) async fn camera_json(app: &App, c: &Camera) -> Result<Value, WebError> {
     let store = app.vault.store();
     let (bytes, segments) = store.camera_usage(c.id).await?;
     let status = store.camera_status(c.id).await?;
@@ -119,14 +119,14 @@ async fn list(State(app): State<App>, u: ApiUser) -> Result<Json<Value>, ApiErro
 }
 
 #[derive(Deserialize)]
-struct AddBody {
-    name: String,
-    url: String,
-    sub_url: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    retain_days: Option<u32>,
-    retain_gib: Option<f64>,
+pub(crate) struct AddBody {
+    pub name: String,
+    pub url: String,
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub retain_days: Option<u32>,
+    pub retain_gib: Option<f64>,
 }
 
 async fn add(
@@ -135,6 +135,17 @@ async fn add(
     Json(b): Json<AddBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&u.session, &[Role::Owner])?;
+    let cam = add_camera(&app, &u.visitor.actor(), b).await?;
+    Ok((StatusCode::CREATED, Json(camera_json(&app, &cam).await?)))
+}
+
+/// Checks and adds a camera, audited (`camera.add`); the caller has checked
+/// that the requester is an owner. Shared by the API and the settings page.
+pub(crate) async fn add_camera(
+    app: &App,
+    actor: &porchlight_vault::Actor,
+    b: AddBody,
+) -> Result<Camera, WebError> {
     porchlight_recorder::cameras::validate(&b.name, &b.url).map_err(WebError::BadRequest)?;
     if let Some(sub) = &b.sub_url {
         porchlight_recorder::cameras::validate(&b.name, sub)
@@ -164,44 +175,58 @@ async fn add(
         })?;
     app.vault
         .audit(
-            &u.visitor.actor(),
+            actor,
             "camera.add",
             &cam.name,
             json!({ "url": cam.main_url }),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(camera_json(&app, &cam).await?)))
+    Ok(cam)
 }
 
-async fn remove(
+pub(crate) async fn remove(
     State(app): State<App>,
     u: ApiUser,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_role(&u.session, &[Role::Owner])?;
+    remove_camera(&app, &u.visitor.actor(), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a camera and its recordings, audited (`camera.remove`); the
+/// caller has checked that the requester is an owner.
+pub(crate) async fn remove_camera(
+    app: &App,
+    actor: &porchlight_vault::Actor,
+    name: &str,
+) -> Result<(), WebError> {
     let store = app.vault.store();
     let cam = store
-        .camera_by_name(&name)
+        .camera_by_name(name)
         .await?
         .ok_or(WebError::NotFound)?;
-    let n = porchlight_recorder::cameras::remove(store, &recordings_dir(&app), &cam)
+    let n = porchlight_recorder::cameras::remove(store, &recordings_dir(app), &cam)
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     app.vault
         .audit(
-            &u.visitor.actor(),
+            actor,
             "camera.remove",
             &cam.name,
             json!({ "segments_deleted": n }),
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize)]
 struct RangeQ {
     from: Option<String>,
     to: Option<String>,
+    /// `download=1`: answer as an attachment (a saved file) rather than
+    /// inline, and audit it as an export.
+    download: Option<String>,
 }
 
 fn parse_range(
@@ -303,12 +328,14 @@ async fn view_mp4(
         )
         .into());
     };
+    let download = matches!(q.download.as_deref(), Some("1" | "true" | "yes"));
     let cache_key = format!(
-        "{}:{}:{}:{}",
+        "{}:{}:{}:{}{}",
         u.session.id,
         cam.id,
         from.as_microsecond(),
-        to.as_microsecond()
+        to.as_microsecond(),
+        if download { ":download" } else { "" }
     );
     let export = match app.playbacks.get(&cache_key) {
         Some(e) => e,
@@ -329,7 +356,11 @@ async fn view_mp4(
             app.vault
                 .audit(
                     &u.visitor.actor(),
-                    "recording.playback",
+                    if download {
+                        "recording.export"
+                    } else {
+                        "recording.playback"
+                    },
                     &cam.name,
                     json!({ "from": e.start.to_string(), "to": e.end.to_string() }),
                 )
@@ -339,9 +370,15 @@ async fn view_mp4(
             e
         }
     };
-    let (len, etag, ctype) = {
+    let (len, etag, ctype, real_start, real_end) = {
         let e = export.lock().await;
-        (e.plan.len(), e.plan.etag(), e.plan.content_type())
+        (
+            e.plan.len(),
+            e.plan.etag(),
+            e.plan.content_type(),
+            e.start,
+            e.end,
+        )
     };
     let (status, start, end) = match byte_range(&headers, len) {
         None => (StatusCode::OK, 0, len),
@@ -364,8 +401,15 @@ async fn view_mp4(
         .header(header::CONTENT_LENGTH, end - start)
         .header(
             header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"{filename}\""),
-        );
+            format!(
+                "{}; filename=\"{filename}\"",
+                if download { "attachment" } else { "inline" }
+            ),
+        )
+        // What the video really covers (it starts on the key frame at or
+        // before `from`): the timeline maps playback time to wall time.
+        .header("x-porchlight-start", real_start.to_string())
+        .header("x-porchlight-end", real_end.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         builder = builder.header(
             header::CONTENT_RANGE,

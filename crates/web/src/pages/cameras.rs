@@ -1,81 +1,190 @@
-//! A camera's page: the live view, and its recordings of the last day with
-//! links to play or download any stretch.
+//! A camera's page: the live view, the timeline of recordings (and, once
+//! detection exists, events) with a player, and downloads of any range.
+//!
+//! Members reach only the cameras granted to them: anything else is a 403
+//! and a `camera.denied` audit entry, for the page, the timeline fragment
+//! and the download link alike (the API under them checks again).
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
+use porchlight_store::Role;
+use serde::Deserialize;
 
-use super::layout::{page, when};
+use super::layout::{page_in, Tab};
+use super::timeline::{self, TimelineQ, Window};
+use crate::access::{camera_state, recorded_spans, visible_camera, CameraState};
 use crate::error::{PageError, WebError};
 use crate::session::PageUser;
 use crate::App;
+
+async fn timeline_markup(
+    app: &App,
+    cam: &porchlight_store::Camera,
+    tq: &TimelineQ,
+) -> Result<maud::Markup, WebError> {
+    let w = Window::new(tq, app.vault.now()).map_err(WebError::BadRequest)?;
+    let spans = recorded_spans(app, cam, w.from, w.to).await?;
+    let events =
+        crate::events::events_between(app, std::slice::from_ref(cam), None, w.from, w.to).await?;
+    Ok(timeline::render(cam, &w, &spans, &events))
+}
 
 pub(super) async fn camera(
     State(app): State<App>,
     u: PageUser,
     Path(name): Path<String>,
+    Query(tq): Query<TimelineQ>,
 ) -> Result<Response, PageError> {
-    let store = app.vault.store();
-    let cam = store
-        .camera_by_name(&name)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    if !store.may_see_camera(u.session.user_id, cam.id).await? {
-        app.vault
-            .audit(
-                &u.visitor.actor(),
-                "camera.denied",
-                &cam.name,
-                serde_json::json!({ "what": "page" }),
-            )
-            .await?;
-        return Err(
-            WebError::Forbidden(format!("you have no access to camera `{}`", cam.name)).into(),
-        );
-    }
-    let now = app.vault.now();
-    let day_ago = now - jiff::SignedDuration::from_hours(24);
-    let rows = store
-        .recordings_between(cam.id, "main", day_ago, now)
-        .await?;
-    // Merge adjacent segments into spans.
-    let mut spans: Vec<(jiff::Timestamp, jiff::Timestamp)> = Vec::new();
-    for r in rows {
-        let end = if r.open { now } else { r.end() };
-        match spans.last_mut() {
-            Some(last) if (r.start - last.1).get_seconds().abs() <= 1 => last.1 = last.1.max(end),
-            _ => spans.push((r.start, end)),
-        }
-    }
+    let cam = visible_camera(&app, &u.session, &u.visitor, &name, "page").await?;
+    let (state, last_error) = camera_state(&app, &cam).await?;
     let key = app.vault.unlocked_key(&u.session).is_some();
-    let enc = |t: jiff::Timestamp| t.to_string().replace(':', "%3A");
-    Ok(page(
+    let tl = timeline_markup(&app, &cam, &tq).await?;
+    let now = app.vault.now();
+    let default_from = now - jiff::SignedDuration::from_mins(5);
+    Ok(page_in(
+        Some(Tab::Live),
         &cam.name,
         &u.session,
         html! {
-            h1 { (cam.name) }
-            div.live {
-                video data-live=(cam.name) muted autoplay playsinline controls {}
-                p.muted { "Live · " span data-live-status=(cam.name) { "starting…" } }
+            div.title-row {
+                h1 { (cam.name) }
+                span class={ "chip " (state.class()) } { span.dot {} (state.label()) }
             }
-            h2 { "Recorded in the last 24 hours" }
+            @if state == CameraState::Paused {
+                p.notice { "Paused (privacy mode): this camera is not recording and cannot be watched live until an owner switches it back on." }
+            } @else {
+                div.live {
+                    video data-live=(cam.name) muted autoplay playsinline controls {}
+                    p.muted.live-status { "Live · " span data-live-status=(cam.name) { "starting…" } }
+                }
+                @if let Some(e) = last_error.filter(|_| state == CameraState::Offline) {
+                    p.error { "The camera does not answer: " (e) }
+                }
+            }
+            h2 { "Recordings" }
             @if !key {
                 p.notice { "Your household key is locked (the hub restarted since you signed in). Sign out and in again to watch recordings." }
             }
-            @if spans.is_empty() {
-                p.muted { "Nothing recorded yet." }
+            (tl)
+            section #playback .playback hidden {
+                video data-playback controls playsinline preload="auto" {}
+                p.playback-status data-playback-status aria-live="polite" { "Choose a moment on the bar above." }
+                p.actions {
+                    a.button data-download href="#" download { "Download this clip" }
+                }
+            }
+            details.card.download {
+                summary { "Download a range as MP4" }
+                p.muted { "A plain MP4 file that any video player opens. Downloads are written to the audit log." }
+                form method="get" action={ "/cameras/" (cam.name) "/download" } data-download-form {
+                    input type="hidden" name="tz" value="0";
+                    label { "From " span data-tz-label { "(UTC)" }
+                        input type="datetime-local" name="from" step="1" required
+                            value=(default_from.strftime("%Y-%m-%dT%H:%M:%S"));
+                    }
+                    label { "Minutes"
+                        input type="number" name="minutes" min="1" max="1440" value="5" required;
+                    }
+                    button type="submit" { "Download MP4" }
+                }
+            }
+            @if u.session.role == Role::Owner {
+                p { a href={ "/settings/cameras/" (cam.name) } { "Camera settings" } }
+            }
+            script src="/static/live.js" defer {}
+            script src="/static/timeline.js" defer {}
+        },
+    )
+    .into_response())
+}
+
+/// The timeline section alone, for the script to swap in when zooming or
+/// moving to another hour or day (the live view keeps playing).
+pub(super) async fn timeline_fragment(
+    State(app): State<App>,
+    u: PageUser,
+    Path(name): Path<String>,
+    Query(tq): Query<TimelineQ>,
+) -> Result<Response, PageError> {
+    let cam = visible_camera(&app, &u.session, &u.visitor, &name, "timeline").await?;
+    Ok(timeline_markup(&app, &cam, &tq).await?.into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DownloadQ {
+    /// `YYYY-MM-DDTHH:MM[:SS]` as a `datetime-local` input sends it.
+    from: String,
+    minutes: u32,
+    /// The reader's offset from UTC in minutes (the script fills it in;
+    /// without it the time is UTC, as the form says).
+    #[serde(default)]
+    tz: i32,
+}
+
+fn parse_local(s: &str, tz_minutes: i32) -> Result<jiff::Timestamp, WebError> {
+    let dt: jiff::civil::DateTime = s.trim().parse().map_err(|_| {
+        WebError::BadRequest(format!(
+            "`{s}` is not a date and time like 2026-11-29T14:02"
+        ))
+    })?;
+    let utc = dt
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| WebError::BadRequest(format!("`{s}`: {e}")))?
+        .timestamp();
+    Ok(utc - jiff::SignedDuration::from_mins(i64::from(tz_minutes.clamp(-18 * 60, 18 * 60))))
+}
+
+/// The download form's target: checks the camera and sends the browser on
+/// to the MP4 (as an attachment).
+pub(super) async fn download(
+    State(app): State<App>,
+    u: PageUser,
+    Path(name): Path<String>,
+    Query(d): Query<DownloadQ>,
+) -> Result<Response, PageError> {
+    let cam = visible_camera(&app, &u.session, &u.visitor, &name, "download").await?;
+    let from = parse_local(&d.from, d.tz)?;
+    if !(1..=1440).contains(&d.minutes) {
+        return Err(WebError::BadRequest("choose between 1 and 1440 minutes".into()).into());
+    }
+    let to = from + jiff::SignedDuration::from_mins(i64::from(d.minutes));
+    Ok(Redirect::to(&format!(
+        "{}&download=1",
+        timeline::view_url(&cam, from, to)
+    ))
+    .into_response())
+}
+
+/// All cameras live at once.
+pub(super) async fn live_grid(State(app): State<App>, u: PageUser) -> Result<Response, PageError> {
+    let cams = crate::access::visible_cameras(&app, &u.session).await?;
+    let mut rows = Vec::new();
+    for c in cams {
+        let (state, _) = camera_state(&app, &c).await?;
+        rows.push((c, state));
+    }
+    Ok(page_in(
+        Some(Tab::Live),
+        "Live",
+        &u.session,
+        html! {
+            h1 { "Live" }
+            @if rows.is_empty() {
+                p.muted { "No cameras to show." }
             } @else {
-                table.list {
-                    thead { tr { th { "From" } th { "To" } th {} } }
-                    tbody {
-                        @for (s, e) in spans.iter().rev() {
-                            @let last5 = if (*e - *s).get_seconds() > 300 { *e - jiff::SignedDuration::from_mins(5) } else { *s };
-                            tr {
-                                td { (when(*s)) }
-                                td { (when(*e)) }
-                                td {
-                                    a href={ "/api/v1/cameras/" (cam.name) "/view.mp4?from=" (enc(last5)) "&to=" (enc(*e)) } { "Play last 5 min" }
-                                }
+                ul.live-grid {
+                    @for (c, state) in &rows {
+                        li {
+                            @if *state == CameraState::Paused {
+                                div.paused-box { "Paused (privacy mode)" }
+                            } @else {
+                                video data-live=(c.name) muted autoplay playsinline {}
+                            }
+                            a.caption href={ "/cameras/" (c.name) } {
+                                span class={ "dot " (state.class()) } {}
+                                strong { (c.name) }
+                                span.muted { " · " span data-live-status=(c.name) { (state.label()) } }
                             }
                         }
                     }

@@ -1,14 +1,16 @@
-//! The home page.
+//! The home page: the cameras at a glance (status and a still picture),
+//! the alarm, recent events, and what the hub does with your video.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-use super::layout::page;
+use super::layout::{page_in, time_el, Tab};
+use crate::access::{camera_state, visible_cameras, CameraState};
 use crate::error::PageError;
 use crate::session::{PageRedirect, Visitor};
 use crate::App;
-use porchlight_store::SessionStage;
+use porchlight_store::{Role, SessionStage};
 
 pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response, PageError> {
     if app.vault.store().count_users().await? == 0 {
@@ -23,34 +25,78 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
         Some(_) => return Ok(PageRedirect::To("/account/two-factor").into_response()),
     };
     let key = app.vault.unlocked_key(s).is_some();
-    let store = app.vault.store();
+    let owner = s.role == Role::Owner;
+    let cameras = visible_cameras(&app, s).await?;
     let mut cams = Vec::new();
-    for c in store.cameras().await? {
-        if store.may_see_camera(s.user_id, c.id).await? {
-            let st = store.camera_status(c.id).await?;
-            let live = st.is_some_and(|st| {
-                st.connected && (app.vault.now() - st.updated_at).get_seconds() < 20
-            });
-            cams.push((c, live));
-        }
+    for c in &cameras {
+        let (state, _) = camera_state(&app, c).await?;
+        cams.push((c, state));
     }
-    Ok(page(
+    let now = app.vault.now();
+    let events = crate::events::events_between(
+        &app,
+        &cameras,
+        None,
+        now - jiff::SignedDuration::from_hours(24),
+        now,
+    )
+    .await?;
+    let stills = app.live.is_some();
+    Ok(page_in(
+        Some(Tab::Home),
         "Home",
         s,
         html! {
             h1 { "Hello, " (s.username) }
             section.card {
-                h2 { "Cameras" }
+                div.card-head {
+                    h2 { "Cameras" }
+                    @if !cams.is_empty() { a.btn-small href="/live" { "Watch all live" } }
+                }
                 @if cams.is_empty() {
-                    p.muted { "No cameras yet. Owners add them with " code { "porchlight camera add NAME --url rtsp://…" } "." }
+                    @if owner {
+                        p.muted { "No cameras yet. " a href="/settings/cameras" { "Add your first camera" } "." }
+                    } @else {
+                        p.muted { "No cameras are shared with you yet. An owner of this hub can grant you cameras." }
+                    }
                 } @else {
                     ul.tiles {
-                        @for (c, live) in &cams {
-                            li { a href={ "/cameras/" (c.name) } {
-                                span.dot.on[*live] {}
-                                strong { (c.name) }
-                                span.muted { @if *live { " recording" } @else { " offline" } }
+                        @for (c, state) in &cams {
+                            li { a.tile href={ "/cameras/" (c.name) } {
+                                @if stills && *state == CameraState::Live {
+                                    video.still src={ "/api/v1/cameras/" (c.name) "/still.mp4" } muted playsinline preload="auto"
+                                        disablepictureinpicture aria-label={ "Still picture of " (c.name) } {}
+                                } @else {
+                                    div.still.empty { (state.label()) }
+                                }
+                                span.tile-caption {
+                                    span class={ "dot " (state.class()) } {}
+                                    strong { (c.name) }
+                                    span.muted { " · " (state.label()) }
+                                }
                             } }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Alarm" }
+                p.muted { "Not set up: alarm modes (disarmed, home, away), door and window sensors and sirens are not part of this hub yet." }
+            }
+            section.card {
+                div.card-head {
+                    h2 { "Recent events" }
+                    a.btn-small href="/events" { "All events" }
+                }
+                @if events.is_empty() {
+                    p.muted.empty-state {
+                        "No events in the last day."
+                        @if !crate::events::DETECTION_AVAILABLE { " Motion, person and doorbell detection are not set up on this hub yet." }
+                    }
+                } @else {
+                    ul.events {
+                        @for e in events.iter().take(5) {
+                            li { a href={ "/cameras/" (e.camera) } { strong { (e.kind) } " · " (e.camera) " · " (time_el(e.start, "datetime")) } }
                         }
                     }
                 }
@@ -63,7 +109,7 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
                         li { "Your household key is " @if key { "unlocked for this session only" } @else { "locked" } "." }
                     }
                     li { "Every sign-in and every look at footage is written to the audit log"
-                        @if s.role == porchlight_store::Role::Owner { " — " a href="/audit" { "read it" } } "." }
+                        @if owner { " — " a href="/audit" { "read it" } } "." }
                 }
             }
         },

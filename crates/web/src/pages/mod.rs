@@ -5,8 +5,11 @@ mod account;
 mod audit;
 mod auth;
 mod cameras;
+mod events;
 mod home;
 pub(crate) mod layout;
+mod settings;
+mod timeline;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,5 +31,34 @@ pub(crate) fn routes() -> Router<App> {
         .route("/account/password", post(account::password))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
         .route("/audit", get(audit::audit))
+        .route("/live", get(cameras::live_grid))
+        .route("/events", get(events::events))
         .route("/cameras/{name}", get(cameras::camera))
+        .route("/cameras/{name}/timeline", get(cameras::timeline_fragment))
+        .route("/cameras/{name}/download", get(cameras::download))
+        .route("/settings", get(settings::index))
+        .route(
+            "/settings/cameras",
+            get(settings::cameras).post(settings::cameras_post),
+        )
+        .route("/settings/cameras/{name}", get(settings::camera))
+        .route(
+            "/settings/cameras/{name}/enabled",
+            post(settings::camera_enabled),
+        )
+        .route("/settings/cameras/{name}/test", post(settings::camera_test))
+        .route("/settings/cameras/{name}/edit", post(settings::camera_edit))
+        .route(
+            "/settings/cameras/{name}/remove",
+            post(settings::camera_remove),
+        )
+        .route(
+            "/settings/users",
+            get(settings::users).post(settings::users_post),
+        )
+        .route(
+            "/settings/users/{name}/disabled",
+            post(settings::user_disabled),
+        )
+        .route("/settings/users/{name}/grants", post(settings::user_grants))
 }

@@ -1,0 +1,306 @@
+// Issue 4's "done when", in real Chromium on a phone-sized screen against a
+// real hub recording two cameras: install the app, see the cameras live,
+// scrub the recordings and play one, download a clip, manage cameras and
+// users, keep a member to the cameras granted to them, and read who
+// watched what. Screenshots of every page go to test-output/e2e/.
+//
+// The tests run in order and share the owner's browser session.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { launchBrowser, phonePage, shot } from "./lib/harness.mjs";
+import { startHousehold, signInOwner, signIn, watchErrors, freePort, CAMERAS, MODE } from "./lib/household.mjs";
+
+const [CAM, OTHER] = CAMERAS;
+const MEMBER = { username: "sam", password: "sam's own long password" };
+
+let hub, browser, page, errors;
+before(async () => {
+  hub = await startHousehold();
+  browser = await launchBrowser();
+  page = await phonePage(browser);
+  errors = watchErrors(page);
+});
+after(async () => {
+  await browser?.close();
+  hub?.stop();
+});
+
+const go = (path) => page.goto(hub.url + path);
+
+/** Waits until `selector`'s <video> plays: time advances and, for live
+ *  video, it stays under a second behind what it has received. */
+async function assertPlays(p, selector, { live }) {
+  await p.waitForFunction(
+    (sel) => { const v = document.querySelector(sel); return v && v.currentTime > 0.3 && v.buffered.length > 0; },
+    selector, { timeout: 25000 });
+  const t0 = await p.$eval(selector, (v) => v.currentTime);
+  let worstLag = 0;
+  for (let i = 0; i < 5; i++) {
+    await p.waitForTimeout(400);
+    const lag = await p.$eval(selector, (v) => v.buffered.end(v.buffered.length - 1) - v.currentTime);
+    worstLag = Math.max(worstLag, lag);
+  }
+  const t1 = await p.$eval(selector, (v) => v.currentTime);
+  assert.ok(t1 - t0 > 1, `${selector} plays: currentTime went from ${t0} to ${t1}`);
+  if (live) assert.ok(worstLag < 1, `${selector} is live: buffered end − currentTime was up to ${worstLag.toFixed(2)} s`);
+  return `${selector}: played ${(t1 - t0).toFixed(1)} s in 2 s` + (live ? `, buffered lag at most ${worstLag.toFixed(2)} s` : "");
+}
+
+/** The status of a WebSocket upgrade to `path` with `cookie`, as the server answers it. */
+function upgradeStatus(path, cookie) {
+  const url = new URL(hub.url + path);
+  return new Promise((ok, fail) => {
+    const req = http.request(url, {
+      headers: {
+        Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"), Cookie: cookie, Origin: url.origin,
+      },
+    });
+    req.on("upgrade", (res, socket) => { socket.destroy(); ok(res.statusCode); });
+    req.on("response", (res) => { res.resume(); ok(res.statusCode); });
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+test("the owner signs in (setting up two-factor) and sees both cameras at home", async () => {
+  await signInOwner(page, hub);
+  assert.ok((await page.textContent("h1")).includes(`Hello, ${hub.owner.username}`));
+  for (const name of CAMERAS) assert.ok(await page.isVisible(`a.tile[href="/cameras/${name}"]`), `tile for ${name}`);
+  // The tiles turn live once the hub reports the cameras connected.
+  for (let i = 0; i < 20 && (await page.locator("a.tile .dot.on").count()) < CAMERAS.length; i++) {
+    await page.waitForTimeout(1000);
+    await go("/");
+  }
+  assert.equal(await page.locator("a.tile .dot.on").count(), CAMERAS.length, "both cameras live");
+  // Each live tile shows a still picture (a key frame).
+  const stills = () => page.$$eval("video.still", (vs) => vs.map((v) => ({ ready: v.readyState, net: v.networkState, width: v.videoWidth, error: v.error?.message })));
+  await page.waitForFunction(() => [...document.querySelectorAll("video.still")].every((v) => v.readyState >= 2 && v.videoWidth > 0),
+    null, { timeout: 20000 }).catch(async (e) => { throw new Error(`stills: ${JSON.stringify(await stills())}: ${e.message}`); });
+  assert.equal((await stills()).length, CAMERAS.length);
+  assert.ok((await page.textContent("main")).includes("Alarm"), "the alarm card says it is not set up");
+  await shot(page, "hub-01-home");
+});
+
+test("the app is installable: manifest icons load, the service worker controls the page", async () => {
+  await go("/");
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.reload();
+  assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), "controlled after reload");
+  const manifest = await page.evaluate(async () => (await fetch("/manifest.webmanifest")).json());
+  assert.equal(manifest.display, "standalone");
+  const sizes = await page.evaluate(async (icons) => Promise.all(icons.map(async (i) => {
+    const img = new Image();
+    img.src = i.src;
+    await img.decode();
+    return { src: i.src, sizes: i.sizes, w: img.naturalWidth, h: img.naturalHeight };
+  })), manifest.icons);
+  for (const i of sizes) {
+    if (i.sizes === "any") assert.ok(i.w > 0, `${i.src} loads`);
+    else assert.equal(`${i.w}x${i.h}`, i.sizes, `${i.src} is ${i.sizes}`);
+  }
+  assert.ok(sizes.some((i) => i.sizes === "512x512") && sizes.some((i) => i.sizes === "192x192"));
+  // Chromium's own verdict, in a normal (not incognito) profile as a
+  // phone's browser has: the sign-in page is enough, it carries the
+  // manifest and registers the service worker.
+  const profile = mkdtempSync(join(tmpdir(), "porchlight-profile-"));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+  });
+  try {
+    const p = ctx.pages()[0] || (await ctx.newPage());
+    await p.goto(`${hub.url}/signin`);
+    await p.evaluate(() => navigator.serviceWorker.ready);
+    await p.reload();
+    assert.ok(await p.evaluate(() => navigator.serviceWorker.controller !== null));
+    const cdp = await ctx.newCDPSession(p);
+    const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+    assert.deepEqual(installabilityErrors.map((e) => e.errorId), [], "Chromium finds the app installable");
+    const { url, errors: manifestErrors } = await cdp.send("Page.getAppManifest");
+    assert.ok(url.endsWith("/manifest.webmanifest"));
+    assert.deepEqual(manifestErrors, [], "the manifest parses without complaint");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("live view of a camera plays, under a second behind", async (t) => {
+  await go(`/cameras/${CAM}`);
+  t.diagnostic(await assertPlays(page, `video[data-live="${CAM}"]`, { live: true }));
+  assert.equal(await page.textContent(`[data-live-status="${CAM}"]`), "live");
+  await shot(page, "hub-02-camera-live");
+});
+
+test("the live grid plays every camera", async (t) => {
+  await go("/live");
+  for (const name of CAMERAS) t.diagnostic(await assertPlays(page, `video[data-live="${name}"]`, { live: true }));
+  await shot(page, "hub-03-live-grid");
+});
+
+test("the timeline shows what was recorded; tapping it plays the recording", async (t) => {
+  await go(`/cameras/${CAM}`);
+  // The first segment is on the bar once the hub has written a few seconds.
+  for (let i = 0; i < 30 && (await page.locator("rect.tl-span").count()) === 0; i++) {
+    await page.waitForTimeout(1000);
+    await page.click("a.seg-item:has-text('Day')"); // reloads the bar in place
+  }
+  assert.ok((await page.locator("rect.tl-span").count()) > 0, "a recorded span is on the bar");
+  await shot(page, "hub-04-timeline-day");
+  // Zoom to the hour: the bar is swapped in place, the live view keeps playing.
+  await page.click("a.seg-item:has-text('Hour')");
+  await page.waitForSelector("#timeline[data-zoom=hour] rect.tl-span");
+  assert.match(page.url(), /zoom=hour/);
+  // Tap the recorded span, a little after its start.
+  const box = await page.locator("rect.tl-span").last().boundingBox();
+  await page.mouse.click(box.x + Math.max(1, box.width * 0.3), box.y + box.height / 2);
+  t.diagnostic(await assertPlays(page, "video[data-playback]", { live: false }));
+  const said = await page.textContent("[data-playback-status]");
+  assert.match(said, /^Recording · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  assert.ok(!(await page.isHidden("div.tl-playhead")), "the playhead shows on the bar");
+  await shot(page, "hub-05-timeline-playing");
+});
+
+test("download the clip as an MP4 file", async () => {
+  const href = await page.getAttribute("a[data-download]", "href");
+  assert.match(href, /view\.mp4\?from=.*&download=1$/);
+  const got = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    const b = new Uint8Array(await r.arrayBuffer());
+    return { status: r.status, disposition: r.headers.get("content-disposition"), type: r.headers.get("content-type"),
+      len: b.length, box: String.fromCharCode(...b.slice(4, 8)) };
+  }, href);
+  assert.equal(got.status, 200);
+  assert.equal(got.box, "ftyp", "an MP4 file");
+  assert.match(got.disposition, /^attachment; filename="[\w-]+-\d{8}-\d{6}\.mp4"$/);
+  assert.match(got.type, /^video\/mp4/);
+  assert.ok(got.len > 10000, `${got.len} bytes`);
+});
+
+test("the events page says honestly that there are none yet", async () => {
+  await go("/events");
+  const empty = await page.textContent("[data-testid=events-empty]");
+  assert.match(empty, /No events/);
+  assert.match(empty, /not set up/);
+  await page.selectOption("select[name=camera]", CAM);
+  await page.click("form.filters button");
+  assert.match(page.url(), new RegExp(`camera=${CAM}`));
+  assert.ok(await page.isVisible("[data-testid=events-empty]"));
+  await shot(page, "hub-06-events-empty");
+});
+
+test("settings: a bad camera URL is refused with the reason; test connection explains a wrong port", async () => {
+  await go("/settings");
+  await shot(page, "hub-07-settings");
+  await page.click("a[href='/settings/cameras']");
+  await page.fill("input[name=name]", "porch");
+  await page.fill("input[name=url]", "http://192.168.1.20/stream1");
+  await page.click("button[value=add]");
+  assert.match(await page.textContent("[data-testid=form-error]"), /is not an RTSP URL \(it must start with rtsp:\/\/\)/);
+  assert.equal(await page.inputValue("input[name=url]"), "http://192.168.1.20/stream1", "what was typed is kept");
+  await shot(page, "hub-08-camera-bad-url");
+
+  const closed = await freePort();
+  await page.fill("input[name=url]", `rtsp://127.0.0.1:${closed}/stream1`);
+  await page.click("button[data-test-button]");
+  await page.waitForSelector("[data-testid=test-result]:not(:has-text('Testing'))");
+  assert.match(await page.textContent("[data-testid=test-result]"), /Connection failed: nothing listens at that address and port/);
+  await shot(page, "hub-09-test-connection-refused");
+
+  // A camera that answers: test, add, pause (privacy mode), remove.
+  const cam = hub.testCamera;
+  await page.fill("input[name=url]", cam.url);
+  if (cam.username) await page.fill("input[name=username]", cam.username);
+  if (cam.password) await page.fill("input[name=password]", cam.password);
+  await page.click("button[data-test-button]");
+  await page.waitForSelector("[data-testid=test-result]:not(:has-text('Testing'))");
+  assert.match(await page.textContent("[data-testid=test-result]"), /The camera answered: video\/h264/);
+  await shot(page, "hub-10-test-connection-ok");
+  await page.click("button[value=add]");
+  assert.match(page.url(), /\/settings\/cameras\/porch\?added=1$/);
+  await page.click("button:has-text('Pause (privacy mode)')");
+  assert.equal((await page.textContent(".title-row .chip")).trim(), "paused");
+  await shot(page, "hub-11-camera-paused");
+  await page.click("summary:has-text('Remove this camera')");
+  await page.fill("input[name=confirm]", "porch");
+  await page.click("button:has-text('Remove camera and recordings')");
+  assert.match(page.url(), /\/settings\/cameras$/);
+  assert.equal(await page.locator("a[href='/settings/cameras/porch']").count(), 0, "porch is gone");
+});
+
+test("users: add a member (recovery code shown once) and grant one camera", async () => {
+  await go("/settings/users");
+  await page.fill("input[name=username]", MEMBER.username);
+  await page.selectOption("select[name=role]", "member");
+  await page.fill("input[name=password]", MEMBER.password);
+  await page.click("button:has-text('Add user')");
+  assert.match((await page.textContent("[data-testid=recovery-code]")).trim(), /^([0-9A-HJKMNP-TV-Z]{4}-){5}[0-9A-HJKMNP-TV-Z]{4}$/);
+  await shot(page, "hub-12-user-added");
+  await page.click("text=Done — back to users");
+  const card = page.locator(`li[data-user="${MEMBER.username}"]`);
+  await card.locator(`input[name=camera][value="${CAM}"]`).check();
+  await card.locator("button:has-text('Save cameras')").click();
+  assert.ok(await page.locator(`li[data-user="${MEMBER.username}"] input[value="${CAM}"]`).isChecked());
+  assert.ok(!(await page.locator(`li[data-user="${MEMBER.username}"] input[value="${OTHER}"]`).isChecked()));
+  await shot(page, "hub-13-users");
+});
+
+test("a member sees only granted cameras: another camera's page, live view and recordings answer 403", async () => {
+  const member = await phonePage(browser);
+  const memberErrors = watchErrors(member);
+  await signIn(member, hub, MEMBER.username, MEMBER.password);
+  assert.ok((await member.textContent("h1")).includes(`Hello, ${MEMBER.username}`));
+  assert.equal(await member.locator("a.tile").count(), 1);
+  assert.ok(await member.isVisible(`a.tile[href="/cameras/${CAM}"]`));
+  assert.equal(await member.locator("nav.tabs a[href='/settings']").count(), 0, "no settings for members");
+  await shot(member, "hub-14-member-home");
+
+  const page403 = await member.goto(`${hub.url}/cameras/${OTHER}`);
+  assert.equal(page403.status(), 403);
+  assert.match(await member.textContent("main"), new RegExp(`no access to camera .${OTHER}.`));
+  await shot(member, "hub-15-member-forbidden");
+  const statuses = await member.evaluate(async (cam) => {
+    const s = async (u) => (await fetch(u)).status;
+    return {
+      playback: await s(`/api/v1/cameras/${cam}/view.mp4?from=-1m&to=now`),
+      download: await s(`/api/v1/cameras/${cam}/view.mp4?from=-1m&to=now&download=1`),
+      recordings: await s(`/api/v1/cameras/${cam}/recordings`),
+      still: await s(`/api/v1/cameras/${cam}/still.mp4`),
+      timeline: await s(`/cameras/${cam}/timeline`),
+      downloadForm: await s(`/cameras/${cam}/download?from=2026-01-01T00:00&minutes=5`),
+    };
+  }, OTHER);
+  assert.deepEqual(statuses, { playback: 403, download: 403, recordings: 403, still: 403, timeline: 403, downloadForm: 403 });
+  for (const p of ["/settings", "/settings/users", "/audit"]) assert.equal((await member.goto(hub.url + p)).status(), 403, p);
+
+  // The live view's WebSocket: refused for the other camera, opened for the granted one.
+  const cookie = (await member.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  assert.equal(await upgradeStatus(`/api/v1/cameras/${OTHER}/live`, cookie), 403);
+  assert.equal(await upgradeStatus(`/api/v1/cameras/${CAM}/live`, cookie), 101);
+  // And the granted camera plays.
+  await member.goto(`${hub.url}/cameras/${CAM}`);
+  await assertPlays(member, `video[data-live="${CAM}"]`, { live: true });
+  assert.deepEqual(memberErrors, []);
+  await member.context().close();
+});
+
+test("the audit log shows who watched what, and the refusals", async () => {
+  await go("/audit");
+  const text = await page.textContent("main");
+  for (const a of ["live.view", "live.still", "recording.playback", "recording.export", "camera.add", "camera.disable", "camera.remove",
+    "camera.test", "user.create", "camera.grant", "camera.denied"]) {
+    assert.ok(text.includes(a), `audit log shows ${a}`);
+  }
+  assert.ok(text.includes("Chain intact"));
+  const denied = await page.locator("ol.audit li", { hasText: "camera.denied" }).first().textContent();
+  assert.ok(denied.includes(MEMBER.username) && denied.includes(OTHER), `a refusal names who and which camera: ${denied}`);
+  await shot(page, "hub-16-audit");
+  assert.deepEqual(errors, [], `no script errors or CSP violations (mode ${MODE})`);
+});
