@@ -33,6 +33,7 @@
 
 pub mod audit;
 pub mod cameras;
+pub mod events;
 mod migrate;
 pub mod recordings;
 pub mod sessions;
@@ -49,6 +50,7 @@ use sqlx::sqlite::{
 
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
+pub use events::{EventFilter, EventRow, NewEvent};
 pub use migrate::{MigrationStatus, MIGRATIONS};
 pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
 pub use sessions::NewSession;

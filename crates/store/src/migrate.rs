@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cameras_and_recordings",
         sql: include_str!("../migrations/sqlite/0002_cameras_and_recordings.sql"),
     },
+    Migration {
+        version: 3,
+        name: "events",
+        sql: include_str!("../migrations/sqlite/0003_events.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -1,9 +1,9 @@
 //! Events ("motion at the front door 14:02", "doorbell pressed"): the one
 //! source the events page, the home page and the timeline's markers read.
 //!
-//! Detection is not part of the hub yet (its own issue), so the source is
-//! honestly empty: nothing here invents events. When detection lands, it
-//! fills [`events_between`] from the store and every view shows them.
+//! Events come from the store's `events` table. Detection is not part of
+//! the hub yet (its own issue), so on a hub without it the table stays
+//! empty and every view says so: nothing here invents events.
 
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -53,15 +53,37 @@ fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::E
 /// Events of `cameras` (already checked as visible) in [from, to), newest
 /// first, optionally of one kind.
 pub(crate) async fn events_between(
-    _app: &App,
+    app: &App,
     cameras: &[Camera],
     kind: Option<&str>,
     from: jiff::Timestamp,
     to: jiff::Timestamp,
 ) -> Result<Vec<Event>, WebError> {
-    // No detection yet: the store has no events to read.
-    let _ = (cameras, kind, from, to);
-    Ok(Vec::new())
+    let rows = app
+        .vault
+        .store()
+        .events(&porchlight_store::EventFilter {
+            cameras: Some(cameras.iter().map(|c| c.id).collect()),
+            kind: kind.map(str::to_owned),
+            from: Some(from),
+            to: Some(to),
+            limit: 500,
+        })
+        .await?;
+    let now = app.vault.now();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let cam = cameras.iter().find(|c| Some(c.id) == r.camera_id)?;
+            Some(Event {
+                id: r.id,
+                camera: cam.name.clone(),
+                kind: r.kind,
+                start: r.start,
+                end: r.end.unwrap_or(now),
+            })
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]

@@ -975,3 +975,49 @@ async fn edit_a_cameras_address_and_credentials() {
     assert_eq!(edits.len(), 3, "{edits:?}");
     assert!(edits.iter().all(|d| !d.to_string().contains("cam-secret")));
 }
+
+#[tokio::test]
+async fn stored_events_show_only_for_visible_cameras() {
+    let h = hub().await;
+    let owner = h.user("owner", Role::Owner).await;
+    let member = h.user("member", Role::Member).await;
+    h.camera("front").await;
+    h.camera("back").await;
+    let store = h.vault.store();
+    let front = store.camera_by_name("front").await.unwrap().unwrap();
+    let back = store.camera_by_name("back").await.unwrap().unwrap();
+    let mid = store.user_by_name("member").await.unwrap().unwrap().id;
+    store.grant_camera(front.id, mid, true).await.unwrap();
+    let now = h.vault.now();
+    for (cam, kind) in [(front.id, "doorbell"), (back.id, "person")] {
+        store
+            .insert_event(
+                &porchlight_store::NewEvent {
+                    camera_id: Some(cam),
+                    kind: kind.into(),
+                    source: "api".into(),
+                    start: Some(now - jiff::SignedDuration::from_mins(5)),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let all = h.get("/api/v1/events", &owner).await.json();
+    assert_eq!(all["events"].as_array().unwrap().len(), 2, "{all}");
+    let mine = h.get("/api/v1/events", &member).await.json();
+    let kinds: Vec<&str> = mine["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["doorbell"],
+        "a member sees only granted cameras' events"
+    );
+    let filtered = h.get("/api/v1/events?kind=person", &owner).await.json();
+    assert_eq!(filtered["events"][0]["camera"], "back");
+}

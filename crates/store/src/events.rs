@@ -1,0 +1,249 @@
+//! Events: what happened, when, on which camera — from detection, sensors,
+//! the alarm or the API. One table, read by the events page, the home
+//! page, the timelines' markers and notifications.
+
+use sqlx::Row;
+
+use crate::{from_micros, micros, Doing, Result, Store};
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub camera_id: Option<i64>,
+    pub kind: String,
+    pub source: String,
+    /// `alert` (a configured label/zone) or `detection`.
+    pub review: String,
+    #[serde(serialize_with = "ser_ts")]
+    pub start: jiff::Timestamp,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub end: Option<jiff::Timestamp>,
+    pub score: Option<f64>,
+    pub zones: serde_json::Value,
+    pub detail: serde_json::Value,
+    pub snapshot: Option<String>,
+}
+
+fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+fn ser_opt_ts<S: serde::Serializer>(
+    t: &Option<jiff::Timestamp>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    pub camera_id: Option<i64>,
+    pub kind: String,
+    pub source: String,
+    pub alert: bool,
+    pub start: Option<jiff::Timestamp>,
+    pub end: Option<jiff::Timestamp>,
+    pub score: Option<f64>,
+    pub zones: Vec<String>,
+    pub detail: serde_json::Value,
+    pub snapshot: Option<String>,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only these cameras (None: all, including camera-less events).
+    pub cameras: Option<Vec<i64>>,
+    pub kind: Option<String>,
+    pub from: Option<jiff::Timestamp>,
+    pub to: Option<jiff::Timestamp>,
+    pub limit: i64,
+}
+
+fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> EventRow {
+    let parse = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
+    EventRow {
+        id: r.get("id"),
+        camera_id: r.get("camera_id"),
+        kind: r.get("kind"),
+        source: r.get("source"),
+        review: r.get("review"),
+        start: from_micros(r.get("start_us")),
+        end: r.get::<Option<i64>, _>("end_us").map(from_micros),
+        score: r.get("score"),
+        zones: parse(r.get("zones")),
+        detail: parse(r.get("detail")),
+        snapshot: r.get("snapshot"),
+    }
+}
+
+impl Store {
+    pub async fn insert_event(&self, e: &NewEvent, now: jiff::Timestamp) -> Result<i64> {
+        let detail = if e.detail.is_null() {
+            "{}".to_owned()
+        } else {
+            e.detail.to_string()
+        };
+        let id = sqlx::query(
+            "INSERT INTO events (camera_id, kind, source, review, start_us, end_us, score, zones, detail, snapshot)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.camera_id)
+        .bind(&e.kind)
+        .bind(&e.source)
+        .bind(if e.alert { "alert" } else { "detection" })
+        .bind(micros(e.start.unwrap_or(now)))
+        .bind(e.end.map(micros))
+        .bind(e.score)
+        .bind(serde_json::to_string(&e.zones).unwrap_or_else(|_| "[]".into()))
+        .bind(detail)
+        .bind(&e.snapshot)
+        .execute(&self.pool)
+        .await
+        .doing("recording an event")?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Ends an ongoing event.
+    pub async fn end_event(&self, id: i64, end: jiff::Timestamp) -> Result<()> {
+        sqlx::query("UPDATE events SET end_us = ? WHERE id = ? AND end_us IS NULL")
+            .bind(micros(end))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("ending an event")?;
+        Ok(())
+    }
+
+    pub async fn set_event_snapshot(&self, id: i64, file: &str) -> Result<()> {
+        sqlx::query("UPDATE events SET snapshot = ? WHERE id = ?")
+            .bind(file)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("attaching a snapshot")?;
+        Ok(())
+    }
+
+    pub async fn event(&self, id: i64) -> Result<Option<EventRow>> {
+        let r = sqlx::query("SELECT * FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("reading an event")?;
+        Ok(r.as_ref().map(event_from_row))
+    }
+
+    /// Events newest first (by start) matching the filter.
+    pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        let mut sql = String::from("SELECT * FROM events WHERE start_us >= ? AND start_us < ?");
+        if let Some(c) = &f.cameras {
+            if c.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(&format!(
+                " AND camera_id IN ({})",
+                vec!["?"; c.len()].join(",")
+            ));
+        }
+        if f.kind.is_some() {
+            sql.push_str(" AND kind = ?");
+        }
+        sql.push_str(" ORDER BY start_us DESC, id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql)
+            .bind(f.from.map(micros).unwrap_or(i64::MIN))
+            .bind(f.to.map(micros).unwrap_or(i64::MAX));
+        if let Some(c) = &f.cameras {
+            for id in c {
+                q = q.bind(id);
+            }
+        }
+        if let Some(k) = &f.kind {
+            q = q.bind(k);
+        }
+        let rows = q
+            .bind(if f.limit > 0 { f.limit } else { 100 })
+            .fetch_all(&self.pool)
+            .await
+            .doing("listing events")?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn insert_filter_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let t = |s| jiff::Timestamp::from_second(s).unwrap();
+        let cam = store
+            .create_camera(
+                &crate::NewCamera {
+                    name: "door".into(),
+                    main_url: "rtsp://x/".into(),
+                    ..Default::default()
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        let a = store
+            .insert_event(
+                &NewEvent {
+                    camera_id: Some(cam.id),
+                    kind: "person".into(),
+                    source: "detection".into(),
+                    alert: true,
+                    start: Some(t(100)),
+                    ..Default::default()
+                },
+                t(100),
+            )
+            .await
+            .unwrap();
+        store
+            .insert_event(
+                &NewEvent {
+                    kind: "alarm".into(),
+                    source: "alarm".into(),
+                    start: Some(t(200)),
+                    ..Default::default()
+                },
+                t(200),
+            )
+            .await
+            .unwrap();
+        store.end_event(a, t(130)).await.unwrap();
+        let all = store.events(&EventFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].kind, "alarm", "newest first");
+        let door = store
+            .events(&EventFilter {
+                cameras: Some(vec![cam.id]),
+                kind: Some("person".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(door.len(), 1);
+        assert_eq!(door[0].end, Some(t(130)));
+        assert_eq!(door[0].review, "alert");
+        let none = store
+            .events(&EventFilter {
+                from: Some(t(300)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}
