@@ -99,7 +99,41 @@ async fn live(
 /// Nominal frame duration before two frames have been seen (1/15 s).
 const DEFAULT_DURATION: u32 = 6000;
 
+/// Arrival-to-send delays of one viewer, logged when the viewer leaves:
+/// what `bench/live_latency.sh` reads (the issue's ≤ 50 ms target).
+#[derive(Default)]
+struct Latency {
+    micros: Vec<u32>,
+}
+
+impl Latency {
+    fn record(&mut self, frame: &LiveFrame) {
+        if self.micros.len() < 100_000 {
+            let d = (jiff::Timestamp::now() - frame.arrival).get_microseconds().max(0);
+            self.micros.push(d.min(u32::MAX as i64) as u32);
+        }
+    }
+}
+
+impl Drop for Latency {
+    fn drop(&mut self) {
+        if self.micros.is_empty() {
+            return;
+        }
+        self.micros.sort_unstable();
+        let at = |q: f64| f64::from(self.micros[((self.micros.len() - 1) as f64 * q) as usize]) / 1000.0;
+        tracing::info!(
+            frames = self.micros.len(),
+            p50_ms = at(0.5),
+            p95_ms = at(0.95),
+            max_ms = at(1.0),
+            "live viewer left: frame arrival to WebSocket send"
+        );
+    }
+}
+
 async fn stream(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Arc<LiveFrame>>) {
+    let mut latency = Latency::default();
     let mut entry: Option<Arc<porchlight_media::VideoSampleEntry>> = None;
     let mut base: Option<i64> = None;
     let mut last_pts: Option<i64> = None;
@@ -188,7 +222,7 @@ async fn stream(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<
         )
         .await
         {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => latency.record(&frame),
             Ok(Err(_)) => return,
             Err(_) => need_key = true,
         }

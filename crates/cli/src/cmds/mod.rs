@@ -6,6 +6,7 @@ use crate::context::{Context, DataDirRule};
 pub mod camera;
 pub mod check;
 pub mod demo;
+pub mod detect;
 pub mod export;
 pub mod keys;
 pub mod serve;
@@ -32,6 +33,8 @@ pub enum Command {
     /// Check a data folder: schema, database integrity, audit chain,
     /// household keys, no private key in clear.
     Check(check::Args),
+    /// Run the object detector on an image file and print what it finds.
+    Detect(detect::Args),
 }
 
 impl Command {
@@ -53,5 +56,6 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Camera(cmd) => camera::run(cmd, ctx).await,
         Command::Check(args) => check::run(args, ctx).await,
         Command::Export(args) => export::run(args, ctx).await,
+        Command::Detect(args) => detect::run(args, ctx).await,
     }
 }
