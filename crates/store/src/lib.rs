@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alarm;
 pub mod audit;
 pub mod cameras;
 pub mod events;
@@ -48,6 +49,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use alarm::{AlarmLink, AlarmRequest, AlarmStateRow, NewSensor, Sensor, SensorTelemetry};
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
 pub use events::{EventFilter, EventRow, NewEvent};

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../migrations/sqlite/0003_events.sql"),
     },
+    Migration {
+        version: 4,
+        name: "alarm",
+        sql: include_str!("../migrations/sqlite/0004_alarm.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -3,12 +3,14 @@
 
 use crate::context::{Context, DataDirRule};
 
+pub mod alarm;
 pub mod camera;
 pub mod check;
 pub mod demo;
 pub mod detect;
 pub mod export;
 pub mod keys;
+pub mod sensor;
 pub mod serve;
 pub mod user;
 
@@ -30,6 +32,13 @@ pub enum Command {
     Keys(keys::Command),
     /// Export a time range of a camera as an MP4 file.
     Export(export::Args),
+    /// Add, list and remove alarm sensors, sirens, keypads and doorbells
+    /// (MQTT, Zigbee2MQTT payloads).
+    #[command(subcommand)]
+    Sensor(sensor::Command),
+    /// The alarm: status, arm home|away, disarm, set the keypad PIN.
+    #[command(subcommand)]
+    Alarm(alarm::Command),
     /// Check a data folder: schema, database integrity, audit chain,
     /// household keys, no private key in clear.
     Check(check::Args),
@@ -56,6 +65,8 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Camera(cmd) => camera::run(cmd, ctx).await,
         Command::Check(args) => check::run(args, ctx).await,
         Command::Export(args) => export::run(args, ctx).await,
+        Command::Sensor(cmd) => sensor::run(cmd, ctx).await,
+        Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
     }
 }

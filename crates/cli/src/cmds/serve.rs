@@ -163,6 +163,15 @@ impl Server {
         )
         .await
         .context("starting the recorder")?;
+        // porchlight-alarm (issue 6): MQTT sensors, sirens and the alarm state machine.
+        let alarm_opts = porchlight_alarm::AlarmOptions::from_env().context("alarm settings")?;
+        let alarm = porchlight_alarm::Alarm::start(
+            vault.store().clone(),
+            porchlight_base::clock::system(),
+            alarm_opts,
+        )
+        .await
+        .context("starting the alarm")?;
         let authorizer = HubAuthorizer::new(vault.clone()).await;
         let (rtsp_stop_tx, rtsp_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let rtsp_task = tokio::spawn(rtsp.serve(
@@ -216,6 +225,7 @@ impl Server {
         };
         let _ = rtsp_stop_tx.send(());
         let _ = rtsp_task.await;
+        alarm.shutdown().await; // porchlight-alarm (issue 6)
         recorder.shutdown().await;
         vault.store().clone().close().await;
         tracing::info!("Porchlight stopped");

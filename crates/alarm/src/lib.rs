@@ -1,0 +1,969 @@
+//! # porchlight-alarm
+//!
+//! The household alarm: door/window contacts, motion sensors, sirens,
+//! keypads and doorbells spoken to over MQTT in Zigbee2MQTT's payloads, the
+//! alarm state machine ([`machine`]), and Home Assistant MQTT discovery
+//! ([`ha`]). Read design/alarm.md first.
+//!
+//! The hub runs it with [`Alarm::start`]; the CLI (which may run while a
+//! hub does, or while none does) never talks to MQTT: it queues requests in
+//! the store ([`porchlight_store::Store::push_alarm_request`]), which a
+//! running hub performs within [`AlarmOptions::poll_interval`].
+//!
+//! ```no_run
+//! # async fn demo(store: porchlight_store::Store) -> Result<(), porchlight_alarm::AlarmError> {
+//! let opts = porchlight_alarm::AlarmOptions::from_env()?;
+//! let alarm = porchlight_alarm::Alarm::start(store, porchlight_base::clock::system(), opts).await?;
+//! // … serve …
+//! alarm.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod ha;
+pub mod machine;
+mod mqtt;
+pub mod zigbee;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use porchlight_base::clock::SharedClock;
+use porchlight_store::{
+    AlarmLink, AlarmStateRow, NewAuditEntry, NewEvent, Sensor, SensorTelemetry, Store, StoreError,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use machine::{Delays, Effect, Kind, Machine, Mode, Phase};
+
+/// Errors starting the alarm.
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid MQTT URL `{0}`: expected mqtt://HOST[:PORT]")]
+    BadUrl(String),
+    #[error("invalid environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// The environment variable naming the broker (`mqtt://HOST[:PORT]`);
+/// unset or empty: MQTT off.
+pub const MQTT_URL_ENV: &str = "PORCHLIGHT_MQTT_URL";
+
+/// The MQTT topic names this hub uses.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Root of the hub's own topics (default `porchlight`).
+    pub base: String,
+    /// Home Assistant's discovery prefix (default `homeassistant`).
+    pub discovery_prefix: String,
+    /// Node id in discovery topics and unique ids (default `porchlight`).
+    pub node_id: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            base: "porchlight".into(),
+            discovery_prefix: "homeassistant".into(),
+            node_id: "porchlight".into(),
+        }
+    }
+}
+
+impl Topics {
+    /// `online`/`offline` (retained; `offline` is the last will).
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+    /// The alarm's state, retained: Home Assistant's state names.
+    pub fn alarm_state(&self) -> String {
+        format!("{}/alarm/state", self.base)
+    }
+    /// Commands: `ARM_HOME`, `ARM_AWAY`, `DISARM`.
+    pub fn alarm_set(&self) -> String {
+        format!("{}/alarm/set", self.base)
+    }
+    /// Transitions as JSON (not retained): `{from,to,by,cause,at}`.
+    pub fn alarm_event(&self) -> String {
+        format!("{}/alarm/event", self.base)
+    }
+    pub fn camera_label(&self, camera: &str, label: &str) -> String {
+        format!("{}/{camera}/{label}", self.base)
+    }
+    pub fn doorbell(&self, sensor: &str) -> String {
+        format!("{}/doorbell/{sensor}", self.base)
+    }
+}
+
+/// How the alarm runs.
+#[derive(Debug, Clone)]
+pub struct AlarmOptions {
+    /// `mqtt://HOST[:PORT]`; None: no MQTT (the state machine and CLI
+    /// requests still work; sensors and sirens do not).
+    pub mqtt_url: Option<String>,
+    pub client_id: String,
+    pub topics: Topics,
+    /// Delays used when an arm request names none.
+    pub delays: Delays,
+    /// How often the store is polled for CLI requests and sensor changes.
+    pub poll_interval: Duration,
+    /// Longest wait between reconnection attempts.
+    pub backoff_max: Duration,
+    pub keep_alive: Duration,
+}
+
+impl Default for AlarmOptions {
+    fn default() -> Self {
+        AlarmOptions {
+            mqtt_url: None,
+            client_id: format!("porchlight-{}", std::process::id()),
+            topics: Topics::default(),
+            delays: Delays::default(),
+            poll_interval: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AlarmOptions {
+    /// Defaults, with `PORCHLIGHT_MQTT_URL`, `PORCHLIGHT_MQTT_BASE_TOPIC`,
+    /// `PORCHLIGHT_MQTT_DISCOVERY_PREFIX`, and the delays from
+    /// `PORCHLIGHT_ALARM_EXIT_DELAY_SECONDS`,
+    /// `PORCHLIGHT_ALARM_ENTRY_DELAY_SECONDS` and
+    /// `PORCHLIGHT_ALARM_SIREN_SECONDS` (decimals allowed).
+    pub fn from_env() -> Result<AlarmOptions, AlarmError> {
+        let mut o = AlarmOptions {
+            mqtt_url: std::env::var(MQTT_URL_ENV)
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+            ..Default::default()
+        };
+        let secs = |var: &str, into: &mut u64| -> Result<(), AlarmError> {
+            if let Ok(v) = std::env::var(var) {
+                let s: f64 = v.trim().parse().map_err(|_| AlarmError::Env {
+                    var: var.into(),
+                    message: format!("`{v}` is not a number of seconds"),
+                })?;
+                if !(0.0..=86_400.0).contains(&s) {
+                    return Err(AlarmError::Env {
+                        var: var.into(),
+                        message: "must be between 0 and 86400 seconds".into(),
+                    });
+                }
+                *into = (s * 1000.0) as u64;
+            }
+            Ok(())
+        };
+        secs("PORCHLIGHT_ALARM_EXIT_DELAY_SECONDS", &mut o.delays.exit_ms)?;
+        secs(
+            "PORCHLIGHT_ALARM_ENTRY_DELAY_SECONDS",
+            &mut o.delays.entry_ms,
+        )?;
+        secs("PORCHLIGHT_ALARM_SIREN_SECONDS", &mut o.delays.siren_ms)?;
+        if let Some(u) = &o.mqtt_url {
+            mqtt::parse_url(u)?;
+        }
+        for (var, into) in [
+            ("PORCHLIGHT_MQTT_BASE_TOPIC", &mut o.topics.base),
+            (
+                "PORCHLIGHT_MQTT_DISCOVERY_PREFIX",
+                &mut o.topics.discovery_prefix,
+            ),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                let v = v.trim().trim_end_matches('/').to_owned();
+                if v.is_empty() || v.contains(['+', '#']) {
+                    return Err(AlarmError::Env {
+                        var: var.into(),
+                        message: "must be a topic without wildcards".into(),
+                    });
+                }
+                *into = v;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// What an arm or disarm did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub ok: bool,
+    /// The state afterwards.
+    pub state: String,
+    /// Sensors bypassed because they were open at arming.
+    pub bypassed: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// A command to the running alarm.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Arm { mode: Mode, delays: Option<Delays> },
+    Disarm,
+}
+
+/// The MQTT link as the alarm sees it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LinkStatus {
+    pub enabled: bool,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    /// Connections made since start (a reconnect makes it 2, …).
+    pub connects: u64,
+}
+
+/// The running alarm. Dropping it without [`AlarmHandle::shutdown`] aborts
+/// the task.
+pub struct AlarmHandle {
+    commands: mpsc::Sender<(Command, String, oneshot::Sender<Outcome>)>,
+    state: watch::Receiver<Machine>,
+    link: watch::Receiver<LinkStatus>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AlarmHandle {
+    /// The machine as of now.
+    pub fn machine(&self) -> Machine {
+        self.state.borrow().clone()
+    }
+
+    /// The state's name (`armed_away`, …).
+    pub fn state(&self) -> String {
+        self.state.borrow().state_name()
+    }
+
+    /// A receiver that sees every state change.
+    pub fn watch(&self) -> watch::Receiver<Machine> {
+        self.state.clone()
+    }
+
+    pub fn link(&self) -> LinkStatus {
+        self.link.borrow().clone()
+    }
+
+    pub fn watch_link(&self) -> watch::Receiver<LinkStatus> {
+        self.link.clone()
+    }
+
+    /// Arms or disarms on behalf of `by` (a signed-in user's name, `cli`, …).
+    pub async fn command(&self, cmd: Command, by: &str) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        let failed = |e: &str| Outcome {
+            ok: false,
+            state: self.state(),
+            bypassed: Vec::new(),
+            error: Some(e.into()),
+        };
+        if self.commands.send((cmd, by.to_owned(), tx)).await.is_err() {
+            return failed("the alarm has stopped");
+        }
+        rx.await.unwrap_or_else(|_| failed("the alarm has stopped"))
+    }
+
+    /// Stops: publishes `offline`, disconnects, saves the state.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+impl Drop for AlarmHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Entry point.
+pub struct Alarm;
+
+impl Alarm {
+    /// Loads the persisted state (resuming exit/entry delays and the siren
+    /// where they were), connects to the broker if one is configured, and
+    /// runs until [`AlarmHandle::shutdown`].
+    pub async fn start(
+        store: Store,
+        clock: SharedClock,
+        options: AlarmOptions,
+    ) -> Result<AlarmHandle, AlarmError> {
+        let now = clock.now();
+        let row = store.alarm_state().await?;
+        let machine = match serde_json::from_value::<Machine>(row.snapshot.clone()) {
+            Ok(m) => m,
+            Err(_) if row.state == "disarmed" => Machine::disarmed(now),
+            Err(e) => {
+                // Never silently disarm a hub that was armed.
+                tracing::error!(state = %row.state, "alarm: unreadable saved state ({e}); arming away");
+                let mut m = Machine::disarmed(now);
+                let _ = m.arm(
+                    Mode::Away,
+                    Delays {
+                        exit_ms: 0,
+                        ..options.delays
+                    },
+                    &[],
+                    "system",
+                    now,
+                );
+                m
+            }
+        };
+        let mqtt = match &options.mqtt_url {
+            Some(u) => Some(mqtt::parse_url(u)?),
+            None => None,
+        };
+        let (state_tx, state_rx) = watch::channel(machine.clone());
+        let (link_tx, link_rx) = watch::channel(LinkStatus {
+            enabled: mqtt.is_some(),
+            ..Default::default()
+        });
+        let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+        let link = mqtt.map(|(host, port)| {
+            mqtt::spawn(host, port, &options, inbound_tx.clone(), link_tx.clone())
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let mut core = Core {
+            store,
+            clock,
+            topics: options.topics.clone(),
+            defaults: options.delays,
+            machine,
+            sensors: Vec::new(),
+            by_topic: HashMap::new(),
+            cameras: Vec::new(),
+            discovery: BTreeSet::new(),
+            subscribed: BTreeSet::new(),
+            link,
+            link_status: link_rx.clone(),
+            state_tx,
+            link_saved: None,
+            last_heartbeat: None,
+            unknown: BTreeSet::new(),
+        };
+        core.reload().await;
+        // Timers that ran out while the hub was off.
+        let fx = core.machine.tick(core.clock.now());
+        core.apply(fx).await;
+        core.save().await;
+        let task = tokio::spawn(core.run(options.poll_interval, inbound_rx, cmd_rx, stop_rx));
+        Ok(AlarmHandle {
+            commands: cmd_tx,
+            state: state_rx,
+            link: link_rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// From the MQTT task to the core.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Connected,
+    Publish(String, Vec<u8>),
+}
+
+struct Core {
+    store: Store,
+    clock: SharedClock,
+    topics: Topics,
+    defaults: Delays,
+    machine: Machine,
+    sensors: Vec<Sensor>,
+    /// topic → (index into sensors, is the availability topic)
+    by_topic: HashMap<String, (usize, bool)>,
+    cameras: Vec<(i64, String)>,
+    discovery: BTreeSet<String>,
+    subscribed: BTreeSet<String>,
+    link: Option<mqtt::Link>,
+    link_status: watch::Receiver<LinkStatus>,
+    state_tx: watch::Sender<Machine>,
+    link_saved: Option<LinkStatus>,
+    last_heartbeat: Option<std::time::Instant>,
+    /// Topics heard that no sensor uses (logged once each).
+    unknown: BTreeSet<String>,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        poll: Duration,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::Receiver<(Command, String, oneshot::Sender<Outcome>)>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let wait = self.machine.next_deadline().map(|d| {
+                let ms = d.duration_since(self.clock.now()).as_millis().max(0) as u64;
+                Duration::from_millis(ms)
+            });
+            let timer = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(msg) = inbound.recv() => self.inbound(msg).await,
+                Some((cmd, by, reply)) = commands.recv() => {
+                    let out = self.command(cmd, &by).await;
+                    let _ = reply.send(out);
+                }
+                _ = ticker.tick() => self.poll().await,
+                _ = timer => {}
+            }
+            let fx = self.machine.tick(self.clock.now());
+            if !fx.is_empty() {
+                self.apply(fx).await;
+                self.save().await;
+            }
+        }
+        self.save().await;
+        if let Some(link) = self.link.take() {
+            link.publish(&self.topics.status(), true, b"offline".to_vec());
+            link.close().await;
+        }
+        let mut l = self.link_status.borrow().clone();
+        l.connected = false;
+        let _ = self
+            .store
+            .put_alarm_link(&AlarmLink {
+                connected: false,
+                last_error: l.last_error,
+                // No heartbeat: the CLI sees at once that no hub runs.
+                updated: Timestamp::UNIX_EPOCH,
+            })
+            .await;
+    }
+
+    /// Re-reads sensors and cameras; subscribes to new topics and updates
+    /// the discovery configs when they changed.
+    async fn reload(&mut self) {
+        match self.store.sensors().await {
+            Ok(s) => {
+                if s.iter()
+                    .map(|x| (&x.name, &x.topic, &x.kind, x.camera_id))
+                    .ne(self
+                        .sensors
+                        .iter()
+                        .map(|x| (&x.name, &x.topic, &x.kind, x.camera_id)))
+                {
+                    self.by_topic.clear();
+                    for (i, x) in s.iter().enumerate() {
+                        self.by_topic.insert(x.topic.clone(), (i, false));
+                        self.by_topic
+                            .insert(format!("{}/availability", x.topic), (i, true));
+                    }
+                }
+                // Keep the in-memory view of what is open from the store.
+                self.sensors = s;
+            }
+            Err(e) => tracing::warn!("alarm: cannot read sensors: {e}"),
+        }
+        match self.store.cameras().await {
+            Ok(c) => self.cameras = c.into_iter().map(|c| (c.id, c.name)).collect(),
+            Err(e) => tracing::warn!("alarm: cannot read cameras: {e}"),
+        }
+        self.sync_mqtt(false);
+    }
+
+    /// Subscriptions and discovery; `fresh`: a new connection, so
+    /// everything is (re)sent.
+    fn sync_mqtt(&mut self, fresh: bool) {
+        let Some(link) = &self.link else { return };
+        if fresh {
+            self.subscribed.clear();
+            self.discovery.clear();
+        }
+        if !link.connected() {
+            return;
+        }
+        let mut want = BTreeSet::new();
+        for s in &self.sensors {
+            // The device's whole level (`zigbee2mqtt/+`), so messages from
+            // devices nobody added are seen and logged, not silently lost.
+            match s.topic.rsplit_once('/') {
+                Some((parent, _)) if !parent.is_empty() => want.insert(format!("{parent}/+")),
+                _ => want.insert(s.topic.clone()),
+            };
+            want.insert(format!("{}/availability", s.topic));
+        }
+        want.insert(self.topics.alarm_set());
+        for t in want.difference(&self.subscribed.clone()) {
+            if link.subscribe(t) {
+                self.subscribed.insert(t.clone());
+            }
+        }
+        for t in self.subscribed.clone().difference(&want) {
+            link.unsubscribe(t);
+            self.subscribed.remove(t);
+        }
+        let cams: Vec<String> = self.cameras.iter().map(|c| c.1.clone()).collect();
+        let bells: Vec<String> = self
+            .sensors
+            .iter()
+            .filter(|s| s.kind == "doorbell")
+            .map(|s| s.name.clone())
+            .collect();
+        let configs = ha::configs(&self.topics, &cams, &bells);
+        let topics: BTreeSet<String> = configs.iter().map(|c| c.0.clone()).collect();
+        for (t, v) in configs {
+            if !self.discovery.contains(&t) {
+                link.publish(&t, true, v.to_string().into_bytes());
+                // The binary sensors start OFF (detection fills them later).
+                if let Some(state) = v.get("state_topic").and_then(|s| s.as_str()) {
+                    if t.contains("/binary_sensor/") {
+                        link.publish(state, true, b"OFF".to_vec());
+                    }
+                }
+            }
+        }
+        for gone in self.discovery.difference(&topics) {
+            link.publish(gone, true, Vec::new());
+        }
+        self.discovery = topics;
+        if fresh {
+            // After the subscriptions: the broker handles one client's
+            // packets in order, so whoever sees `online` knows the hub
+            // already listens.
+            link.publish(
+                &self.topics.alarm_state(),
+                true,
+                self.machine.state_name().into_bytes(),
+            );
+            link.publish(&self.topics.status(), true, b"online".to_vec());
+        }
+    }
+
+    async fn poll(&mut self) {
+        self.reload().await;
+        match self.store.pending_alarm_requests().await {
+            Ok(reqs) => {
+                for r in reqs {
+                    let cmd = match r.action.as_str() {
+                        "arm_home" | "arm_away" => {
+                            let mut d = self.defaults;
+                            let o = &r.options;
+                            let get = |k: &str, into: &mut u64| {
+                                if let Some(v) = o.get(k).and_then(|v| v.as_u64()) {
+                                    *into = v;
+                                }
+                            };
+                            get("exit_ms", &mut d.exit_ms);
+                            get("entry_ms", &mut d.entry_ms);
+                            get("siren_ms", &mut d.siren_ms);
+                            Some(Command::Arm {
+                                mode: if r.action == "arm_home" {
+                                    Mode::Home
+                                } else {
+                                    Mode::Away
+                                },
+                                delays: Some(d),
+                            })
+                        }
+                        "disarm" => Some(Command::Disarm),
+                        _ => None,
+                    };
+                    let out = match cmd {
+                        Some(c) => self.command(c, &r.actor.clone()).await,
+                        None => Outcome {
+                            ok: false,
+                            state: self.machine.state_name(),
+                            bypassed: Vec::new(),
+                            error: Some(format!("unknown action `{}`", r.action)),
+                        },
+                    };
+                    let v = serde_json::to_value(&out).unwrap_or_default();
+                    if let Err(e) = self
+                        .store
+                        .finish_alarm_request(r.id, &v, self.clock.now())
+                        .await
+                    {
+                        tracing::warn!("alarm: cannot record a request's outcome: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("alarm: cannot read requests: {e}"),
+        }
+        // The link status, on change and as a heartbeat every 2 s (the CLI
+        // tells "no hub running" by its age).
+        let l = self.link_status.borrow().clone();
+        let due = self
+            .last_heartbeat
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
+        if due || self.link_saved.as_ref() != Some(&l) {
+            let row = AlarmLink {
+                connected: l.connected,
+                last_error: l.last_error.clone(),
+                updated: self.clock.now(),
+            };
+            if self.store.put_alarm_link(&row).await.is_ok() {
+                self.link_saved = Some(l);
+                self.last_heartbeat = Some(std::time::Instant::now());
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Command, by: &str) -> Outcome {
+        let now = self.clock.now();
+        let res = match cmd {
+            Command::Arm { mode, delays } => {
+                let open: Vec<(String, Kind)> = self
+                    .sensors
+                    .iter()
+                    .filter(|s| s.active == Some(true))
+                    .filter_map(|s| Kind::parse(&s.kind).map(|k| (s.name.clone(), k)))
+                    .collect();
+                self.machine
+                    .arm(mode, delays.unwrap_or(self.defaults), &open, by, now)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Disarm => Ok(self.machine.disarm(by, now)),
+        };
+        match res {
+            Ok(fx) => {
+                let bypassed = fx
+                    .iter()
+                    .find_map(|e| match e {
+                        Effect::Bypassed(b) => Some(b.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                self.apply(fx).await;
+                self.save().await;
+                Outcome {
+                    ok: true,
+                    state: self.machine.state_name(),
+                    bypassed,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!("alarm: {by} asked for something refused: {e}");
+                Outcome {
+                    ok: false,
+                    state: self.machine.state_name(),
+                    bypassed: Vec::new(),
+                    error: Some(e),
+                }
+            }
+        }
+    }
+
+    async fn save(&mut self) {
+        let row = AlarmStateRow {
+            state: self.machine.state_name(),
+            snapshot: serde_json::to_value(&self.machine).unwrap_or_default(),
+            updated: self.clock.now(),
+        };
+        if let Err(e) = self.store.put_alarm_state(&row).await {
+            tracing::error!("alarm: cannot save the alarm state: {e}");
+        }
+        self.state_tx.send_replace(self.machine.clone());
+    }
+
+    fn sirens(&self) -> Vec<String> {
+        self.sensors
+            .iter()
+            .filter(|s| s.kind == "siren")
+            .map(|s| format!("{}/set", s.topic))
+            .collect()
+    }
+
+    /// Carries out the machine's effects: sirens first (latency matters),
+    /// then the retained state, then audit and timeline events.
+    async fn apply(&mut self, fx: Vec<Effect>) {
+        if let Some(link) = &self.link {
+            for e in &fx {
+                let payload = match e {
+                    Effect::SirenOn(d) => {
+                        json!({"warning": {"mode": "burglar", "duration": (d.as_millis() as u64).div_ceil(1000).max(1)}})
+                    }
+                    Effect::SirenOff => json!({"warning": {"mode": "stop"}}),
+                    _ => continue,
+                };
+                for t in self.sirens() {
+                    link.publish(&t, false, payload.to_string().into_bytes());
+                }
+            }
+            if fx.iter().any(|e| matches!(e, Effect::Changed { .. })) {
+                link.publish(
+                    &self.topics.alarm_state(),
+                    true,
+                    self.machine.state_name().into_bytes(),
+                );
+            }
+        }
+        let now = self.clock.now();
+        for e in fx {
+            match e {
+                Effect::Changed {
+                    from,
+                    to,
+                    action,
+                    by,
+                    cause,
+                } => {
+                    tracing::info!(%from, %to, %by, cause = ?cause, "alarm: {action}");
+                    let detail = json!({"from": from, "to": to, "by": by, "cause": cause});
+                    if let Some(link) = &self.link {
+                        let mut ev = detail.clone();
+                        ev["at"] = json!(now.to_string());
+                        link.publish(
+                            &self.topics.alarm_event(),
+                            false,
+                            ev.to_string().into_bytes(),
+                        );
+                    }
+                    self.audit(&by, action, &to, detail.clone()).await;
+                    let alert = matches!(to.as_str(), "pending" | "triggered");
+                    let cams: Vec<Option<i64>> = if self.cameras.is_empty() {
+                        vec![None]
+                    } else {
+                        self.cameras.iter().map(|c| Some(c.0)).collect()
+                    };
+                    for camera_id in cams {
+                        let ev = NewEvent {
+                            camera_id,
+                            kind: "alarm".into(),
+                            source: "alarm".into(),
+                            alert,
+                            start: Some(now),
+                            detail: detail.clone(),
+                            ..Default::default()
+                        };
+                        if let Err(e) = self.store.insert_event(&ev, now).await {
+                            tracing::warn!("alarm: cannot record the event: {e}");
+                        }
+                    }
+                }
+                Effect::Bypassed(names) => {
+                    tracing::warn!(
+                        "alarm: armed with {} open; bypassed until disarmed",
+                        names.join(", ")
+                    );
+                    self.audit("system", "alarm.bypass", "alarm", json!({"sensors": names}))
+                        .await;
+                }
+                Effect::SirenOn(d) => {
+                    self.audit(
+                        "system",
+                        "alarm.siren_on",
+                        "alarm",
+                        json!({"seconds": d.as_secs(), "sirens": self.sirens()}),
+                    )
+                    .await
+                }
+                Effect::SirenOff => {
+                    self.audit("system", "alarm.siren_off", "alarm", json!({}))
+                        .await
+                }
+            }
+        }
+    }
+
+    async fn audit(&self, actor: &str, action: &str, target: &str, detail: serde_json::Value) {
+        let e = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+            client: String::new(),
+        };
+        if let Err(err) = self.store.append_audit(&e, self.clock.now()).await {
+            tracing::error!("alarm: cannot write the audit log: {err}");
+        }
+    }
+
+    async fn inbound(&mut self, msg: Inbound) {
+        match msg {
+            Inbound::Connected => {
+                // A (re)connection: the broker forgot our subscriptions.
+                self.sync_mqtt(true);
+            }
+            Inbound::Publish(topic, payload) => self.publish(topic, payload).await,
+        }
+    }
+
+    async fn publish(&mut self, topic: String, payload: Vec<u8>) {
+        let now = self.clock.now();
+        if topic == self.topics.alarm_set() {
+            let text = String::from_utf8_lossy(&payload).trim().to_owned();
+            let cmd = match text.as_str() {
+                "ARM_HOME" => Command::Arm {
+                    mode: Mode::Home,
+                    delays: None,
+                },
+                "ARM_AWAY" => Command::Arm {
+                    mode: Mode::Away,
+                    delays: None,
+                },
+                "DISARM" => Command::Disarm,
+                _ => {
+                    tracing::warn!("alarm: ignoring unknown command `{text}` on {topic}");
+                    return;
+                }
+            };
+            self.command(cmd, "home-assistant").await;
+            return;
+        }
+        let Some(&(i, availability)) = self.by_topic.get(&topic) else {
+            // Once per topic at `warn` (a neighbour's lamp reports often).
+            if self.unknown.len() < 1000 && self.unknown.insert(topic.clone()) {
+                tracing::warn!(%topic, "alarm: message on {topic}, which no sensor uses; ignored (further ones logged at debug)");
+            } else {
+                tracing::debug!(%topic, "alarm: message on a topic no sensor uses; ignored");
+            }
+            return;
+        };
+        let sensor = self.sensors[i].clone();
+        let Some(kind) = Kind::parse(&sensor.kind) else {
+            return;
+        };
+        if availability {
+            match zigbee::parse_availability(&payload) {
+                Ok(up) => {
+                    if up != sensor.available.unwrap_or(!up) {
+                        tracing::info!(sensor = %sensor.name, "alarm: sensor {}", if up { "online" } else { "offline" });
+                    }
+                    self.sensors[i].available = Some(up);
+                    let t = SensorTelemetry {
+                        available: Some(up),
+                        ..Default::default()
+                    };
+                    let _ = self.store.put_sensor_telemetry(sensor.id, &t, now).await;
+                }
+                Err(e) => {
+                    tracing::warn!(sensor = %sensor.name, "alarm: ignoring availability message from `{}`: {e}", sensor.name)
+                }
+            }
+            return;
+        }
+        let r = match zigbee::parse_state(kind, &payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(sensor = %sensor.name, "alarm: ignoring a message from `{}`: {e}", sensor.name);
+                return;
+            }
+        };
+        // Trip first, record after: the siren's latency matters more.
+        if r.active == Some(true) {
+            let fx = self.machine.sensor_active(&sensor.name, kind, now);
+            if !fx.is_empty() {
+                self.apply(fx).await;
+                self.save().await;
+            }
+        }
+        if let Some(a) = r.active {
+            self.sensors[i].active = Some(a);
+        }
+        let t = SensorTelemetry {
+            active: r.active,
+            battery: r.battery,
+            linkquality: r.linkquality,
+            available: None,
+        };
+        if let Err(e) = self.store.put_sensor_telemetry(sensor.id, &t, now).await {
+            tracing::warn!("alarm: cannot record `{}`: {e}", sensor.name);
+        }
+        if let Some(action) = r.action {
+            match kind {
+                Kind::Doorbell => self.doorbell(&sensor, &action, now).await,
+                Kind::Keypad => {
+                    self.keypad(&sensor, &action, r.action_code.as_deref())
+                        .await
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn doorbell(&mut self, sensor: &Sensor, action: &str, now: Timestamp) {
+        tracing::info!(sensor = %sensor.name, "alarm: doorbell `{}` pressed ({action})", sensor.name);
+        let ev = NewEvent {
+            camera_id: sensor.camera_id,
+            kind: "doorbell".into(),
+            source: "mqtt".into(),
+            alert: true,
+            start: Some(now),
+            detail: json!({"sensor": sensor.name, "action": action}),
+            ..Default::default()
+        };
+        if let Err(e) = self.store.insert_event(&ev, now).await {
+            tracing::warn!("alarm: cannot record the doorbell press: {e}");
+        }
+        if let Some(link) = &self.link {
+            link.publish(
+                &self.topics.doorbell(&sensor.name),
+                false,
+                json!({"event_type": "press", "action": action})
+                    .to_string()
+                    .into_bytes(),
+            );
+        }
+    }
+
+    async fn keypad(&mut self, sensor: &Sensor, action: &str, code: Option<&str>) {
+        let cmd = match action {
+            "disarm" => Command::Disarm,
+            "arm_all_zones" | "arm_away" => Command::Arm {
+                mode: Mode::Away,
+                delays: None,
+            },
+            "arm_day_zones" | "arm_night_zones" | "arm_home" => Command::Arm {
+                mode: Mode::Home,
+                delays: None,
+            },
+            other => {
+                tracing::info!(sensor = %sensor.name, "alarm: keypad action `{other}` ignored");
+                return;
+            }
+        };
+        let phc = match self.store.alarm_pin_hash().await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::warn!(sensor = %sensor.name, "alarm: keypad `{}` used but no PIN is set (porchlight alarm set-pin)", sensor.name);
+                return;
+            }
+            Err(e) => {
+                tracing::error!("alarm: cannot read the PIN: {e}");
+                return;
+            }
+        };
+        let typed = code.unwrap_or_default().to_owned();
+        let ok = !typed.is_empty()
+            && tokio::task::spawn_blocking(move || {
+                porchlight_vault::password::verify(&typed, &phc)
+            })
+            .await
+            .unwrap_or(false);
+        let by = format!("keypad:{}", sensor.name);
+        if !ok {
+            tracing::warn!(sensor = %sensor.name, "alarm: wrong PIN on keypad `{}`", sensor.name);
+            self.audit(
+                &by,
+                "alarm.pin_rejected",
+                "alarm",
+                json!({"action": action}),
+            )
+            .await;
+            return;
+        }
+        self.command(cmd, &by).await;
+    }
+}
