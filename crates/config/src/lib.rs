@@ -76,6 +76,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// `[recorder]`: how video is written and kept.
     pub recorder: RecorderConfig,
+    /// `[mqtt]`: the broker for sensors, sirens, doorbells and Home Assistant.
+    pub mqtt: MqttConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
 }
@@ -194,6 +196,16 @@ impl Default for RecorderConfig {
             min_free_mib: 1024,
         }
     }
+}
+
+/// `[mqtt]`: the MQTT broker (Zigbee2MQTT sensors, sirens, Home Assistant).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://HOST[:PORT]`. Unset: no MQTT (the alarm still works from the
+    /// web and the CLI, but no sensor or siren is reachable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `[log]`: logging.
@@ -348,6 +360,10 @@ segment_seconds = {seg}
 flush_interval_seconds = {flush}
 # Keep at least this many MiB free on the data folder's disk.
 min_free_mib = {free_mib}
+
+[mqtt]
+# The broker for Zigbee2MQTT sensors, sirens, doorbells and Home Assistant.
+# url = "mqtt://127.0.0.1:1883"
 
 [log]
 # "error", "warn", "info", "debug", "trace", or tracing directives such as
@@ -627,6 +643,12 @@ const ENV_KEYS: &[EnvKey] = &[
     k("accounts.argon2_p", Kind::U32, false, UINT),
     k("accounts.require_totp_for_owners", Kind::Bool, false, BOOL),
     k("recorder.segment_seconds", Kind::U32, false, UINT),
+    k(
+        "mqtt.url",
+        Kind::Str,
+        true,
+        "a URL such as mqtt://127.0.0.1:1883",
+    ),
     k("recorder.flush_interval_seconds", Kind::U32, false, UINT),
     k("recorder.min_free_mib", Kind::U32, false, UINT),
     k(
@@ -734,6 +756,15 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if let Some(url) = &c.web.public_url {
         validate_public_url(url)?;
+    }
+
+    if let Some(u) = &c.mqtt.url {
+        if !u.starts_with("mqtt://") {
+            return Err(invalid(
+                "mqtt.url",
+                format!("{u:?} must start with mqtt:// (TLS brokers are not supported yet)"),
+            ));
+        }
     }
 
     let r = &c.recorder;
@@ -861,6 +892,9 @@ mod tests {
             web: WebConfig {
                 public_url: Some("https://x".into()),
                 ..WebConfig::default()
+            },
+            mqtt: MqttConfig {
+                url: Some("mqtt://x".into()),
             },
             ..Config::default()
         };

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use porchlight_config::{
-    example_toml, load, AccountsConfig, Config, ConfigError, LogConfig, RecorderConfig,
+    example_toml, load, AccountsConfig, Config, ConfigError, LogConfig, MqttConfig, RecorderConfig,
     SecureCookies, WebConfig,
 };
 
@@ -91,6 +91,9 @@ fn non_default_config() -> Config {
             flush_interval_seconds: 2,
             min_free_mib: 4096,
         },
+        mqtt: MqttConfig {
+            url: Some("mqtt://broker.lan:1883".to_string()),
+        },
         log: LogConfig {
             level: "info,porchlight_web=debug".to_string(),
         },
@@ -123,6 +126,9 @@ require_totp_for_owners = false
 segment_seconds = 30
 flush_interval_seconds = 2
 min_free_mib = 4096
+
+[mqtt]
+url = "mqtt://broker.lan:1883"
 
 [log]
 level = "info,porchlight_web=debug"

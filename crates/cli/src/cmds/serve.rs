@@ -164,7 +164,11 @@ impl Server {
         .await
         .context("starting the recorder")?;
         // porchlight-alarm (issue 6): MQTT sensors, sirens and the alarm state machine.
-        let alarm_opts = porchlight_alarm::AlarmOptions::from_env().context("alarm settings")?;
+        let mut alarm_opts =
+            porchlight_alarm::AlarmOptions::from_env().context("alarm settings")?;
+        if alarm_opts.mqtt_url.is_none() {
+            alarm_opts.mqtt_url = ctx.config.mqtt.url.clone();
+        }
         let alarm = porchlight_alarm::Alarm::start(
             vault.store().clone(),
             porchlight_base::clock::system(),
