@@ -5,7 +5,8 @@
 //! * per camera, a maximum **size** (`retain_max_bytes`);
 //! * for the whole data folder, a **free-space floor**: when the
 //!   filesystem has less free space than the floor, the oldest recordings
-//!   of any camera go first until it is back above.
+//!   of any camera go first until it is back above — except each camera's
+//!   newest closed recording, which the floor never takes.
 //!
 //! Oldest first, always whole segments, never an open (being written) one.
 //! Each pass that deletes writes one audit entry per camera with a count,
@@ -67,18 +68,32 @@ pub async fn enforce(
         }
     }
     collect_garbage(store, recordings_dir).await?;
-    // Free-space floor, across cameras.
+    // Free-space floor, across cameras: the oldest first, but never a
+    // camera's newest closed recording. Without that exception a floor
+    // that cannot be met (another program filling the disk) deleted every
+    // closed recording on every pass, leaving only the segments being
+    // written: the footage of what just happened went within seconds.
+    // A camera's oldest closed recording is its newest only when it has
+    // one, and rows of such cameras are distinct, so among the
+    // (cameras + 1) oldest rows there is a deletable one if any exists.
+    let limit = i64::try_from(store.cameras().await?.len()).unwrap_or(i64::MAX - 1) + 1;
     loop {
         let f = free().map_err(|e| RecorderError::io("measuring free space".into(), e))?;
         if f >= min_free_bytes {
             break;
         }
-        let old = store.oldest_recordings(None, 1).await?;
-        let Some(r) = old.first() else {
+        let mut victim = None;
+        for r in store.oldest_recordings(None, limit).await? {
+            if store.camera_usage(r.camera_id).await?.1 >= 2 {
+                victim = Some(r);
+                break;
+            }
+        }
+        let Some(r) = victim else {
             tracing::warn!(
                 free = f,
                 floor = min_free_bytes,
-                "disk below the free-space floor and nothing left to delete"
+                "disk below the free-space floor; only each camera's newest recording is left"
             );
             break;
         };

@@ -64,6 +64,15 @@ impl StatusBoard {
         }
     }
 
+    /// Has the camera delivered a frame since it last disconnected?
+    pub fn is_connected(&self, camera_id: i64) -> bool {
+        self.cams
+            .lock()
+            .unwrap()
+            .get(&camera_id)
+            .is_some_and(|e| e.connected)
+    }
+
     pub fn disconnected(&self, camera_id: i64, error: Option<String>) {
         let mut m = self.cams.lock().unwrap();
         let e = m.entry(camera_id).or_default();

@@ -275,6 +275,11 @@ fn contains_ignoring_case(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
 async fn recordings(store: &Store, dir: &Path) -> Outcome {
     use porchlight_media::{index, segment};
     let rec_dir = dir.join(porchlight_recorder::RECORDINGS_DIR);
+    // A hub may be recording while we check. Files are listed *before* rows
+    // are read: a row always exists before its file (design/storage.md), so
+    // every file listed has its row in what we read next — unless retention
+    // deleted it in between, which the re-checks below allow for.
+    let files = segment_files(&rec_dir);
     let rows = store.all_recordings().await.map_err(|e| e.to_string())?;
     let garbage = store.garbage().await.map_err(|e| e.to_string())?;
     let (mut closed, mut open, mut bytes) = (0usize, 0usize, 0u64);
@@ -282,16 +287,26 @@ async fn recordings(store: &Store, dir: &Path) -> Outcome {
         let path = rec_dir.join(&r.file_name);
         let what = format!("recording #{} ({})", r.id, r.file_name);
         if r.open {
-            // Being written by a running hub, or cut by a crash: the next
-            // start recovers it. Its file must exist.
-            if !path.exists() {
-                return Err(format!("{what}: its file is missing"));
-            }
+            // Being written by a running hub (its file may be a moment
+            // away), or cut by a crash: the next start recovers it.
             open += 1;
             continue;
         }
-        let data =
-            std::fs::read(&path).map_err(|e| format!("{what}: cannot read its file: {e}"))?;
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            // Deleted by retention since we read the rows?
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && store
+                        .recording(r.id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_none() =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("{what}: cannot read its file: {e}")),
+        };
         if data.len() as i64 != r.file_bytes {
             return Err(format!(
                 "{what}: the file has {} bytes, the index says {}",
@@ -329,21 +344,11 @@ async fn recordings(store: &Store, dir: &Path) -> Outcome {
         .map(|r| r.file_name.as_str())
         .chain(garbage.iter().map(String::as_str))
         .collect();
-    if let Ok(cams) = std::fs::read_dir(&rec_dir) {
-        for cam in cams.flatten() {
-            let Ok(files) = std::fs::read_dir(cam.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let name = format!(
-                    "{}/{}",
-                    cam.file_name().to_string_lossy(),
-                    f.file_name().to_string_lossy()
-                );
-                if name.ends_with(".seg") && !known.contains(name.as_str()) {
-                    return Err(format!("segment file {name} has no row in the index"));
-                }
-            }
+    for name in files {
+        // Gone since the listing (retention) is fine; still there with no
+        // row is not.
+        if !known.contains(name.as_str()) && rec_dir.join(&name).exists() {
+            return Err(format!("segment file {name} has no row in the index"));
         }
     }
     let mut detail = format!("{closed} segments, {:.1} MB verified", bytes as f64 / 1e6);
@@ -354,6 +359,30 @@ async fn recordings(store: &Store, dir: &Path) -> Outcome {
         detail.push_str(&format!("; {} awaiting deletion", garbage.len()));
     }
     Ok(detail)
+}
+
+/// `CAMERA/NAME.seg` of every segment file under `recordings/`.
+fn segment_files(rec_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(cams) = std::fs::read_dir(rec_dir) else {
+        return out;
+    };
+    for cam in cams.flatten() {
+        let Ok(files) = std::fs::read_dir(cam.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = format!(
+                "{}/{}",
+                cam.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            );
+            if name.ends_with(".seg") {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 /// Every recording encrypted to `user` decrypts and authenticates.
