@@ -19,7 +19,6 @@ pub struct Sensor {
     /// The device's Zigbee2MQTT topic, e.g. `zigbee2mqtt/front_door`.
     pub topic: String,
     pub camera_id: Option<i64>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: jiff::Timestamp,
     /// Contact open / motion seen, as last reported; None: never heard.
     pub active: Option<bool>,
@@ -27,22 +26,7 @@ pub struct Sensor {
     pub linkquality: Option<i64>,
     /// From `TOPIC/availability`; None: unknown.
     pub available: Option<bool>,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub last_seen: Option<jiff::Timestamp>,
-}
-
-fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(t)
-}
-
-fn ser_opt_ts<S: serde::Serializer>(
-    t: &Option<jiff::Timestamp>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.collect_str(t),
-        None => s.serialize_none(),
-    }
 }
 
 /// What it takes to add a sensor.
@@ -79,7 +63,6 @@ pub struct AlarmLink {
     pub connected: bool,
     pub last_error: Option<String>,
     /// When the hub last wrote this (its heartbeat).
-    #[serde(serialize_with = "ser_ts")]
     pub updated: jiff::Timestamp,
 }
 
@@ -90,9 +73,7 @@ pub struct AlarmRequest {
     pub action: String,
     pub actor: String,
     pub options: serde_json::Value,
-    #[serde(serialize_with = "ser_ts")]
     pub requested: jiff::Timestamp,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub done: Option<jiff::Timestamp>,
     pub outcome: Option<serde_json::Value>,
 }

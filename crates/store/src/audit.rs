@@ -46,7 +46,6 @@ pub struct NewAuditEntry {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
     pub seq: i64,
-    #[serde(serialize_with = "ser_ts")]
     pub at: jiff::Timestamp,
     pub actor: String,
     pub action: String,
@@ -57,10 +56,6 @@ pub struct AuditEntry {
     pub prev_hash: Vec<u8>,
     #[serde(serialize_with = "ser_hex")]
     pub hash: Vec<u8>,
-}
-
-fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(t)
 }
 
 fn ser_hex<S: serde::Serializer>(h: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -17,12 +17,7 @@ pub struct Camera {
     pub enabled: bool,
     pub retain_max_age_secs: Option<i64>,
     pub retain_max_bytes: Option<i64>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: jiff::Timestamp,
-}
-
-fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(t)
 }
 
 /// What it takes to add a camera.
@@ -220,7 +215,6 @@ pub struct CameraStatusRow {
     pub fps: f64,
     pub bitrate_bps: f64,
     pub last_error: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub updated_at: jiff::Timestamp,
 }
 

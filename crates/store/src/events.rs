@@ -15,28 +15,12 @@ pub struct EventRow {
     pub source: String,
     /// `alert` (a configured label/zone) or `detection`.
     pub review: String,
-    #[serde(serialize_with = "ser_ts")]
     pub start: jiff::Timestamp,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub end: Option<jiff::Timestamp>,
     pub score: Option<f64>,
     pub zones: serde_json::Value,
     pub detail: serde_json::Value,
     pub snapshot: Option<String>,
-}
-
-fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(t)
-}
-
-fn ser_opt_ts<S: serde::Serializer>(
-    t: &Option<jiff::Timestamp>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.collect_str(t),
-        None => s.serialize_none(),
-    }
 }
 
 /// An event to record.
@@ -237,6 +221,10 @@ mod tests {
         assert_eq!(door.len(), 1);
         assert_eq!(door[0].end, Some(t(130)));
         assert_eq!(door[0].review, "alert");
+        // Instants serialize as RFC 3339 strings (jiff's own serde).
+        let v = serde_json::to_value(&door[0]).unwrap();
+        assert_eq!(v["start"], "1970-01-01T00:01:40Z");
+        assert_eq!(v["end"], "1970-01-01T00:02:10Z");
         let none = store
             .events(&EventFilter {
                 from: Some(t(300)),

@@ -46,20 +46,11 @@ pub struct SessionRow {
     pub user_disabled: bool,
     pub stage: SessionStage,
     pub csrf_token: String,
-    #[serde(with = "ts")]
     pub created_at: jiff::Timestamp,
-    #[serde(with = "ts")]
     pub last_seen_at: jiff::Timestamp,
-    #[serde(with = "ts")]
     pub expires_at: jiff::Timestamp,
     pub client_addr: String,
     pub user_agent: String,
-}
-
-mod ts {
-    pub fn serialize<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(t)
-    }
 }
 
 const SESSION_SELECT: &str =
