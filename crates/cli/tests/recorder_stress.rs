@@ -10,36 +10,29 @@
 //! `PORCHLIGHT_STRESS_KEEP=1` keeps the folders (logs, database) for a
 //! post-mortem; `PORCHLIGHT_STRESS_SEED` replays the kill -9 timings.
 
+#[allow(dead_code)]
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const PW: &str = "a long household passphrase";
+use support::{
+    camera, camera_sim_logged, decodes_cleanly, export, ffprobe, free_port, ok, porchlight_with,
+    run, simulator_available, Kill, PW, SEGMENT_SECONDS,
+};
+
 /// The simulator's GOP: 15 fps with `key-int-max=30`.
 const GOP_US: i64 = 2_000_000;
 const SLACK_US: i64 = 1_000_000;
-/// `PORCHLIGHT_RECORDER_SEGMENT_SECONDS` (the smallest the config allows).
-const SEGMENT_SECONDS: i64 = 5;
 /// The hub's housekeeping period: statuses reach the store this often.
 const PUBLISH_US: i64 = 5_000_000;
 
 // ---------------------------------------------------------------------------
 // Processes
-
-/// A child killed (SIGKILL) and reaped when dropped, also when a test panics.
-struct Kill(Child);
-impl Kill {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    fn running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
 
 /// Stops a hub as Ctrl-C would (SIGTERM) and waits for it to exit.
 fn stop(mut hub: Kill) {
@@ -70,12 +63,6 @@ fn sims_alive(sims: &mut [Kill], log: &Path) {
         );
     }
 }
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn now_us() -> i64 {
     i64::try_from(
@@ -95,109 +82,12 @@ fn secs(us: i64) -> f64 {
     us as f64 / 1e6
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn shared_tools() -> PathBuf {
-    std::env::var_os("PORCHLIGHT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("tools")
-}
-
 /// Can the GStreamer camera simulator and ffmpeg run here?
 fn tools_available() -> bool {
     if !porchlight_base::tools::external("ffprobe") || !porchlight_base::tools::external("ffmpeg") {
         return false;
     }
-    let ok = shared_tools().join("rtsp_cam.py").exists()
-        && Command::new("/usr/bin/python3")
-            .args(["-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("PORCHLIGHT_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("the RTSP camera simulator (../shared/tools/rtsp_cam.py with GStreamer) is required; scripts/install-test-deps installs GStreamer");
-        }
-        eprintln!("SKIPPED: the RTSP camera simulator is not available");
-    }
-    ok
-}
-
-/// Starts rtsp_cam.py on `port` and returns once it accepts connections
-/// (the script prints its banner even when it could not bind).
-fn camera_sim(port: u16, log: &Path) -> Kill {
-    let err = File::options().create(true).append(true).open(log).unwrap();
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(shared_tools().join("rtsp_cam.py"))
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(err)
-        .spawn()
-        .expect("start rtsp_cam.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sim = Kill(child);
-    assert!(line.contains("RTSP camera sim"), "simulator said {line:?}");
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the simulator does not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sim
-}
-
-fn porchlight(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_porchlight"));
-    c.arg("--data-dir").arg(dir);
-    c.env("PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB", "64")
-        .env("PORCHLIGHT_ACCOUNTS_ARGON2_T", "1")
-        .env(
-            "PORCHLIGHT_RECORDER_SEGMENT_SECONDS",
-            SEGMENT_SECONDS.to_string(),
-        )
-        .env("PORCHLIGHT_RECORDER_FLUSH_INTERVAL_SECONDS", "1")
-        .env("PORCHLIGHT_RECORDER_MIN_FREE_MIB", "1")
-        .env("RUST_LOG", "info");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
-fn run(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = porchlight(dir, &[])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(!e.contains("panicked"), "porchlight panicked: {e}");
-    (out.status.code().unwrap_or(-1), o, e)
-}
-
-fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let (code, o, e) = run(dir, args, stdin);
-    assert_eq!(code, 0, "porchlight {args:?} failed:\n{o}\n{e}");
-    o
+    simulator_available()
 }
 
 /// The last lines of a hub's log, for failure messages.
@@ -244,7 +134,7 @@ fn check_passes(dir: &Path, log: &Path, when: &str) {
 /// once it has printed its address.
 fn serve(dir: &Path, env: &[(&str, &str)], log: &Path) -> Kill {
     let err = File::options().create(true).append(true).open(log).unwrap();
-    let mut child = porchlight(dir, env)
+    let mut child = porchlight_with(dir, env)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(err)
@@ -280,80 +170,6 @@ fn add_camera(dir: &Path, name: &str, url: &str, extra: &[&str]) {
     let mut args = vec!["camera", "add", name, "--url", url];
     args.extend_from_slice(extra);
     ok(dir, &args, "");
-}
-
-fn cameras(dir: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str::<serde_json::Value>(&ok(dir, &["camera", "list", "--json"], ""))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn camera(dir: &Path, name: &str) -> serde_json::Value {
-    cameras(dir)
-        .into_iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no camera {name}"))
-}
-
-fn export(dir: &Path, camera: &str, from: &str, to: &str, out: &Path) {
-    let (code, stdout, stderr) = run(
-        dir,
-        &[
-            "export",
-            "--camera",
-            camera,
-            "--from",
-            from,
-            "--to",
-            to,
-            "--output",
-            out.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--quiet",
-        ],
-        &format!("{PW}\n"),
-    );
-    assert_eq!(code, 0, "export of {camera} failed:\n{stdout}\n{stderr}");
-}
-
-fn ffprobe(path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_frames:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn decodes_cleanly(path: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "decode errors in {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Open file descriptors and resident memory (KiB) of a process.
@@ -575,7 +391,10 @@ fn crash_kill_9_twenty_times_with_four_cameras() {
     // which a restarting hub with two cameras on one mount does every time.
     let (port1, port2) = (free_port(), free_port());
     let sim_log = folder.path().join("sim.log");
-    let mut sims = [camera_sim(port1, &sim_log), camera_sim(port2, &sim_log)];
+    let mut sims = [
+        camera_sim_logged(port1, &sim_log),
+        camera_sim_logged(port2, &sim_log),
+    ];
     setup_owner(&dir);
     let urls = [
         ("front", port1, "main"),
@@ -759,7 +578,7 @@ fn camera_flapping_resumes_and_does_not_leak() {
     let dir = folder.path().join("data");
     let log = folder.path().join("hub.log");
     let sim_log = folder.path().join("sim.log");
-    let mut sim = Some(camera_sim(port, &sim_log));
+    let mut sim = Some(camera_sim_logged(port, &sim_log));
     setup_owner(&dir);
     add_camera(&dir, "flappy", &format!("rtsp://127.0.0.1:{port}/sub"), &[]);
     let db = Db::open(&dir);
@@ -782,7 +601,7 @@ fn camera_flapping_resumes_and_does_not_leak() {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-        sim = Some(camera_sim(port, &sim_log));
+        sim = Some(camera_sim_logged(port, &sim_log));
         let ready_us = now_us();
         // Recording resumes: the first frame kept since the camera came back
         // (from the index, exact), with its first GOP on disk.
@@ -925,7 +744,7 @@ fn disk_pressure_oldest_go_first_and_recording_never_stops() {
     let dir_a = folder_a.path().join("data");
     let log_a = folder_a.path().join("hub.log");
     // One client per mount (see the kill -9 test for why).
-    let mut sim = [camera_sim(port, &folder_a.path().join("sim.log"))];
+    let mut sim = [camera_sim_logged(port, &folder_a.path().join("sim.log"))];
     setup_owner(&dir_a);
     add_camera(&dir_a, "tiny", &url("sub"), &["--retain-gib", "0.0001"]);
     let budget = (0.0001f64 * 1024.0 * 1024.0 * 1024.0) as i64;

@@ -6,129 +6,18 @@
 //! (../shared/tools/rtsp_cam.py, H.265); an export of the demo recording
 //! plays. Slow (about half a minute), so it is one test.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[allow(dead_code)]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn shared_tools() -> PathBuf {
-    std::env::var_os("PORCHLIGHT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("tools")
-}
-
-/// Can the GStreamer camera simulator run here?
-fn simulator_available() -> bool {
-    let ok = shared_tools().join("rtsp_cam.py").exists()
-        && Command::new("/usr/bin/python3")
-            .args(["-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("PORCHLIGHT_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("the RTSP camera simulator (../shared/tools/rtsp_cam.py with GStreamer) is required; scripts/install-test-deps installs GStreamer");
-        }
-        eprintln!("SKIPPED: the RTSP camera simulator is not available");
-    }
-    ok
-}
-
-fn camera_sim(port: u16) -> Kill {
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(shared_tools().join("rtsp_cam.py"))
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rtsp_cam.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("RTSP camera sim"), "simulator said {line:?}");
-    Kill(child)
-}
-
-fn porchlight(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_porchlight"));
-    c.arg("--data-dir").arg(dir);
-    c.env("PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB", "64")
-        .env("PORCHLIGHT_ACCOUNTS_ARGON2_T", "1")
-        .env("PORCHLIGHT_RECORDER_SEGMENT_SECONDS", "5")
-        .env("PORCHLIGHT_RECORDER_FLUSH_INTERVAL_SECONDS", "1")
-        .env("PORCHLIGHT_RECORDER_MIN_FREE_MIB", "1")
-        .env("RUST_LOG", "info");
-    c
-}
-
-fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = porchlight(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(!e.contains("panicked"), "porchlight panicked: {e}");
-    assert!(
-        out.status.success(),
-        "porchlight {args:?} failed:\n{o}\n{e}"
-    );
-    o
-}
-
-fn cameras(dir: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str::<serde_json::Value>(&ok(dir, &["camera", "list", "--json"], ""))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn wait_connected(dir: &Path, names: &[&str], within: Duration) {
-    let t0 = Instant::now();
-    loop {
-        let cams = cameras(dir);
-        let all = names.iter().all(|n| {
-            cams.iter()
-                .any(|c| c["name"] == *n && c["connected"] == true)
-        });
-        if all {
-            return;
-        }
-        assert!(
-            t0.elapsed() < within,
-            "cameras {names:?} not connected after {within:?}: {cams:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
+use support::{
+    camera_sim, cameras, free_port, ok, porchlight, simulator_available, wait_connected, Kill,
+};
 
 /// `ffprobe` on an RTSP URL over TCP: (success, first stream, stderr).
 fn probe(url: &str) -> (bool, serde_json::Value, String) {
@@ -254,7 +143,7 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
     }
     let t_start = Instant::now();
     let sim_port = free_port();
-    let _sim = camera_sim(sim_port);
+    let _sim = camera_sim(sim_port, None);
     let folder = tempfile::tempdir().unwrap();
     let dir = folder.path().join("demo");
     let out = tempfile::tempdir().unwrap();
