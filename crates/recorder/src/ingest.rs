@@ -124,6 +124,7 @@ impl CameraTask {
             .demuxed()
             .map_err(|e| RecorderError::Camera(e.to_string()))?;
 
+        let live = self.live.publisher(self.camera.id);
         let mut writer: Option<StreamWriter> = None;
         let mut entry: Option<Arc<VideoSampleEntry>> = None;
         let result = loop {
@@ -177,7 +178,7 @@ impl CameraTask {
                     && porchlight_media::nal::hevc_is_irap(&data));
             self.status.frame(self.camera.id, data.len());
             if let Some(e) = &entry {
-                self.live.publish(self.camera.id, || crate::LiveFrame {
+                live.publish(|| crate::LiveFrame {
                     pts_90k: pts,
                     key,
                     data: data.clone(),

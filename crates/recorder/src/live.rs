@@ -52,11 +52,21 @@ impl LiveHub {
         self.sender(camera_id).subscribe()
     }
 
-    /// Publishes a frame; free when nobody listens.
-    pub(crate) fn publish(&self, camera_id: i64, make: impl FnOnce() -> LiveFrame) {
-        let tx = self.sender(camera_id);
-        if tx.receiver_count() > 0 {
-            let _ = tx.send(Arc::new(make()));
+    /// The camera's sending end, taken once per connection so the
+    /// per-frame path does not lock the map of channels.
+    pub(crate) fn publisher(&self, camera_id: i64) -> Publisher {
+        Publisher(self.sender(camera_id))
+    }
+}
+
+/// Publishes one camera's frames; see [`LiveHub::publisher`].
+pub(crate) struct Publisher(broadcast::Sender<Arc<LiveFrame>>);
+
+impl Publisher {
+    /// Publishes a frame; free (no allocation) when nobody listens.
+    pub(crate) fn publish(&self, make: impl FnOnce() -> LiveFrame) {
+        if self.0.receiver_count() > 0 {
+            let _ = self.0.send(Arc::new(make()));
         }
     }
 }
