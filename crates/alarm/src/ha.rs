@@ -1,6 +1,8 @@
 //! Home Assistant MQTT discovery: the retained config messages that make
 //! the alarm panel, the per-camera binary sensors and the doorbell event
-//! entities appear in Home Assistant by themselves.
+//! entities and the per-camera snapshot image entities appear in Home
+//! Assistant by themselves. Every config is published retained (see
+//! `sync_mqtt` in lib.rs) and is a JSON object with HA's schema fields.
 
 use serde_json::{json, Value};
 
@@ -63,6 +65,21 @@ pub fn configs(t: &Topics, cameras: &[String], doorbells: &[String]) -> Vec<(Str
                 }),
             ));
         }
+    }
+    for cam in cameras {
+        out.push((
+            format!("{disc}/image/{node}/{cam}_snapshot/config"),
+            json!({
+                "name": format!("{cam} snapshot"),
+                "unique_id": format!("{node}_{cam}_snapshot"),
+                "image_topic": t.camera_snapshot(cam),
+                "content_type": "image/jpeg",
+                "availability_topic": t.status(),
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": device(t),
+            }),
+        ));
     }
     for bell in doorbells {
         out.push((

@@ -12,7 +12,8 @@
 //!
 //! ```no_run
 //! # async fn demo(store: porchlight_store::Store) -> Result<(), porchlight_alarm::AlarmError> {
-//! let opts = porchlight_alarm::AlarmOptions::from_env()?;
+//! let config = porchlight_config::Config::default();
+//! let opts = porchlight_alarm::AlarmOptions::from_config(&config)?;
 //! let alarm = porchlight_alarm::Alarm::start(store, porchlight_base::clock::system(), opts).await?;
 //! // … serve …
 //! alarm.shutdown().await;
@@ -24,6 +25,8 @@ pub mod machine;
 mod mqtt;
 pub mod zigbee;
 
+pub use mqtt::MqttPublisher;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -33,7 +36,7 @@ use porchlight_store::{
     AlarmLink, AlarmStateRow, NewAuditEntry, NewEvent, Sensor, SensorTelemetry, Store, StoreError,
 };
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use machine::{Delays, Effect, Kind, Machine, Mode, Phase};
 
@@ -42,8 +45,18 @@ pub use machine::{Delays, Effect, Kind, Machine, Mode, Phase};
 pub enum AlarmError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("invalid MQTT URL `{0}`: expected mqtt://HOST[:PORT]")]
+    #[error("invalid MQTT URL `{0}`: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")]
     BadUrl(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("MQTT TLS: {0}")]
+    Tls(String),
+    #[error("{key}: cannot read {path}: {message}")]
+    File {
+        key: &'static str,
+        path: String,
+        message: String,
+    },
     #[error("invalid environment variable {var}: {message}")]
     Env { var: String, message: String },
 }
@@ -93,6 +106,10 @@ impl Topics {
     pub fn camera_label(&self, camera: &str, label: &str) -> String {
         format!("{}/{camera}/{label}", self.base)
     }
+    /// JPEG bytes of a camera's latest snapshot (published by detection).
+    pub fn camera_snapshot(&self, camera: &str) -> String {
+        format!("{}/{camera}/snapshot", self.base)
+    }
     pub fn doorbell(&self, sensor: &str) -> String {
         format!("{}/doorbell/{sensor}", self.base)
     }
@@ -105,6 +122,11 @@ pub struct AlarmOptions {
     /// requests still work; sensors and sirens do not).
     pub mqtt_url: Option<String>,
     pub client_id: String,
+    /// Broker credentials (`username` without `password`: empty password).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM of a private CA for `mqtts://`; None: the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
     pub topics: Topics,
     /// Delays used when an arm request names none.
     pub delays: Delays,
@@ -120,6 +142,9 @@ impl Default for AlarmOptions {
         AlarmOptions {
             mqtt_url: None,
             client_id: format!("porchlight-{}", std::process::id()),
+            username: None,
+            password: None,
+            ca_pem: None,
             topics: Topics::default(),
             delays: Delays::default(),
             poll_interval: Duration::from_millis(250),
@@ -130,62 +155,78 @@ impl Default for AlarmOptions {
 }
 
 impl AlarmOptions {
-    /// Defaults, with `PORCHLIGHT_MQTT_URL`, `PORCHLIGHT_MQTT_BASE_TOPIC`,
-    /// `PORCHLIGHT_MQTT_DISCOVERY_PREFIX`, and the delays from
-    /// `PORCHLIGHT_ALARM_EXIT_DELAY_SECONDS`,
-    /// `PORCHLIGHT_ALARM_ENTRY_DELAY_SECONDS` and
-    /// `PORCHLIGHT_ALARM_SIREN_SECONDS` (decimals allowed).
-    pub fn from_env() -> Result<AlarmOptions, AlarmError> {
-        let mut o = AlarmOptions {
-            mqtt_url: std::env::var(MQTT_URL_ENV)
-                .ok()
-                .filter(|s| !s.trim().is_empty()),
-            ..Default::default()
+    /// From the configuration (`[mqtt]` and `[alarm]`, environment
+    /// overrides already applied): reads `mqtt.password_file` (unless
+    /// `PORCHLIGHT_MQTT_PASSWORD` gave the password) and `mqtt.ca_file`.
+    pub fn from_config(c: &porchlight_config::Config) -> Result<AlarmOptions, AlarmError> {
+        let m = &c.mqtt;
+        let read = |key: &'static str, p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| AlarmError::File {
+                key,
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })
         };
-        let secs = |var: &str, into: &mut u64| -> Result<(), AlarmError> {
-            if let Ok(v) = std::env::var(var) {
-                let s: f64 = v.trim().parse().map_err(|_| AlarmError::Env {
-                    var: var.into(),
-                    message: format!("`{v}` is not a number of seconds"),
+        let password = match (&m.password, &m.password_file) {
+            (Some(p), _) => Some(p.0.clone()),
+            (None, Some(f)) => {
+                let bytes = read("mqtt.password_file", f)?;
+                let text = String::from_utf8(bytes).map_err(|_| AlarmError::File {
+                    key: "mqtt.password_file",
+                    path: f.display().to_string(),
+                    message: "not UTF-8 text".into(),
                 })?;
-                if !(0.0..=86_400.0).contains(&s) {
-                    return Err(AlarmError::Env {
-                        var: var.into(),
-                        message: "must be between 0 and 86400 seconds".into(),
+                Some(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            (None, None) => None,
+        };
+        let ca_pem = match &m.ca_file {
+            Some(f) => {
+                let pem = read("mqtt.ca_file", f)?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(AlarmError::File {
+                        key: "mqtt.ca_file",
+                        path: f.display().to_string(),
+                        message: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
                     });
                 }
-                *into = (s * 1000.0) as u64;
+                Some(pem)
             }
-            Ok(())
+            None => None,
         };
-        secs("PORCHLIGHT_ALARM_EXIT_DELAY_SECONDS", &mut o.delays.exit_ms)?;
-        secs(
-            "PORCHLIGHT_ALARM_ENTRY_DELAY_SECONDS",
-            &mut o.delays.entry_ms,
-        )?;
-        secs("PORCHLIGHT_ALARM_SIREN_SECONDS", &mut o.delays.siren_ms)?;
+        let mut o = AlarmOptions {
+            mqtt_url: m.url.clone().filter(|s| !s.trim().is_empty()),
+            username: m.username.clone(),
+            password,
+            ca_pem,
+            topics: Topics {
+                base: m.base_topic.trim_end_matches('/').to_owned(),
+                discovery_prefix: m.discovery_prefix.trim_end_matches('/').to_owned(),
+                ..Topics::default()
+            },
+            delays: Delays {
+                exit_ms: c.alarm.exit_delay_seconds.millis,
+                entry_ms: c.alarm.entry_delay_seconds.millis,
+                siren_ms: c.alarm.siren_seconds.millis,
+            },
+            ..Default::default()
+        };
+        if let Some(id) = &m.client_id {
+            o.client_id = id.clone();
+        }
         if let Some(u) = &o.mqtt_url {
             mqtt::parse_url(u)?;
         }
-        for (var, into) in [
-            ("PORCHLIGHT_MQTT_BASE_TOPIC", &mut o.topics.base),
-            (
-                "PORCHLIGHT_MQTT_DISCOVERY_PREFIX",
-                &mut o.topics.discovery_prefix,
-            ),
-        ] {
-            if let Ok(v) = std::env::var(var) {
-                let v = v.trim().trim_end_matches('/').to_owned();
-                if v.is_empty() || v.contains(['+', '#']) {
-                    return Err(AlarmError::Env {
-                        var: var.into(),
-                        message: "must be a topic without wildcards".into(),
-                    });
-                }
-                *into = v;
-            }
-        }
         Ok(o)
+    }
+
+    /// [`AlarmOptions::from_config`] with the built-in defaults and the
+    /// process environment only (`PORCHLIGHT_MQTT_*`,
+    /// `PORCHLIGHT_ALARM_*_SECONDS`; no config file).
+    pub fn from_env() -> Result<AlarmOptions, AlarmError> {
+        let c = porchlight_config::load_from_process_env(None)
+            .map_err(|e| AlarmError::Config(e.to_string()))?;
+        AlarmOptions::from_config(&c)
     }
 }
 
@@ -217,17 +258,87 @@ pub struct LinkStatus {
     pub connects: u64,
 }
 
-/// The running alarm. Dropping it without [`AlarmHandle::shutdown`] aborts
-/// the task.
-pub struct AlarmHandle {
+/// Sent for every event row the alarm inserts (doorbell presses, alarm
+/// transitions — one row per camera —, sensor events), so that others (the
+/// detection pipeline) can attach a snapshot of that moment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventNotice {
+    /// The event row's id.
+    pub id: i64,
+    pub camera_id: Option<i64>,
+    /// The event's kind (`doorbell`, `alarm`, …).
+    pub kind: String,
+    pub at: Timestamp,
+}
+
+/// A cheap, cloneable view of the running alarm: its state, link, commands,
+/// MQTT publisher and event notices (for the web app and the detection
+/// pipeline). It stays usable after shutdown; commands then answer "the
+/// alarm has stopped".
+#[derive(Clone)]
+pub struct AlarmClient {
     commands: mpsc::Sender<(Command, String, oneshot::Sender<Outcome>)>,
     state: watch::Receiver<Machine>,
     link: watch::Receiver<LinkStatus>,
+    publisher: Option<MqttPublisher>,
+    notices: broadcast::Sender<EventNotice>,
+}
+
+/// The running alarm. Dropping it without [`AlarmHandle::shutdown`] aborts
+/// the task. Derefs to [`AlarmClient`]; [`AlarmHandle::client`] gives a
+/// clone that others may keep.
+pub struct AlarmHandle {
+    client: AlarmClient,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+impl std::ops::Deref for AlarmHandle {
+    type Target = AlarmClient;
+    fn deref(&self) -> &AlarmClient {
+        &self.client
+    }
+}
+
 impl AlarmHandle {
+    /// A clone of the client side, to hand to the web app or others.
+    pub fn client(&self) -> AlarmClient {
+        self.client.clone()
+    }
+
+    /// Stops: publishes `offline`, disconnects, saves the state.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+impl Drop for AlarmHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl AlarmClient {
+    /// A publisher on the alarm's broker connection; None when no broker
+    /// is configured. Publishes queue while the broker is away.
+    pub fn mqtt(&self) -> Option<MqttPublisher> {
+        self.publisher.clone()
+    }
+
+    /// Every event row the alarm inserts from now on. A receiver that lags
+    /// more than 256 notices behind loses the oldest ones
+    /// (`RecvError::Lagged`).
+    pub fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
+        self.notices.subscribe()
+    }
+
     /// The machine as of now.
     pub fn machine(&self) -> Machine {
         self.state.borrow().clone()
@@ -264,24 +375,6 @@ impl AlarmHandle {
             return failed("the alarm has stopped");
         }
         rx.await.unwrap_or_else(|_| failed("the alarm has stopped"))
-    }
-
-    /// Stops: publishes `offline`, disconnects, saves the state.
-    pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-    }
-}
-
-impl Drop for AlarmHandle {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
     }
 }
 
@@ -329,12 +422,23 @@ impl Alarm {
             ..Default::default()
         });
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
-        let link = mqtt.map(|(host, port)| {
-            mqtt::spawn(host, port, &options, inbound_tx.clone(), link_tx.clone())
-        });
+        let link = match mqtt {
+            Some((host, port, tls)) => Some(mqtt::spawn(
+                host,
+                port,
+                tls,
+                &options,
+                inbound_tx.clone(),
+                link_tx.clone(),
+            )?),
+            None => None,
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (notices, _) = broadcast::channel(256);
+        let publisher = link.as_ref().map(|l| l.publisher());
         let mut core = Core {
+            notices: notices.clone(),
             store,
             clock,
             topics: options.topics.clone(),
@@ -359,9 +463,13 @@ impl Alarm {
         core.save().await;
         let task = tokio::spawn(core.run(options.poll_interval, inbound_rx, cmd_rx, stop_rx));
         Ok(AlarmHandle {
-            commands: cmd_tx,
-            state: state_rx,
-            link: link_rx,
+            client: AlarmClient {
+                commands: cmd_tx,
+                state: state_rx,
+                link: link_rx,
+                publisher,
+                notices,
+            },
             stop: Some(stop_tx),
             task: Some(task),
         })
@@ -376,6 +484,7 @@ pub(crate) enum Inbound {
 }
 
 struct Core {
+    notices: broadcast::Sender<EventNotice>,
     store: Store,
     clock: SharedClock,
     topics: Topics,
@@ -747,9 +856,7 @@ impl Core {
                             detail: detail.clone(),
                             ..Default::default()
                         };
-                        if let Err(e) = self.store.insert_event(&ev, now).await {
-                            tracing::warn!("alarm: cannot record the event: {e}");
-                        }
+                        self.record_event(&ev, now, "the event").await;
                     }
                 }
                 Effect::Bypassed(names) => {
@@ -774,6 +881,22 @@ impl Core {
                         .await
                 }
             }
+        }
+    }
+
+    /// Inserts an event row and tells [`AlarmHandle::event_notices`].
+    async fn record_event(&self, ev: &NewEvent, now: Timestamp, what: &str) {
+        match self.store.insert_event(ev, now).await {
+            Ok(id) => {
+                // No receiver is fine.
+                let _ = self.notices.send(EventNotice {
+                    id,
+                    camera_id: ev.camera_id,
+                    kind: ev.kind.clone(),
+                    at: now,
+                });
+            }
+            Err(e) => tracing::warn!("alarm: cannot record {what}: {e}"),
         }
     }
 
@@ -904,9 +1027,7 @@ impl Core {
             detail: json!({"sensor": sensor.name, "action": action}),
             ..Default::default()
         };
-        if let Err(e) = self.store.insert_event(&ev, now).await {
-            tracing::warn!("alarm: cannot record the doorbell press: {e}");
-        }
+        self.record_event(&ev, now, "the doorbell press").await;
         if let Some(link) = &self.link {
             link.publish(
                 &self.topics.doorbell(&sensor.name),

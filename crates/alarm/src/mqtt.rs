@@ -1,49 +1,68 @@
 //! The broker connection: rumqttc's event loop, polled by one task, with
 //! reconnection and exponential backoff (rumqttc has none of its own),
 //! `porchlight/status` as the retained last will, and a `Connected` message
-//! to the core on every ConnAck so it resubscribes.
+//! to the core on every ConnAck so it resubscribes. `mqtts://` brokers are
+//! spoken to over TLS (rustls, see [`tls_config`]), with optional user name
+//! and password; a refused login shows as a "not authorised" `last_error`
+//! and is retried with backoff, never a crash.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::{AlarmError, AlarmOptions, Inbound, LinkStatus};
 
-/// `mqtt://HOST[:PORT]` → (host, port). TLS (`mqtts://`) is not supported
-/// yet.
-pub(crate) fn parse_url(url: &str) -> Result<(String, u16), AlarmError> {
+/// `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (TLS, 8883) →
+/// (host, port, tls).
+pub(crate) fn parse_url(url: &str) -> Result<(String, u16, bool), AlarmError> {
     let bad = || AlarmError::BadUrl(url.to_owned());
-    let rest = url.trim().strip_prefix("mqtt://").ok_or_else(bad)?;
+    let (rest, tls) = match url.trim().strip_prefix("mqtts://") {
+        Some(r) => (r, true),
+        None => (url.trim().strip_prefix("mqtt://").ok_or_else(bad)?, false),
+    };
+    let default_port = if tls { 8883 } else { 1883 };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || rest.contains('@') || rest.contains('/') {
         return Err(bad());
     }
     match rest.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => Ok((h.to_owned(), p.parse().map_err(|_| bad())?)),
+        Some((h, p)) if !h.is_empty() => Ok((h.to_owned(), p.parse().map_err(|_| bad())?, tls)),
         Some(_) => Err(bad()),
-        None => Ok((rest.to_owned(), 1883)),
+        None => Ok((rest.to_owned(), default_port, tls)),
     }
 }
 
-/// The core's side of the connection.
-pub(crate) struct Link {
+/// A cheap, cloneable handle for publishing on the hub's broker connection
+/// (see [`crate::AlarmHandle::mqtt`]). Shares the alarm's one connection,
+/// its reconnection and its last will.
+#[derive(Clone)]
+pub struct MqttPublisher {
     client: AsyncClient,
     connected: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
-impl Link {
+impl std::fmt::Debug for MqttPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttPublisher")
+            .field("connected", &self.connected())
+            .finish()
+    }
+}
+
+impl MqttPublisher {
+    /// Whether the broker is connected right now.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
     }
 
     /// Queues a publish (QoS 1). Never blocks: while the broker is away the
-    /// request waits in rumqttc's queue; when that is full it is dropped
-    /// and logged.
+    /// request waits in rumqttc's queue (1024 requests) and goes out after
+    /// the reconnection; when that queue is full it is dropped and logged.
     pub fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
         if let Err(e) = self
             .client
@@ -51,6 +70,29 @@ impl Link {
         {
             tracing::warn!(%topic, "alarm: cannot queue an MQTT message: {e}");
         }
+    }
+}
+
+/// The core's side of the connection.
+pub(crate) struct Link {
+    client: AsyncClient,
+    publisher: MqttPublisher,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    pub fn connected(&self) -> bool {
+        self.publisher.connected()
+    }
+
+    pub fn publisher(&self) -> MqttPublisher {
+        self.publisher.clone()
+    }
+
+    /// See [`MqttPublisher::publish`].
+    pub fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
+        self.publisher.publish(topic, retain, payload)
     }
 
     pub fn subscribe(&self, topic: &str) -> bool {
@@ -81,14 +123,67 @@ impl Link {
     }
 }
 
+/// rumqttc's TLS settings: the configured CA (PEM) or the system's roots.
+///
+/// rumqttc 0.24 speaks TLS through tokio-rustls 0.25 / rustls 0.22, whose
+/// `ClientConfig::builder()` picks the `ring` provider itself; rustls 0.22
+/// has no process-wide default provider to install, so nothing needs
+/// installing, and `ring` is the only provider compiled in.
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<TlsConfiguration, AlarmError> {
+    use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    match ca_pem {
+        Some(ca) => Ok(TlsConfiguration::Simple {
+            ca: ca.to_vec(),
+            alpn: None,
+            client_auth: None,
+        }),
+        None => {
+            let mut roots = RootCertStore::empty();
+            let certs = rustls_native_certs::load_native_certs().map_err(|e| {
+                AlarmError::Tls(format!(
+                    "cannot read the system's trusted certificates: {e}"
+                ))
+            })?;
+            let (_, _) = roots.add_parsable_certificates(certs);
+            if roots.is_empty() {
+                return Err(AlarmError::Tls(
+                    "the system has no trusted certificates; set mqtt.ca_file".into(),
+                ));
+            }
+            let c = ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(TlsConfiguration::Rustls(Arc::new(c)))
+        }
+    }
+}
+
+/// Whether a connection error means the broker refused our credentials.
+fn refused_credentials(e: &rumqttc::ConnectionError) -> bool {
+    matches!(
+        e,
+        rumqttc::ConnectionError::ConnectionRefused(
+            rumqttc::ConnectReturnCode::NotAuthorized
+                | rumqttc::ConnectReturnCode::BadUserNamePassword
+        )
+    )
+}
+
 pub(crate) fn spawn(
     host: String,
     port: u16,
+    tls: bool,
     o: &AlarmOptions,
     inbound: mpsc::Sender<Inbound>,
     status: watch::Sender<LinkStatus>,
-) -> Link {
+) -> Result<Link, AlarmError> {
     let mut opts = MqttOptions::new(o.client_id.clone(), host, port);
+    if tls {
+        opts.set_transport(Transport::tls_with_config(tls_config(o.ca_pem.as_deref())?));
+    }
+    if let Some(user) = &o.username {
+        opts.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
+    }
     opts.set_keep_alive(o.keep_alive);
     opts.set_clean_session(true);
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
@@ -145,7 +240,11 @@ pub(crate) fn spawn(
                             return;
                         }
                         let was = connected.swap(false, Ordering::SeqCst);
-                        let msg = e.to_string();
+                        let msg = if refused_credentials(&e) {
+                            format!("the broker refused the connection: not authorised (check mqtt.username and the password): {e}")
+                        } else {
+                            e.to_string()
+                        };
                         if was {
                             tracing::warn!("alarm: lost the MQTT broker: {msg}; reconnecting");
                         } else {
@@ -164,12 +263,15 @@ pub(crate) fn spawn(
             }
         })
     };
-    Link {
+    Ok(Link {
+        publisher: MqttPublisher {
+            client: client.clone(),
+            connected,
+        },
         client,
-        connected,
         stop,
         task,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -180,9 +282,20 @@ mod tests {
     fn urls() {
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1883").unwrap(),
-            ("127.0.0.1".into(), 1883)
+            ("127.0.0.1".into(), 1883, false)
         );
-        assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
+        assert_eq!(
+            parse_url("mqtt://broker").unwrap(),
+            ("broker".into(), 1883, false)
+        );
+        assert_eq!(
+            parse_url("mqtts://broker").unwrap(),
+            ("broker".into(), 8883, true)
+        );
+        assert_eq!(
+            parse_url("mqtts://localhost:9883").unwrap(),
+            ("localhost".into(), 9883, true)
+        );
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("mqtt://:1883").is_err());
         assert!(parse_url("mqtt://x:notaport").is_err());

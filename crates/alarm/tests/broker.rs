@@ -608,6 +608,7 @@ async fn doorbell_press_records_an_event_on_its_camera() {
         .unwrap();
     hub.sensor("bell", "doorbell", Some(cam.id)).await;
     hub.start().await;
+    let mut notices = hub.alarm().event_notices();
     let ha_event = hub.topics.doorbell("bell");
     let mut probe = Probe::new(std::slice::from_ref(&ha_event)).await;
     probe
@@ -637,6 +638,26 @@ async fn doorbell_press_records_an_event_on_its_camera() {
         events[0].snapshot, None,
         "no snapshots until detection exists"
     );
+    // The pipeline hears of the row.
+    let n = tokio::time::timeout(Duration::from_secs(2), notices.recv())
+        .await
+        .expect("a notice")
+        .unwrap();
+    assert_eq!(n.id, events[0].id);
+    assert_eq!(n.camera_id, Some(cam.id));
+    assert_eq!(n.kind, "doorbell");
+    // …and can publish on the hub's connection.
+    let publisher = hub.alarm().mqtt().expect("a broker is configured");
+    assert!(publisher.connected());
+    let snap = hub.topics.camera_snapshot("front");
+    let mut p2 = Probe::new(std::slice::from_ref(&snap)).await;
+    publisher.publish(&snap, false, vec![0xff, 0xd8, 0xff]);
+    let m = p2
+        .next_on(&snap, Duration::from_secs(2))
+        .await
+        .expect("snapshot");
+    // The probe keeps payloads as lossy text: the bytes arrived unchanged.
+    assert_eq!(m.payload, String::from_utf8_lossy(&[0xff, 0xd8, 0xff]));
     hub.stop().await;
 }
 
@@ -779,7 +800,7 @@ async fn home_assistant_discovery_is_retained_and_valid() {
     let mut probe = Probe::new(&[disc, hub.topics.alarm_state()]).await;
     let mut got = std::collections::BTreeMap::new();
     let end = tokio::time::Instant::now() + Duration::from_secs(3);
-    while got.len() < 12 {
+    while got.len() < 14 {
         match tokio::time::timeout_at(end, probe.rx.recv()).await {
             Ok(Some(m)) if m.topic.ends_with("/config") => {
                 assert!(m.retain, "{} not retained", m.topic);
@@ -821,7 +842,24 @@ async fn home_assistant_discovery_is_retained_and_valid() {
     let bell = &got[&format!("{d}/event/porchlight/bell_doorbell/config")];
     assert_eq!(bell["event_types"], serde_json::json!(["press"]));
     assert_eq!(bell["device_class"], "doorbell");
-    assert_eq!(got.len(), 12, "{:?}", got.keys().collect::<Vec<_>>());
+    for cam in ["porch", "yard"] {
+        let img = &got[&format!("{d}/image/porchlight/{cam}_snapshot/config")];
+        assert_eq!(
+            img["image_topic"],
+            format!("{}/{cam}/snapshot", hub.topics.base)
+        );
+        assert_eq!(img["content_type"], "image/jpeg");
+        assert_eq!(img["unique_id"], format!("porchlight_{cam}_snapshot"));
+        assert_eq!(img["availability_topic"], hub.topics.status());
+        assert!(img["name"].is_string() && img["device"]["identifiers"].is_array());
+    }
+    for (topic, v) in &got {
+        assert!(v.is_object(), "{topic}: not a JSON object");
+        for k in ["name", "unique_id", "availability_topic", "device"] {
+            assert!(!v[k].is_null(), "{topic} lacks {k}: {v}");
+        }
+    }
+    assert_eq!(got.len(), 14, "{:?}", got.keys().collect::<Vec<_>>());
 
     // Home Assistant arms and disarms.
     probe.send(&hub.topics.alarm_set(), "ARM_AWAY").await;

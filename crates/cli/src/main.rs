@@ -25,6 +25,7 @@
 //! and exit code 1 (2 for command-line usage errors).
 
 mod cmds;
+mod hub_events;
 mod context;
 mod secrets;
 

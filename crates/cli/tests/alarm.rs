@@ -274,3 +274,37 @@ fn cli_arms_a_running_hub_which_triggers_the_siren_and_disarms() {
     let check = ok(&dir, &prefix, &["check"]);
     assert!(!check.contains("FAIL"), "{check}");
 }
+
+#[test]
+fn camera_privacy_on_and_off_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let prefix = "pltest-privacy";
+    let (made, text) = run(
+        &dir,
+        prefix,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        "correct horse battery staple\n",
+    );
+    assert!(made, "{text}");
+    ok(
+        &dir,
+        prefix,
+        &["camera", "add", "hall", "--url", "rtsp://127.0.0.1:9/hall"],
+    );
+    let out = ok(&dir, prefix, &["camera", "privacy", "hall", "on"]);
+    assert!(out.contains("privacy mode"), "{out}");
+    let out = ok(&dir, prefix, &["camera", "privacy", "hall", "off"]);
+    assert!(out.contains("out of privacy mode"), "{out}");
+    let (done, text) = run(&dir, prefix, &["camera", "privacy", "hall", "maybe"], "");
+    assert!(!done && text.contains("maybe"), "{text}");
+    let (done, text) = run(&dir, prefix, &["camera", "privacy", "attic", "on"], "");
+    assert!(!done && text.contains("no camera named `attic`"), "{text}");
+}

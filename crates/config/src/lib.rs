@@ -78,8 +78,38 @@ pub struct Config {
     pub recorder: RecorderConfig,
     /// `[mqtt]`: the broker for sensors, sirens, doorbells and Home Assistant.
     pub mqtt: MqttConfig,
+    /// `[alarm]`: the alarm's delays.
+    pub alarm: AlarmConfig,
+    /// `[neighborhood]`: the neighborhood server run in the same process.
+    pub neighborhood: NeighborhoodConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+}
+
+/// `[neighborhood]`: the neighborhood server (posts, agencies, moderation),
+/// run by `serve` and `demo` in the same process on a listener of its own —
+/// its own origin, so its cookies and the hub's never mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeighborhoodConfig {
+    /// Run it (default true).
+    pub enabled: bool,
+    /// Where it listens (default 127.0.0.1:8081).
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; unset: `neighborhood.db` in the
+    /// data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Default for NeighborhoodConfig {
+    fn default() -> Self {
+        NeighborhoodConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            database_url: None,
+        }
+    }
 }
 
 /// `[web]`: the HTTP server.
@@ -199,13 +229,148 @@ impl Default for RecorderConfig {
 }
 
 /// `[mqtt]`: the MQTT broker (Zigbee2MQTT sensors, sirens, Home Assistant).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+///
+/// The password never lives in this file: give `password_file` (a file
+/// holding only the password) or the environment variable
+/// `PORCHLIGHT_MQTT_PASSWORD`, which wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// `mqtt://HOST[:PORT]`. Unset: no MQTT (the alarm still works from the
-    /// web and the CLI, but no sensor or siren is reachable).
+    /// `mqtt://HOST[:PORT]` (default port 1883) or `mqtts://HOST[:PORT]`
+    /// (TLS, default port 8883). Unset: no MQTT (the alarm still works from
+    /// the web and the CLI, but no sensor or siren is reachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// User name for the broker; unset: connect anonymously.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A file holding the broker password (trailing newline ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Only from the environment (`PORCHLIGHT_MQTT_PASSWORD`), never from
+    /// the file; wins over `password_file`.
+    #[serde(skip)]
+    pub password: Option<Secret>,
+    /// PEM file of the CA that signed the broker's certificate (a private
+    /// CA); unset: the system's trusted roots. Only with `mqtts://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// MQTT client id; unset: `porchlight-<process id>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Root of the hub's own topics. Default `porchlight`.
+    pub base_topic: String,
+    /// Home Assistant's discovery prefix. Default `homeassistant`.
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            username: None,
+            password_file: None,
+            password: None,
+            ca_file: None,
+            client_id: None,
+            base_topic: "porchlight".to_string(),
+            discovery_prefix: "homeassistant".to_string(),
+        }
+    }
+}
+
+/// A secret string: compared and cloned, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// A duration in seconds, decimals allowed (`0.5`), kept as whole
+/// milliseconds so the configuration stays comparable with `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seconds {
+    pub millis: u64,
+}
+
+impl Seconds {
+    pub const fn from_secs(s: u64) -> Seconds {
+        Seconds { millis: s * 1000 }
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.millis.is_multiple_of(1000) {
+            write!(f, "{}", self.millis / 1000)
+        } else {
+            write!(f, "{}", self.millis as f64 / 1000.0)
+        }
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.millis.is_multiple_of(1000) {
+            s.serialize_u64(self.millis / 1000)
+        } else {
+            s.serialize_f64(self.millis as f64 / 1000.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Seconds, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds from 0 to 86400 (decimals allowed)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Seconds, E> {
+                if !(0.0..=86_400.0).contains(&v) {
+                    return Err(E::custom(format!(
+                        "{v} is not a number of seconds from 0 to 86400"
+                    )));
+                }
+                Ok(Seconds {
+                    millis: (v * 1000.0).round() as u64,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[alarm]`: the alarm's default delays (an arm request may name others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmConfig {
+    /// Time to leave after arming before sensors count. Default 30.
+    pub exit_delay_seconds: Seconds,
+    /// Time to disarm after a counted sensor trips. Default 30.
+    pub entry_delay_seconds: Seconds,
+    /// How long the sirens sound after a trigger. Default 180.
+    pub siren_seconds: Seconds,
+}
+
+impl Default for AlarmConfig {
+    fn default() -> Self {
+        AlarmConfig {
+            exit_delay_seconds: Seconds::from_secs(30),
+            entry_delay_seconds: Seconds::from_secs(30),
+            siren_seconds: Seconds::from_secs(180),
+        }
+    }
 }
 
 /// `[log]`: logging.
@@ -362,8 +527,34 @@ flush_interval_seconds = {flush}
 min_free_mib = {free_mib}
 
 [mqtt]
-# The broker for Zigbee2MQTT sensors, sirens, doorbells and Home Assistant.
+# The broker for Zigbee2MQTT sensors, sirens, doorbells and Home Assistant:
+# mqtt://HOST[:PORT] (port 1883) or mqtts://HOST[:PORT] (TLS, port 8883).
 # url = "mqtt://127.0.0.1:1883"
+# username = "porchlight"
+# A file holding only the password (or set PORCHLIGHT_MQTT_PASSWORD).
+# Never put the password itself in this file.
+# password_file = "/etc/porchlight/mqtt-password"
+# PEM certificate of a private CA that signed the broker's certificate.
+# ca_file = "/etc/porchlight/mqtt-ca.pem"
+# client_id = "porchlight"
+# Root of the hub's topics, and Home Assistant's discovery prefix.
+base_topic = "{base_topic}"
+discovery_prefix = "{discovery_prefix}"
+
+[alarm]
+# Seconds to leave after arming, to disarm after a door opens, and how
+# long sirens sound (decimals allowed).
+exit_delay_seconds = {exit}
+entry_delay_seconds = {entry}
+siren_seconds = {siren}
+
+[neighborhood]
+# The neighborhood server, in the same process on its own address.
+enabled = true
+listen = "{nb_listen}"
+# sqlite://PATH?mode=rwc or postgres://USER@HOST/DB; unset: neighborhood.db
+# in the data directory.
+# database_url = "postgres://porchlight@127.0.0.1/neighborhood"
 
 [log]
 # "error", "warn", "info", "debug", "trace", or tracing directives such as
@@ -385,6 +576,12 @@ level = "{level}"
         p = a.argon2_p,
         totp = a.require_totp_for_owners,
         level = d.log.level,
+        base_topic = d.mqtt.base_topic,
+        discovery_prefix = d.mqtt.discovery_prefix,
+        exit = d.alarm.exit_delay_seconds,
+        entry = d.alarm.entry_delay_seconds,
+        siren = d.alarm.siren_seconds,
+        nb_listen = d.neighborhood.listen,
     );
     s
 }
@@ -586,6 +783,8 @@ enum Kind {
     U32,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
     Bool,
+    /// A number of seconds, decimals allowed.
+    Secs,
 }
 
 struct EnvKey {
@@ -609,6 +808,8 @@ const fn k(key: &'static str, kind: Kind, optional: bool, expect: &'static str) 
 
 const UINT: &str = "a whole number from 0 to 4294967295";
 const BOOL: &str = "true or false";
+const SECS: &str = "a number of seconds from 0 to 86400, such as 30 or 0.5";
+const TOPIC: &str = "an MQTT topic without wildcards, such as porchlight";
 
 /// Every leaf key of [`Config`]. A unit test checks this list against the
 /// serialized struct, so a new field cannot be forgotten here.
@@ -649,6 +850,28 @@ const ENV_KEYS: &[EnvKey] = &[
         true,
         "a URL such as mqtt://127.0.0.1:1883",
     ),
+    k("mqtt.username", Kind::Str, true, "a user name"),
+    k("mqtt.password_file", Kind::Str, true, "a file path"),
+    k("mqtt.ca_file", Kind::Str, true, "a PEM file path"),
+    k("mqtt.client_id", Kind::Str, true, "an MQTT client id"),
+    k("mqtt.base_topic", Kind::Str, false, TOPIC),
+    k("mqtt.discovery_prefix", Kind::Str, false, TOPIC),
+    k("alarm.exit_delay_seconds", Kind::Secs, false, SECS),
+    k("alarm.entry_delay_seconds", Kind::Secs, false, SECS),
+    k("alarm.siren_seconds", Kind::Secs, false, SECS),
+    k("neighborhood.enabled", Kind::Bool, false, BOOL),
+    k(
+        "neighborhood.listen",
+        Kind::Str,
+        false,
+        "a socket address such as 127.0.0.1:8081",
+    ),
+    k(
+        "neighborhood.database_url",
+        Kind::Str,
+        true,
+        "a URL such as postgres://porchlight@127.0.0.1/neighborhood",
+    ),
     k("recorder.flush_interval_seconds", Kind::U32, false, UINT),
     k("recorder.min_free_mib", Kind::U32, false, UINT),
     k(
@@ -658,6 +881,9 @@ const ENV_KEYS: &[EnvKey] = &[
         "a log level or tracing filter such as info",
     ),
 ];
+
+/// The MQTT broker password; not a file setting (see [`MqttConfig`]).
+pub const PASSWORD_ENV: &str = "PORCHLIGHT_MQTT_PASSWORD";
 
 /// `web.listen` → `PORCHLIGHT_WEB_LISTEN`.
 fn env_var_name(key: &str) -> String {
@@ -670,6 +896,10 @@ fn apply_env(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         let var = env_var_name(entry.key);
         let Some(raw) = env(&var) else { continue };
         config = apply_one(config, entry, &var, &raw)?;
+    }
+    // The one setting that exists only in the environment (a secret).
+    if let Some(p) = env(PASSWORD_ENV) {
+        config.mqtt.password = (!p.is_empty()).then_some(Secret(p));
     }
     Ok(config)
 }
@@ -694,6 +924,10 @@ fn apply_one(config: Config, entry: &EnvKey, var: &str, raw: &str) -> Result<Con
             Kind::Bool => match trimmed.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
                 "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+                _ => return Err(env_err(format!("expected {}, got {raw:?}", entry.expect))),
+            },
+            Kind::Secs => match trimmed.parse::<f64>() {
+                Ok(n) if n.is_finite() => toml::Value::Float(n),
                 _ => return Err(env_err(format!("expected {}, got {raw:?}", entry.expect))),
             },
         })
@@ -758,11 +992,47 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         validate_public_url(url)?;
     }
 
-    if let Some(u) = &c.mqtt.url {
-        if !u.starts_with("mqtt://") {
+    let m = &c.mqtt;
+    if let Some(u) = &m.url {
+        if !(u.starts_with("mqtt://") || u.starts_with("mqtts://")) {
             return Err(invalid(
                 "mqtt.url",
-                format!("{u:?} must start with mqtt:// (TLS brokers are not supported yet)"),
+                format!("{u:?} must start with mqtt:// or mqtts:// (TLS)"),
+            ));
+        }
+        if m.ca_file.is_some() && !u.starts_with("mqtts://") {
+            return Err(invalid(
+                "mqtt.ca_file",
+                "is only used with an mqtts:// url (TLS); use mqtts:// or remove it",
+            ));
+        }
+    }
+    for (key, v) in [
+        ("mqtt.password_file", &m.password_file),
+        ("mqtt.ca_file", &m.ca_file),
+    ] {
+        if v.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(invalid(key, "must not be empty"));
+        }
+    }
+    if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
+        return Err(invalid(
+            "mqtt.username",
+            "a broker password is set but no username: set mqtt.username too",
+        ));
+    }
+    if m.client_id.as_ref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(invalid("mqtt.client_id", "must not be empty"));
+    }
+    for (key, t) in [
+        ("mqtt.base_topic", &m.base_topic),
+        ("mqtt.discovery_prefix", &m.discovery_prefix),
+    ] {
+        let t = t.trim_end_matches('/');
+        if t.is_empty() || t.contains(['+', '#']) {
+            return Err(invalid(
+                key,
+                "must be an MQTT topic without wildcards (+ #)",
             ));
         }
     }
@@ -895,6 +1165,15 @@ mod tests {
             },
             mqtt: MqttConfig {
                 url: Some("mqtt://x".into()),
+                username: Some("u".into()),
+                password_file: Some("/p".into()),
+                ca_file: Some("/ca".into()),
+                client_id: Some("c".into()),
+                ..MqttConfig::default()
+            },
+            neighborhood: NeighborhoodConfig {
+                database_url: Some("postgres://x".into()),
+                ..NeighborhoodConfig::default()
             },
             ..Config::default()
         };

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use porchlight_config::{
-    example_toml, load, AccountsConfig, Config, ConfigError, LogConfig, MqttConfig, RecorderConfig,
-    SecureCookies, WebConfig,
+    example_toml, load, AccountsConfig, AlarmConfig, Config, ConfigError, LogConfig, MqttConfig,
+    RecorderConfig, Seconds, SecureCookies, WebConfig,
 };
 
 fn no_env(_: &str) -> Option<String> {
@@ -92,8 +92,20 @@ fn non_default_config() -> Config {
             min_free_mib: 4096,
         },
         mqtt: MqttConfig {
-            url: Some("mqtt://broker.lan:1883".to_string()),
+            url: Some("mqtts://broker.lan:8883".to_string()),
+            username: Some("hub".to_string()),
+            password_file: Some("/etc/porchlight/mqtt-password".into()),
+            ca_file: Some("/etc/porchlight/ca.pem".into()),
+            client_id: Some("porchlight-hub".to_string()),
+            base_topic: "home/porchlight".to_string(),
+            ..MqttConfig::default()
         },
+        alarm: AlarmConfig {
+            exit_delay_seconds: Seconds { millis: 45_000 },
+            entry_delay_seconds: Seconds { millis: 2_500 },
+            siren_seconds: Seconds::from_secs(300),
+        },
+        neighborhood: Default::default(),
         log: LogConfig {
             level: "info,porchlight_web=debug".to_string(),
         },
@@ -128,7 +140,17 @@ flush_interval_seconds = 2
 min_free_mib = 4096
 
 [mqtt]
-url = "mqtt://broker.lan:1883"
+url = "mqtts://broker.lan:8883"
+username = "hub"
+password_file = "/etc/porchlight/mqtt-password"
+ca_file = "/etc/porchlight/ca.pem"
+client_id = "porchlight-hub"
+base_topic = "home/porchlight"
+
+[alarm]
+exit_delay_seconds = 45
+entry_delay_seconds = 2.5
+siren_seconds = 300
 
 [log]
 level = "info,porchlight_web=debug"
@@ -522,6 +544,7 @@ impl Rng {
 #[test]
 fn mangled_files_and_env_never_panic() {
     let base = toml::to_string(&non_default_config()).unwrap() + &example_toml();
+    let first_copy = toml::to_string(&non_default_config()).unwrap().len();
     let base = base.into_bytes();
     let noise: &[&[u8]] = &[
         b"[",
@@ -570,7 +593,18 @@ fn mangled_files_and_env_never_panic() {
         let mut bytes = base.clone();
         match round % 4 {
             // Truncate anywhere, even inside a UTF-8 sequence.
-            0 => bytes.truncate(rng.below(bytes.len() + 1)),
+            // Every other time at a line's end within the first (valid)
+            // copy, which leaves a valid file: the Ok path is exercised too.
+            0 => {
+                let mut at = rng.below(bytes.len() + 1);
+                if round % 8 == 0 {
+                    at %= first_copy + 1;
+                    while at > 0 && bytes[at - 1] != b'\n' {
+                        at -= 1;
+                    }
+                }
+                bytes.truncate(at)
+            }
             // Splice in a few noise tokens.
             1 => {
                 for _ in 0..=rng.below(3) {
@@ -631,4 +665,64 @@ fn mangled_files_and_env_never_panic() {
     }
     // The generator really exercised both paths.
     assert!(ok > 0 && parse > 0, "ok {ok}, parse {parse}, other {other}");
+}
+
+#[test]
+fn alarm_delays_from_the_environment_allow_decimals() {
+    let env = env_of(&[
+        ("PORCHLIGHT_ALARM_ENTRY_DELAY_SECONDS", "0.5"),
+        ("PORCHLIGHT_ALARM_EXIT_DELAY_SECONDS", "0"),
+    ]);
+    let c = load(None, &env).unwrap();
+    assert_eq!(c.alarm.entry_delay_seconds.millis, 500);
+    assert_eq!(c.alarm.exit_delay_seconds.millis, 0);
+    assert_eq!(c.alarm.siren_seconds.millis, 180_000);
+    let (var, shown) = env_error(&[("PORCHLIGHT_ALARM_SIREN_SECONDS", "soon")]);
+    assert_eq!(var, "PORCHLIGHT_ALARM_SIREN_SECONDS");
+    assert!(shown.contains("seconds"), "{shown}");
+    let (_, shown) = env_error(&[("PORCHLIGHT_ALARM_SIREN_SECONDS", "-3")]);
+    assert!(shown.contains("0 to 86400"), "{shown}");
+}
+
+#[test]
+fn mqtt_password_comes_only_from_the_environment() {
+    let env = env_of(&[
+        ("PORCHLIGHT_MQTT_URL", "mqtts://broker.lan"),
+        ("PORCHLIGHT_MQTT_USERNAME", "hub"),
+        ("PORCHLIGHT_MQTT_PASSWORD", "s3cret"),
+    ]);
+    let c = load(None, &env).unwrap();
+    assert_eq!(
+        c.mqtt.password.as_ref().map(|p| p.0.as_str()),
+        Some("s3cret")
+    );
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "Debug hides the password"
+    );
+    assert!(!toml::to_string(&c).unwrap().contains("s3cret"));
+    // In the file it is an unknown key.
+    let (result, _) = load_text("[mqtt]\nusername = \"hub\"\npassword = \"s3cret\"\n");
+    let shown = result.unwrap_err().to_string();
+    assert!(shown.contains("`password`"), "{shown}");
+    // A password without a user name is a mistake, said so.
+    let err = load(None, &env_of(&[("PORCHLIGHT_MQTT_PASSWORD", "x")])).unwrap_err();
+    assert!(err.to_string().contains("mqtt.username"), "{err}");
+}
+
+#[test]
+fn mqtt_url_scheme_and_ca_file_are_checked() {
+    let err = load(None, &env_of(&[("PORCHLIGHT_MQTT_URL", "tcp://broker")])).unwrap_err();
+    assert!(err.to_string().contains("mqtts://"), "{err}");
+    let err = load(
+        None,
+        &env_of(&[
+            ("PORCHLIGHT_MQTT_URL", "mqtt://broker"),
+            ("PORCHLIGHT_MQTT_CA_FILE", "/ca.pem"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("mqtt.ca_file"), "{err}");
+    let err = load(None, &env_of(&[("PORCHLIGHT_MQTT_BASE_TOPIC", "a/#")])).unwrap_err();
+    assert!(err.to_string().contains("mqtt.base_topic"), "{err}");
 }

@@ -42,12 +42,21 @@ pub struct H264Encoder {
 
 impl H264Encoder {
     pub fn new(width: usize, height: usize) -> Result<H264Encoder, openh264::Error> {
+        Self::with_bitrate(width, height, BITRATE)
+    }
+
+    /// An encoder with another target bit rate (the sub-streams).
+    pub fn with_bitrate(
+        width: usize,
+        height: usize,
+        bitrate: u32,
+    ) -> Result<H264Encoder, openh264::Error> {
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
             .level(Level::Level_3_0)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(BITRATE))
+            .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(FPS as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(GOP))
             .skip_frames(true)

@@ -13,22 +13,26 @@
 //! buffers ([`render`]), with a slowly changing light level, mild sensor
 //! noise and a clock in the corner, and encodes them with OpenH264
 //! ([`encode`]: baseline profile, a key frame every 2 s, about 500 kbit/s)
-//! on a thread of its own, paced in real time. Frames are published as
-//! [`LiveFrame`]s on a broadcast channel, exactly like frames from a real
-//! camera; the CLI serves that channel on the hub's RTSP server at
-//! `demo/NAME` with random credentials, and points camera rows at it, so
-//! the recorder records the demo through the same RTSP path as any
-//! camera.
+//! on a thread of its own, paced in real time. Like a real camera it also
+//! has a sub-stream: the same picture scaled down to 320x180 (2x2 box
+//! filter), encoded at about [`SUB_BITRATE`]. Frames are published as
+//! [`LiveFrame`]s on two broadcast channels, exactly like frames from a
+//! real camera; the CLI serves them on the hub's RTSP server at
+//! `demo/NAME` and `demo/NAME/sub` with random credentials, and points the
+//! camera rows' `main_url` and `sub_url` at them, so the recorder ingests
+//! the demo through the same RTSP path as any camera.
 //!
 //! Invariants: the picture is a pure function of the time
-//! ([`render::render`]); the first frame a camera publishes is a key frame
-//! with its SPS and PPS; a slow or absent consumer never slows the camera
-//! down (the broadcast channel drops the oldest frames).
+//! ([`render::render`]); main and sub frame `n` show the same picture and
+//! carry the same timestamp; the first frame each stream publishes is a
+//! key frame with its SPS and PPS; a slow or absent consumer never slows
+//! the camera down (the broadcast channel drops the oldest frames).
 //!
-//! Not here: audio, H.265, sub-streams, serving RTSP (the restream crate).
+//! Not here: audio, H.265, serving RTSP (the restream crate).
 
 pub mod encode;
 pub mod render;
+pub mod sprites;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,8 +42,13 @@ use porchlight_media::VideoSampleEntry;
 pub use porchlight_recorder::LiveFrame;
 use tokio::sync::broadcast;
 
-/// Frames buffered per camera for slow consumers (4 s).
+/// Frames buffered per camera stream for slow consumers (4 s).
 const CHANNEL_CAPACITY: usize = 60;
+/// Size of the sub-stream's pictures: half the main stream's.
+pub const SUB_WIDTH: usize = render::WIDTH / 2;
+pub const SUB_HEIGHT: usize = render::HEIGHT / 2;
+/// Target bit rate of the sub-stream.
+pub const SUB_BITRATE: u32 = 150_000;
 
 /// The demo scenes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +73,7 @@ impl Scene {
 pub struct DemoCamera {
     scene: Scene,
     frames: broadcast::Sender<Arc<LiveFrame>>,
+    sub_frames: broadcast::Sender<Arc<LiveFrame>>,
     username: String,
     password: String,
     stop: Arc<AtomicBool>,
@@ -75,16 +85,18 @@ impl DemoCamera {
     /// fresh random credentials.
     pub fn start(scene: Scene) -> std::io::Result<DemoCamera> {
         let (frames, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (sub_frames, _) = broadcast::channel(CHANNEL_CAPACITY);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (frames, stop) = (frames.clone(), stop.clone());
+            let (frames, sub_frames, stop) = (frames.clone(), sub_frames.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("demo-{}", scene.name()))
-                .spawn(move || run(scene, &frames, &stop))?
+                .spawn(move || run(scene, frames, sub_frames, &stop))?
         };
         Ok(DemoCamera {
             scene,
             frames,
+            sub_frames,
             username: "demo".into(),
             password: porchlight_base::secret::url_token(18),
             stop,
@@ -101,9 +113,19 @@ impl DemoCamera {
         format!("demo/{}", self.scene.name())
     }
 
+    /// The path the CLI serves its sub-stream at: `demo/front-door/sub`.
+    pub fn sub_path(&self) -> String {
+        format!("demo/{}/sub", self.scene.name())
+    }
+
     /// The frames, for the RTSP server to subscribe to.
     pub fn frames(&self) -> broadcast::Sender<Arc<LiveFrame>> {
         self.frames.clone()
+    }
+
+    /// The sub-stream's frames (320x180).
+    pub fn sub_frames(&self) -> broadcast::Sender<Arc<LiveFrame>> {
+        self.sub_frames.clone()
     }
 
     /// The credentials a client must present (random per start).
@@ -132,15 +154,104 @@ impl Drop for DemoCamera {
     }
 }
 
+/// One encoded stream of a demo camera: its encoder (started lazily and
+/// restarted after an error), its parameters and its channel.
+struct Lane {
+    width: usize,
+    height: usize,
+    bitrate: u32,
+    encoder: Option<encode::H264Encoder>,
+    entry: Option<Arc<VideoSampleEntry>>,
+    tx: broadcast::Sender<Arc<LiveFrame>>,
+}
+
+impl Lane {
+    fn new(
+        width: usize,
+        height: usize,
+        bitrate: u32,
+        tx: broadcast::Sender<Arc<LiveFrame>>,
+    ) -> Lane {
+        Lane {
+            width,
+            height,
+            bitrate,
+            encoder: None,
+            entry: None,
+            tx,
+        }
+    }
+
+    /// Encodes `img` and publishes it as frame `n`. Encoder trouble is
+    /// logged and the encoder restarted; it never stops the camera.
+    fn encode_and_publish(
+        &mut self,
+        scene: Scene,
+        img: &render::Image,
+        n: u64,
+        wall: jiff::Timestamp,
+    ) {
+        let ticks_per_frame = i64::from(porchlight_media::TIMESCALE / encode::FPS);
+        let enc = match &mut self.encoder {
+            Some(e) => e,
+            None => {
+                match encode::H264Encoder::with_bitrate(self.width, self.height, self.bitrate) {
+                    Ok(e) => self.encoder.insert(e),
+                    Err(e) => {
+                        tracing::error!(
+                            camera = scene.name(),
+                            "cannot start the H.264 encoder: {e}"
+                        );
+                        return;
+                    }
+                }
+            }
+        };
+        let frame = match enc.encode(img) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(
+                    camera = scene.name(),
+                    "encoding failed, restarting the encoder: {e}"
+                );
+                self.encoder = None;
+                self.entry = None;
+                return;
+            }
+        };
+        if let (Some(sps), Some(pps)) = (&frame.sps, &frame.pps) {
+            let e = encode::sample_entry(sps, pps, self.width as u16, self.height as u16);
+            if self.entry.as_deref() != Some(&e) {
+                self.entry = Some(Arc::new(e));
+            }
+        }
+        if let Some(e) = &self.entry {
+            // An error only means nobody is listening right now.
+            let _ = self.tx.send(Arc::new(LiveFrame {
+                pts_90k: n as i64 * ticks_per_frame,
+                key: frame.key,
+                data: frame.data.into(),
+                entry: e.clone(),
+                arrival: wall,
+            }));
+        }
+    }
+}
+
 /// The camera thread: render, encode, publish, in real time.
-fn run(scene: Scene, frames: &broadcast::Sender<Arc<LiveFrame>>, stop: &AtomicBool) {
+fn run(
+    scene: Scene,
+    frames: broadcast::Sender<Arc<LiveFrame>>,
+    sub_frames: broadcast::Sender<Arc<LiveFrame>>,
+    stop: &AtomicBool,
+) {
     let frame_time = Duration::from_secs(1) / encode::FPS;
-    let ticks_per_frame = i64::from(porchlight_media::TIMESCALE / encode::FPS);
-    let (w, h) = (render::WIDTH, render::HEIGHT);
     let bg = render::background(scene);
     let mut img = bg.clone();
-    let mut encoder: Option<encode::H264Encoder> = None;
-    let mut entry: Option<Arc<VideoSampleEntry>> = None;
+    let mut small = render::Image::new(SUB_WIDTH, SUB_HEIGHT);
+    let mut main = Lane::new(render::WIDTH, render::HEIGHT, encode::BITRATE, frames);
+    let mut sub = Lane::new(SUB_WIDTH, SUB_HEIGHT, SUB_BITRATE, sub_frames);
     let tz = jiff::tz::TimeZone::system();
     let start = Instant::now();
     let mut n: u64 = 0;
@@ -156,48 +267,12 @@ fn run(scene: Scene, frames: &broadcast::Sender<Arc<LiveFrame>>, stop: &AtomicBo
         let wall = jiff::Timestamp::now();
         let offset = tz.to_offset(wall).seconds();
         render::render_onto(&mut img, &bg, scene, wall.as_millisecond(), offset);
-        let enc = match &mut encoder {
-            Some(e) => e,
-            None => match encode::H264Encoder::new(w, h) {
-                Ok(e) => encoder.insert(e),
-                Err(e) => {
-                    tracing::error!(camera = scene.name(), "cannot start the H.264 encoder: {e}");
-                    std::thread::sleep(Duration::from_secs(5));
-                    continue;
-                }
-            },
-        };
-        let frame = match enc.encode(&img) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                n += 1;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(
-                    camera = scene.name(),
-                    "encoding failed, restarting the encoder: {e}"
-                );
-                encoder = None;
-                entry = None;
-                continue;
-            }
-        };
-        if let (Some(sps), Some(pps)) = (&frame.sps, &frame.pps) {
-            let e = encode::sample_entry(sps, pps, w as u16, h as u16);
-            if entry.as_deref() != Some(&e) {
-                entry = Some(Arc::new(e));
-            }
-        }
-        if let Some(e) = &entry {
-            // An error only means nobody is listening right now.
-            let _ = frames.send(Arc::new(LiveFrame {
-                pts_90k: n as i64 * ticks_per_frame,
-                key: frame.key,
-                data: frame.data.into(),
-                entry: e.clone(),
-                arrival: wall,
-            }));
+        main.encode_and_publish(scene, &img, n, wall);
+        img.downscale_half_into(&mut small);
+        sub.encode_and_publish(scene, &small, n, wall);
+        if main.encoder.is_none() {
+            // The encoder could not start: do not spin.
+            std::thread::sleep(Duration::from_secs(5));
         }
         n += 1;
     }
@@ -211,6 +286,8 @@ mod tests {
     fn a_camera_publishes_frames_in_real_time() {
         let cam = DemoCamera::start(Scene::Driveway).unwrap();
         let mut rx = cam.frames().subscribe();
+        let mut sub_rx = cam.sub_frames().subscribe();
+        assert_eq!(cam.sub_path(), "demo/driveway/sub");
         assert_eq!(cam.path(), "demo/driveway");
         assert!(cam.password().len() >= 20);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -231,6 +308,22 @@ mod tests {
         assert_eq!((f.entry.width, f.entry.height), (640, 360));
         for w in frames.windows(2) {
             assert_eq!(w[1].pts_90k - w[0].pts_90k, 6000, "15 fps in 90 kHz ticks");
+        }
+        // The sub-stream: the same timeline at a quarter of the pixels.
+        let sub: Vec<Arc<LiveFrame>> = rt.block_on(async {
+            let mut v = Vec::new();
+            while v.len() < 10 {
+                v.push(sub_rx.recv().await.unwrap());
+            }
+            v
+        });
+        assert_eq!((sub[0].entry.width, sub[0].entry.height), (320, 180));
+        assert!(
+            sub[0].pts_90k <= frames[9].pts_90k,
+            "both streams start together"
+        );
+        for w in sub.windows(2) {
+            assert_eq!(w[1].pts_90k - w[0].pts_90k, 6000);
         }
         // Paced in real time: 35 frames take about 2.3 s.
         assert!(

@@ -5,6 +5,7 @@
 //! instant gives the same picture, bit for bit (the "sensor noise" is a
 //! hash of the time and the pixel position).
 
+use crate::sprites;
 use crate::Scene;
 
 /// Width and height of every demo picture.
@@ -50,6 +51,32 @@ impl Image {
             u: vec![128; width * height / 4],
             v: vec![128; width * height / 4],
         }
+    }
+
+    /// Writes this picture at half its width and height into `out` (a 2x2
+    /// box filter on every plane), as a camera derives its sub-stream.
+    /// `out` must be exactly half the size (sizes divisible by 4).
+    pub fn downscale_half_into(&self, out: &mut Image) {
+        assert_eq!(
+            (out.width * 2, out.height * 2),
+            (self.width, self.height),
+            "the output must be half the size"
+        );
+        fn half(src: &[u8], sw: usize, dst: &mut [u8], dw: usize) {
+            for (dy, row) in dst.chunks_exact_mut(dw).enumerate() {
+                let (a, b) = (&src[2 * dy * sw..], &src[(2 * dy + 1) * sw..]);
+                for (dx, px) in row.iter_mut().enumerate() {
+                    let sum = u16::from(a[2 * dx])
+                        + u16::from(a[2 * dx + 1])
+                        + u16::from(b[2 * dx])
+                        + u16::from(b[2 * dx + 1]);
+                    *px = ((sum + 2) / 4) as u8;
+                }
+            }
+        }
+        half(&self.y, self.width, &mut out.y, out.width);
+        half(&self.u, self.width / 2, &mut out.u, out.width / 2);
+        half(&self.v, self.width / 2, &mut out.v, out.width / 2);
     }
 
     /// Fills `[x0, x1) × [y0, y1)`, clipped to the picture.
@@ -138,13 +165,6 @@ const FLOOR: Yuv = rgb(120, 100, 80);
 const MAT: Yuv = rgb(110, 30, 30);
 const LAMP: Yuv = rgb(30, 30, 30);
 const LAMP_GLOW: Yuv = rgb(250, 230, 160);
-const JEANS: Yuv = rgb(40, 50, 90);
-const JACKET: Yuv = rgb(190, 40, 40);
-const SKIN: Yuv = rgb(224, 172, 120);
-const HAIR: Yuv = rgb(50, 35, 25);
-const SHOE: Yuv = rgb(25, 25, 25);
-const PARCEL: Yuv = rgb(160, 110, 60);
-const TAPE: Yuv = rgb(200, 170, 120);
 
 const SKY: Yuv = rgb(150, 185, 215);
 const HOUSE: Yuv = rgb(185, 175, 165);
@@ -164,7 +184,9 @@ const TAILLIGHT: Yuv = rgb(200, 20, 20);
 
 // Layout of the front door scene (shared with the tests).
 /// Where the parcel rests on the step.
-pub const PARCEL_AT: (i32, i32, i32, i32) = (400, 262, 440, 292);
+pub const PARCEL_AT: (i32, i32, i32, i32) = (400, 207, 510, 292);
+/// Where the resident stands to pick the parcel up (feet x).
+pub const RESIDENT_AT_STEP_X: i32 = 560;
 /// Where the visitor stands while at the door (feet x).
 pub const VISITOR_AT_DOOR_X: i32 = 330;
 /// The parked car's left edge in the driveway scene.
@@ -230,64 +252,72 @@ fn ease(x: f64) -> f64 {
     x * x * (3.0 - 2.0 * x)
 }
 
-/// Draws a person standing with feet at (x, feet_y); `stride` in [-1, 1]
-/// swings the legs, `crouch` (0..1) lowers the body.
-fn person(img: &mut Image, x: i32, feet_y: i32, stride: f64, crouch: f64, facing_right: bool) {
-    let swing = (stride * 9.0) as i32;
-    let drop = (crouch * 34.0) as i32;
-    let hip = feet_y - 62 + drop;
-    // Legs (shorter when crouching, drawn from the hip down).
-    img.rect(x - 12 + swing, hip, x - 1 + swing, feet_y - 4, JEANS);
-    img.rect(x + 1 - swing, hip, x + 12 - swing, feet_y - 4, JEANS);
-    img.rect(x - 14 + swing, feet_y - 6, x + 1 + swing, feet_y, SHOE);
-    img.rect(x - 1 - swing, feet_y - 6, x + 14 - swing, feet_y, SHOE);
-    // Torso and arms.
-    let shoulder = hip - 70;
-    img.rect(x - 22, shoulder, x + 22, hip + 6, JACKET);
-    let arm = if facing_right { x + 14 } else { x - 22 };
-    img.rect(arm, shoulder + 6, arm + 8, hip - 6, JACKET);
-    // Head with hair.
-    img.ellipse(x, shoulder - 20, 16, 18, SKIN);
-    img.rect(x - 16, shoulder - 40, x + 16, shoulder - 28, HAIR);
-    let eye = if facing_right { x + 8 } else { x - 10 };
-    img.rect(eye, shoulder - 24, eye + 3, shoulder - 21, HAIR);
+/// Pastes a person sprite standing with feet at `(x, feet_y)` (x is the
+/// middle); `bob` lifts it a little while walking.
+fn person(img: &mut Image, sprite: &sprites::Sprite, x: i32, feet_y: i32, bob: f64) {
+    let lift = (bob.abs() * 3.0) as i32;
+    sprites::blit(
+        img,
+        sprite,
+        x - sprite.width as i32 / 2,
+        feet_y - sprite.height as i32 - lift,
+    );
 }
 
 fn parcel(img: &mut Image, x0: i32, y0: i32) {
-    img.rect(x0, y0, x0 + 40, y0 + 30, PARCEL);
-    img.rect(x0 + 18, y0, x0 + 23, y0 + 30, TAPE);
+    sprites::blit(img, sprites::parcel(), x0, y0);
 }
 
-/// The front door: a visitor walks up, leaves a parcel, walks away.
+/// The front door: a visitor brings a parcel and leaves it on the step;
+/// later the resident comes out and takes it in.
 fn front_door(img: &mut Image, t: f64) {
-    // 0–5 s: empty. 5–15 s: walk in. 15–22 s: at the door (crouch to put
-    // the parcel down around 17–19 s). 22–32 s: walk away. The parcel stays
-    // on the step from 18.5 s to the end of the loop.
+    // 0–5 s: empty. 5–15 s: the visitor walks in with the parcel. 15–22 s:
+    // at the door, the parcel goes down onto the step around 17–18.5 s.
+    // 22–32 s: the visitor walks away. 42–48 s: the resident walks in from
+    // the right; 48–50 s: picks the parcel up (gone from the step at
+    // 49 s); 50–58 s: walks away with it.
     let feet_y = 340;
-    let parcel_down = t >= 18.5;
-    if parcel_down {
+    let (pw, ph) = (sprites::PARCEL_SIZE.0 as i32, sprites::PARCEL_SIZE.1 as i32);
+    let on_step = (18.5..49.0).contains(&t);
+    if on_step {
         parcel(img, PARCEL_AT.0, PARCEL_AT.1);
     }
     let walk = |t: f64| (t * std::f64::consts::TAU * 0.9).sin();
+    let visitor = sprites::visitor();
+    let resident = sprites::resident();
+    // Carried: held in front of the body, at hip height.
+    let carried = |img: &mut Image, x: i32| parcel(img, x - pw / 2, feet_y - 120 - ph / 2);
     if (5.0..15.0).contains(&t) {
         let x = -40.0 + (VISITOR_AT_DOOR_X as f64 + 40.0) * ((t - 5.0) / 10.0);
-        person(img, x as i32, feet_y, walk(t), 0.0, true);
-        parcel(img, x as i32 + 16, feet_y - 122);
+        person(img, visitor, x as i32, feet_y, walk(t));
+        carried(img, x as i32 + 30);
     } else if (15.0..22.0).contains(&t) {
-        let crouch = if (16.5..19.5).contains(&t) {
-            ((t - 16.5) / 1.5).min((19.5 - t) / 1.0).min(1.0)
-        } else {
-            0.0
-        };
-        person(img, VISITOR_AT_DOOR_X, feet_y, 0.0, crouch, true);
-        if !parcel_down {
-            // From the hands (y 218) down onto the step (y 262).
-            let x = VISITOR_AT_DOOR_X + 16 + ((crouch * 54.0) as i32);
-            parcel(img, x, feet_y - 122 + (crouch * 44.0) as i32);
+        person(img, visitor, VISITOR_AT_DOOR_X, feet_y, 0.0);
+        if t < 18.5 {
+            // From the hands down onto the step.
+            let k = ((t - 17.0) / 1.5).clamp(0.0, 1.0);
+            let x0 = VISITOR_AT_DOOR_X + 30 - pw / 2;
+            let y0 = feet_y - 120 - ph / 2;
+            let x = x0 + ((PARCEL_AT.0 - x0) as f64 * k) as i32;
+            let y = y0 + ((PARCEL_AT.1 - y0) as f64 * k) as i32;
+            parcel(img, x, y);
         }
     } else if (22.0..32.0).contains(&t) {
         let x = VISITOR_AT_DOOR_X as f64 - (VISITOR_AT_DOOR_X as f64 + 60.0) * ((t - 22.0) / 10.0);
-        person(img, x as i32, feet_y, walk(t), 0.0, false);
+        person(img, visitor, x as i32, feet_y, walk(t));
+    } else if (42.0..48.0).contains(&t) {
+        let x = 690.0 - (690.0 - RESIDENT_AT_STEP_X as f64) * ((t - 42.0) / 6.0);
+        person(img, resident, x as i32, feet_y, walk(t));
+    } else if (48.0..50.0).contains(&t) {
+        person(img, resident, RESIDENT_AT_STEP_X, feet_y, 0.0);
+        if t >= 49.0 {
+            carried(img, RESIDENT_AT_STEP_X - 30);
+        }
+    } else if (50.0..58.0).contains(&t) {
+        let x =
+            RESIDENT_AT_STEP_X as f64 + (700.0 - RESIDENT_AT_STEP_X as f64) * ((t - 50.0) / 8.0);
+        person(img, resident, x as i32, feet_y, walk(t));
+        carried(img, x as i32 - 30);
     }
 }
 
@@ -466,6 +496,31 @@ mod tests {
     }
 
     #[test]
+    fn downscaling_halves_and_averages() {
+        let mut img = Image::new(8, 4);
+        img.y = (0..32).map(|i| (i * 7) as u8).collect();
+        img.u = vec![100; 8];
+        img.v = vec![200; 8];
+        let mut half = Image::new(4, 2);
+        img.downscale_half_into(&mut half);
+        // Top-left output pixel: mean of y[0], y[1], y[8], y[9].
+        assert_eq!(half.y[0], ((0 + 7 + 56 + 63 + 2) / 4) as u8);
+        assert_eq!(half.y[7], ((7 * (22 + 23 + 30 + 31) + 2) / 4) as u8);
+        assert_eq!((half.u[0], half.v[1]), (100, 200));
+        let full = render(Scene::FrontDoor, at(10.0), 0);
+        let mut sub = Image::new(WIDTH / 2, HEIGHT / 2);
+        full.downscale_half_into(&mut sub);
+        let (a, b) = (
+            full.mean_luma(0, 0, WIDTH, HEIGHT),
+            sub.mean_luma(0, 0, WIDTH / 2, HEIGHT / 2),
+        );
+        assert!(
+            (a - b).abs() < 1.0,
+            "same scene, same brightness: {a} vs {b}"
+        );
+    }
+
+    #[test]
     fn deterministic_given_a_time() {
         for scene in Scene::ALL {
             assert_eq!(render(scene, at(10.0), 0), render(scene, at(10.0), 0));
@@ -494,13 +549,15 @@ mod tests {
         };
         // Before the delivery the door and step are there; after it, the box.
         let before = parcel_luma(3.0);
-        for s in [20.0, 40.0, 59.0] {
+        for s in [20.0, 40.0, 48.5] {
             let after = parcel_luma(s);
             assert!(
                 (after - before).abs() > 8.0,
                 "at {s} s: {after} vs {before}"
             );
         }
+        // The resident took it in.
+        assert!((parcel_luma(55.0) - before).abs() < 4.0);
         // The visitor stands at the door at 16 s, not at 3 s or 40 s: the
         // region in front of the door differs from the same rows of wall
         // further left only while someone stands there.

@@ -1,10 +1,18 @@
-//! Object detection for Porchlight: finds people, vehicles, animals and
-//! parcels in an image (a whole frame or a crop around motion) with the
-//! vendored SSD-MobileNetV2 (Open Images v4) model run by `tract-onnx`, and
-//! maps the model's 23 classes onto Porchlight's four labels.
+//! Detection for Porchlight, on the hub and offline:
 //!
-//! What it does not do (later work, see `design/detection.md`): motion
-//! detection, decoding video, zones and masks, tracking parcels, events.
+//! - [`decode`]: H.264 access units (as the recorder fans them out) to
+//!   owned YUV frames with OpenH264; a frame gives a small luma plane for
+//!   motion, RGB crops for the object detector and JPEG snapshots.
+//! - [`motion`] and [`zones`]: motion on the small luma plane with a
+//!   background model that ignores noise, slow and sudden light changes;
+//!   per-camera zones and masks; ON/OFF hysteresis.
+//! - Object detection (this module): finds people, vehicles, animals and
+//!   parcels in an image (a whole frame or a crop around motion) with the
+//!   vendored SSD-MobileNetV2 (Open Images v4) model run by `tract-onnx`,
+//!   and maps the model's 23 classes onto Porchlight's four labels.
+//!
+//! What it does not do (later work, see `design/detection.md`): running
+//! the pipeline per camera, tracking parcels, events.
 //!
 //! Invariants:
 //! - Runs offline: it loads only the model and label files it is given
@@ -14,9 +22,21 @@
 //!   Sync` and [`Detector::detect`] runs on an immutable plan, so one
 //!   detector can serve many threads.
 //! - Boxes are always in source-image pixels, clamped to the image.
+//! - Bad input (video, configuration, planes) is an error naming what is
+//!   wrong, never a panic.
 
+pub mod decode;
+pub mod motion;
 mod ssd;
 mod tiles;
+pub mod zones;
+
+pub use decode::{DecodeError, Frame, LumaPlane, VideoDecoder, Yuv420};
+pub use motion::{
+    MotionChange, MotionConfig, MotionDetector, MotionError, MotionResult, MotionTracker, Region,
+    TrackerConfig,
+};
+pub use zones::{Zone, ZoneError, ZoneKind};
 
 pub use image;
 use image::RgbImage;
@@ -32,7 +52,7 @@ pub const MODEL_FILE: &str = "ssd_mobilenetv2_oidv4.onnx";
 pub const LABELS_FILE: &str = "ssd_mobilenetv2_oidv4.labels.txt";
 
 /// Porchlight's coarse label for a detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Label {
     Person,

@@ -687,6 +687,19 @@ impl SegmentWriter {
         frames: &[FrameInfo],
         mut payload: Vec<u8>,
     ) -> Result<RecordInfo, SegmentError> {
+        self.append_gop_from(frames, &mut payload)
+    }
+
+    /// [`SegmentWriter::append_gop`] for a caller that keeps one buffer:
+    /// `payload` is sealed in place and, once written, left empty with its
+    /// capacity, ready for the next GOP (a stream then holds one GOP-sized
+    /// buffer instead of allocating and freeing one per GOP). After an
+    /// error its contents are unspecified.
+    pub fn append_gop_from(
+        &mut self,
+        frames: &[FrameInfo],
+        payload: &mut Vec<u8>,
+    ) -> Result<RecordInfo, SegmentError> {
         if self.broken {
             return Err(SegmentError::Broken);
         }
@@ -736,10 +749,10 @@ impl SegmentWriter {
             let flag = if f.key { KEY_FLAG } else { 0 };
             aad.extend_from_slice(&(f.bytes | flag).to_le_bytes());
         }
-        let tag = sealed::seal_in_place_detached(&self.key, seq, &aad, &mut payload);
+        let tag = sealed::seal_in_place_detached(&self.key, seq, &aad, payload);
         let mut slices = [
             IoSlice::new(&aad),
-            IoSlice::new(&payload),
+            IoSlice::new(payload),
             IoSlice::new(&tag),
         ];
         if let Err(e) = write_all_vectored(&mut self.file, &mut slices) {
@@ -750,8 +763,9 @@ impl SegmentWriter {
             return Err(e.into());
         }
         self.hasher.update(&aad);
-        self.hasher.update(&payload);
+        self.hasher.update(&payload[..]);
         self.hasher.update(tag);
+        payload.clear();
 
         let first_frame = self.frames.len();
         self.frames.extend_from_slice(frames);
@@ -1033,6 +1047,33 @@ mod tests {
         assert_eq!(s.records[2].end(), bytes.len() as u64);
         assert!(bytes.starts_with(FILE_MAGIC));
         assert_eq!(&bytes[s.records[1].offset as usize..][..4], RECORD_MAGIC);
+    }
+
+    #[test]
+    fn one_reused_buffer_writes_the_same_records_as_fresh_ones() {
+        let fx = three_gops([(20, 9_000, 700), (20, 8_000, 600), (5, 300, 20)]);
+        let path = fx.dir.path().join("reused");
+        let mut w = SegmentWriter::create(&path, &[fx.key.recipient()]).unwrap();
+        let mut buf = Vec::new();
+        let mut caps = Vec::new();
+        for (frames, payload) in &fx.gops {
+            buf.extend_from_slice(payload);
+            w.append_gop_from(frames, &mut buf).unwrap();
+            assert!(buf.is_empty(), "the buffer comes back empty");
+            caps.push(buf.capacity());
+        }
+        // The capacity is kept (the largest GOP fits from then on).
+        assert!(caps[2] >= fx.gops[0].1.len(), "{caps:?}");
+        let summary = w.finish().unwrap();
+        assert_eq!(summary.frames, fx.summary.frames);
+        let lens = |s: &SegmentSummary| s.records.iter().map(|r| r.payload_len).collect::<Vec<_>>();
+        assert_eq!(lens(&summary), lens(&fx.summary));
+        let mut r = SegmentReader::open(File::open(&path).unwrap(), &fx.key).unwrap();
+        let recs = r.records().unwrap();
+        for (rec, (_, payload)) in recs.iter().zip(&fx.gops) {
+            assert_eq!(&r.read_gop(rec).unwrap(), payload, "seq {}", rec.seq);
+        }
+        r.verify_all().unwrap();
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! Camera ingest: one task per camera stream that connects with `retina`
-//! over RTSP/TCP, hands frames to a [`StreamWriter`], and reconnects with
+//! Camera ingest: one task per camera stream — the main stream, and the
+//! sub-stream when the camera has a `sub_url` — that connects with `retina`
+//! over RTSP/TCP, publishes frames live ([`crate::LiveHub`], under the
+//! stream's own key), hands main-stream frames to a [`StreamWriter`] (the
+//! sub-stream is not recorded: design/storage.md says why), and reconnects with
 //! exponential backoff (1 s doubling, capped at 10 s; back to 1 s after a
 //! connection that delivered video) when the camera goes away, stalls, or
 //! sends something unusable. Nothing a camera sends can take the hub down:
-//! every failure ends in this loop's error arm, recorded as the camera's
-//! `last_error`.
+//! every failure ends in this loop's error arm, recorded as that stream's
+//! `last_error`. The two streams of a camera are independent: either may be
+//! down while the other runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use retina::client::{
 use retina::codec::{CodecItem, ParametersRef};
 use tokio::sync::watch;
 
-use crate::status::StatusBoard;
+use crate::status::{StatusBoard, StreamKind, StreamStats};
 use crate::writer::{Frame, StreamWriter, WriterOptions};
 use crate::RecorderError;
 
@@ -35,6 +39,8 @@ pub(crate) struct CameraTask {
     pub clock: SharedClock,
     pub recordings_dir: std::path::PathBuf,
     pub camera: Camera,
+    /// Which of the camera's streams this task connects to.
+    pub kind: StreamKind,
     pub opts: WriterOptions,
     pub status: Arc<StatusBoard>,
     pub live: Arc<crate::LiveHub>,
@@ -44,24 +50,24 @@ pub(crate) struct CameraTask {
 impl CameraTask {
     /// Runs until shutdown.
     pub async fn run(mut self) {
+        let stats = self.status.stream(self.camera.id, self.kind);
         let mut attempt = 0u32;
         loop {
             if *self.shutdown.borrow() {
                 return;
             }
             let started = std::time::Instant::now();
-            let res = self.session().await;
+            let res = self.session(&stats).await;
             // A connection that delivered video was a good one, however
             // short: the next outage backs off from 1 s again. (Counting
             // only connections over 30 s left a camera that drops every
             // 20 s waiting the full 10 s after every drop.)
-            let streamed = self.status.is_connected(self.camera.id);
-            self.status
-                .disconnected(self.camera.id, res.as_ref().err().map(|e| e.to_string()));
+            let streamed = stats.is_connected();
+            stats.disconnected(res.as_ref().err().map(|e| e.to_string()));
             match res {
                 Ok(()) => return, // shutdown
                 Err(e) => {
-                    tracing::warn!(camera = %self.camera.name, "camera connection ended: {e}");
+                    tracing::warn!(camera = %self.camera.name, stream = self.kind.as_str(), "camera connection ended: {e}");
                 }
             }
             if streamed || started.elapsed() > Duration::from_secs(30) {
@@ -77,10 +83,15 @@ impl CameraTask {
     }
 
     /// One connection: describe, setup, play, record until error/shutdown.
-    async fn session(&mut self) -> Result<(), RecorderError> {
-        let url = url::Url::parse(&self.camera.main_url).map_err(|e| {
-            RecorderError::Camera(format!("bad URL `{}`: {e}", self.camera.main_url))
-        })?;
+    async fn session(&mut self, stats: &StreamStats) -> Result<(), RecorderError> {
+        let raw = match self.kind {
+            StreamKind::Main => self.camera.main_url.as_str(),
+            StreamKind::Sub => self.camera.sub_url.as_deref().ok_or_else(|| {
+                RecorderError::Internal("a sub-stream task for a camera without a sub_url".into())
+            })?,
+        };
+        let url = url::Url::parse(raw)
+            .map_err(|e| RecorderError::Camera(format!("bad URL `{raw}`: {e}")))?;
         let creds = match (&self.camera.username, &self.camera.password) {
             (Some(u), p) => Some(retina::client::Credentials {
                 username: u.clone(),
@@ -124,7 +135,8 @@ impl CameraTask {
             .demuxed()
             .map_err(|e| RecorderError::Camera(e.to_string()))?;
 
-        let live = self.live.publisher(self.camera.id);
+        let live = self.live.publisher(self.camera.id, self.kind);
+        let record = self.kind == StreamKind::Main;
         let mut writer: Option<StreamWriter> = None;
         let mut entry: Option<Arc<VideoSampleEntry>> = None;
         let result = loop {
@@ -150,22 +162,26 @@ impl CameraTask {
                 };
                 let e = sample_entry(p)?;
                 if entry.as_deref() != Some(&e) {
-                    if let Some(w) = writer.take() {
-                        w.finish().await?;
+                    // New parameters start a new recording (main stream
+                    // only; the sub-stream is live-only).
+                    if record {
+                        if let Some(w) = writer.take() {
+                            w.finish().await?;
+                        }
+                        let recipients = self.recipients().await?;
+                        writer = Some(
+                            StreamWriter::new(
+                                self.store.clone(),
+                                &self.recordings_dir,
+                                self.camera.id,
+                                self.kind.as_str(),
+                                &e,
+                                recipients,
+                                self.opts.clone(),
+                            )
+                            .await?,
+                        );
                     }
-                    let recipients = self.recipients().await?;
-                    writer = Some(
-                        StreamWriter::new(
-                            self.store.clone(),
-                            &self.recordings_dir,
-                            self.camera.id,
-                            "main",
-                            &e,
-                            recipients,
-                            self.opts.clone(),
-                        )
-                        .await?,
-                    );
                     entry = Some(Arc::new(e));
                 }
             }
@@ -176,7 +192,7 @@ impl CameraTask {
             let key = rap
                 || (entry.as_ref().is_some_and(|e| e.codec == Codec::H265)
                     && porchlight_media::nal::hevc_is_irap(&data));
-            self.status.frame(self.camera.id, data.len());
+            stats.frame(data.len());
             if let Some(e) = &entry {
                 live.publish(|| crate::LiveFrame {
                     pts_90k: pts,

@@ -3,8 +3,11 @@
 //! The hub's recorder: it keeps every configured camera connected and its
 //! video on disk, encrypted, indexed and within its retention limits.
 //!
-//! * [`ingest`] — one task per camera: RTSP over TCP with `retina`,
-//!   reconnect with backoff, stall detection.
+//! * [`ingest`] — one task per camera stream (main, and the sub-stream
+//!   when configured): RTSP over TCP with `retina`, reconnect with backoff,
+//!   stall detection.
+//! * [`live`] — live frames of every camera stream for the restream, the
+//!   live view and detection ([`LiveHub::subscribe_detect`]).
 //! * [`writer`] — frames → GOP records → segment files + index rows, with
 //!   the fsync ordering of design/storage.md.
 //! * [`recovery`] — start-up repair after a crash (before recording).
@@ -40,7 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use live::{LiveFrame, LiveHub};
-pub use status::StatusBoard;
+pub use status::{StatusBoard, StreamKind};
 pub use writer::WriterOptions;
 
 /// Name of the recordings directory inside the data folder.
@@ -149,7 +152,9 @@ impl Recorder {
         &self.store
     }
 
-    /// Live frames of every camera (restream, live view, detection).
+    /// Live frames of every camera (restream, live view, detection):
+    /// `subscribe` (main), `subscribe_sub`, `subscribe_detect` (the
+    /// sub-stream when the camera has one, else the main stream).
     pub fn live(&self) -> Arc<LiveHub> {
         self.live.clone()
     }
@@ -165,7 +170,16 @@ impl Recorder {
     }
 }
 
-/// Keeps one task per enabled camera, publishes statuses, runs retention.
+/// The ingest tasks of one camera: its main stream and, when configured,
+/// its sub-stream.
+struct CameraTasks {
+    camera: porchlight_store::Camera,
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Keeps one task per enabled camera stream, publishes statuses, runs
+/// retention.
 async fn supervise(
     store: Store,
     clock: SharedClock,
@@ -175,14 +189,7 @@ async fn supervise(
     live: Arc<LiveHub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tasks: HashMap<
-        i64,
-        (
-            porchlight_store::Camera,
-            watch::Sender<bool>,
-            JoinHandle<()>,
-        ),
-    > = HashMap::new();
+    let mut tasks: HashMap<i64, CameraTasks> = HashMap::new();
     let mut tick = tokio::time::interval(opts.housekeeping_interval);
     loop {
         tokio::select! {
@@ -192,24 +199,44 @@ async fn supervise(
         match store.cameras().await {
             Err(e) => tracing::warn!("reading cameras failed: {e}"),
             Ok(cams) => {
-                // Stop tasks of cameras removed, disabled or changed.
+                // Alarm modes and the privacy switch (issue 6): a camera
+                // whose policy in the current mode says "no recording" is
+                // not recorded (nor streamed live); it comes back on a later
+                // tick when the mode or switch changes. Unreadable: record.
+                let mut paused = std::collections::HashSet::new();
+                for c in cams.iter().filter(|c| c.enabled) {
+                    match store.camera_policy(c.id).await {
+                        Ok(p) if !p.record => {
+                            paused.insert(c.id);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(camera = %c.name, "reading the camera's mode policy failed: {e}; recording")
+                        }
+                    }
+                }
+                // Stop tasks of cameras removed, disabled, paused or changed.
                 let wanted: HashMap<i64, &porchlight_store::Camera> = cams
                     .iter()
-                    .filter(|c| c.enabled)
+                    .filter(|c| c.enabled && !paused.contains(&c.id))
                     .map(|c| (c.id, c))
                     .collect();
                 let stale: Vec<i64> = tasks
                     .iter()
-                    .filter(|(id, (cam, _, h))| {
-                        wanted.get(id).is_none_or(|c| *c != cam) || h.is_finished()
+                    .filter(|(id, t)| {
+                        wanted.get(id).is_none_or(|c| **c != t.camera)
+                            || t.handles.iter().any(|h| h.is_finished())
                     })
                     .map(|(id, _)| *id)
                     .collect();
                 for id in stale {
-                    if let Some((_, stop, handle)) = tasks.remove(&id) {
-                        let _ = stop.send(true);
-                        let _ = handle.await;
+                    if let Some(t) = tasks.remove(&id) {
+                        let _ = t.stop.send(true);
+                        for h in t.handles {
+                            let _ = h.await;
+                        }
                         status.forget(id);
+                        live.set_has_sub(id, false);
                     }
                 }
                 for (id, cam) in wanted {
@@ -217,18 +244,37 @@ async fn supervise(
                         continue;
                     }
                     let (stop_tx, stop_rx) = watch::channel(false);
-                    let task = ingest::CameraTask {
-                        store: store.clone(),
-                        clock: clock.clone(),
-                        recordings_dir: dir.clone(),
-                        camera: cam.clone(),
-                        opts: opts.writer.clone(),
-                        status: status.clone(),
-                        live: live.clone(),
-                        shutdown: stop_rx,
-                    };
-                    tracing::info!(camera = %cam.name, "recording");
-                    tasks.insert(id, (cam.clone(), stop_tx, tokio::spawn(task.run())));
+                    let mut kinds = vec![StreamKind::Main];
+                    if cam.sub_url.is_some() {
+                        kinds.push(StreamKind::Sub);
+                    }
+                    live.set_has_sub(id, cam.sub_url.is_some());
+                    let handles = kinds
+                        .into_iter()
+                        .map(|kind| {
+                            let task = ingest::CameraTask {
+                                store: store.clone(),
+                                clock: clock.clone(),
+                                recordings_dir: dir.clone(),
+                                camera: cam.clone(),
+                                kind,
+                                opts: opts.writer.clone(),
+                                status: status.clone(),
+                                live: live.clone(),
+                                shutdown: stop_rx.clone(),
+                            };
+                            tokio::spawn(task.run())
+                        })
+                        .collect();
+                    tracing::info!(camera = %cam.name, sub_stream = cam.sub_url.is_some(), "recording");
+                    tasks.insert(
+                        id,
+                        CameraTasks {
+                            camera: cam.clone(),
+                            stop: stop_tx,
+                            handles,
+                        },
+                    );
                 }
             }
         }
@@ -241,8 +287,10 @@ async fn supervise(
             tracing::warn!("retention pass failed: {e}");
         }
     }
-    for (_, (_, stop, handle)) in tasks {
-        let _ = stop.send(true);
-        let _ = handle.await;
+    for (_, t) in tasks {
+        let _ = t.stop.send(true);
+        for h in t.handles {
+            let _ = h.await;
+        }
     }
 }

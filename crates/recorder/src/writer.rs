@@ -3,7 +3,9 @@
 //! One [`StreamWriter`] per camera stream. Frames arrive one at a time;
 //! the writer holds back one frame (its duration is only known when the next
 //! one arrives) and the current GOP; when a key frame starts a new GOP the
-//! previous one is sealed and written with one `write` call. A segment is
+//! previous one is sealed and written with one `write` call. The GOP
+//! buffer is one per stream, reused from GOP to GOP (sealed in place,
+//! written, emptied), and sized to the largest GOP seen. A segment is
 //! rotated at the first key frame after `segment_target` has elapsed, with a
 //! per-camera offset on the first segment of a run so cameras do not all
 //! rotate (and fsync) in the same second.
@@ -195,6 +197,15 @@ impl StreamWriter {
             bytes: f.data.len() as u32,
             key: f.key,
         });
+        // Grow in steps of 1/8 rather than doubling: the buffer is kept
+        // from GOP to GOP, so it settles just above the largest GOP instead
+        // of at up to twice it. (Large reallocations are `mremap`s, not
+        // copies.)
+        let need = self.gop_data.len() + f.data.len();
+        if need > self.gop_data.capacity() {
+            let step = (self.gop_data.capacity() / 8).max(64 << 10);
+            self.gop_data.reserve_exact(f.data.len().max(step));
+        }
         self.gop_data.extend_from_slice(&f.data);
         Ok(())
     }
@@ -205,17 +216,19 @@ impl StreamWriter {
             return Ok(());
         }
         let frames = std::mem::take(&mut self.gop);
-        let cap = self.gop_data.capacity();
-        let payload = std::mem::replace(&mut self.gop_data, Vec::with_capacity(cap));
+        // (`frames` comes back below and is reused as the next `gop`.)
+        // The one GOP buffer goes to the blocking thread and comes back
+        // empty with its capacity: no allocation per GOP, and a stream
+        // holds one GOP-sized buffer, not two.
+        let mut payload = std::mem::take(&mut self.gop_data);
         let seg = self
             .segment
             .as_mut()
             .expect("a segment is open once a key frame arrived");
         let mut file = seg.file.take().expect("segment file present");
         let sync_due = seg.last_sync.elapsed() >= self.opts.flush_interval;
-        let frames_c = frames.clone();
-        let (file, res) = tokio::task::spawn_blocking(move || {
-            let r = file.append_gop(&frames_c, payload).map(|_| ());
+        let (file, frames, payload, res) = tokio::task::spawn_blocking(move || {
+            let r = file.append_gop_from(&frames, &mut payload).map(|_| ());
             let r = r.map_err(RecorderError::from).and_then(|_| {
                 if sync_due {
                     file.sync()
@@ -224,10 +237,12 @@ impl StreamWriter {
                     Ok(())
                 }
             });
-            (file, r)
+            (file, frames, payload, r)
         })
         .await
         .map_err(|e| RecorderError::Internal(e.to_string()))?;
+        self.gop_data = payload;
+        self.gop_data.clear();
         seg.file = Some(file);
         res?;
         if sync_due {
@@ -237,7 +252,10 @@ impl StreamWriter {
             .iter()
             .map(|f| u64::from(f.duration_90k))
             .sum::<u64>();
-        seg.frames.extend(frames);
+        seg.frames.extend_from_slice(&frames);
+        let mut frames = frames;
+        frames.clear();
+        self.gop = frames;
         Ok(())
     }
 

@@ -3,7 +3,9 @@
 //! A small RTSP server inside the hub. It serves every camera live at
 //! `rtsp://HUB:PORT/NAME` from the hub's one connection to that camera, so
 //! VLC, ffmpeg or Home Assistant can watch without opening more
-//! connections to the camera (many cameras allow only a few). It also
+//! connections to the camera (many cameras allow only a few). A camera
+//! with a sub-stream also serves it at `rtsp://HUB:PORT/NAME/sub` (same
+//! rights as the camera). It also
 //! serves *sources* that are not cameras in the store — the demo's
 //! synthetic cameras at `demo/NAME`, and test streams — each with its own
 //! static credentials, so the recorder can record them through the real

@@ -151,6 +151,8 @@ enum Stream {
         id: i64,
         name: String,
         who: Principal,
+        /// `NAME/sub`: the camera's sub-stream instead of its main stream.
+        sub: bool,
     },
 }
 
@@ -394,11 +396,19 @@ impl Conn {
             return Err(Response::new(404));
         };
         let who = self.principal(req, &cameras).await?;
-        match cameras.authorizer.authorize(&who, path).await {
+        // `NAME/sub` is the camera's sub-stream; the same rights apply.
+        let (name, sub) = match path.strip_suffix("/sub") {
+            Some(name) if !name.is_empty() => (name, true),
+            _ => (path, false),
+        };
+        match cameras.authorizer.authorize(&who, name).await {
+            // A camera without a sub-stream has nothing at `NAME/sub`.
+            Ok(id) if sub && !cameras.live.has_sub(id) => Err(Response::new(404)),
             Ok(id) => Ok(Stream::Camera {
                 id,
-                name: path.to_owned(),
+                name: name.to_owned(),
                 who,
+                sub,
             }),
             Err(d) => Err(denied(d)),
         }
@@ -456,9 +466,13 @@ impl Conn {
     fn subscribe(&self, stream: &Stream) -> Option<broadcast::Receiver<Arc<LiveFrame>>> {
         match stream {
             Stream::Source(s) => Some(s.frames.subscribe()),
-            Stream::Camera { id, .. } => {
-                self.shared.cameras.as_ref().map(|c| c.live.subscribe(*id))
-            }
+            Stream::Camera { id, sub, .. } => self.shared.cameras.as_ref().map(|c| {
+                if *sub {
+                    c.live.subscribe_sub(*id)
+                } else {
+                    c.live.subscribe(*id)
+                }
+            }),
         }
     }
 

@@ -151,6 +151,18 @@ impl Store {
         Ok(())
     }
 
+    /// Sets or clears a camera's sub-stream address (the hub picks the
+    /// change up at its next look at the camera list).
+    pub async fn set_camera_sub_url(&self, id: i64, sub_url: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE cameras SET sub_url = ? WHERE id = ?")
+            .bind(sub_url)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("updating a camera's sub-stream address")?;
+        Ok(())
+    }
+
     /// Turns recording of a camera on or off (privacy mode, removal).
     pub async fn set_camera_enabled(&self, id: i64, enabled: bool) -> Result<()> {
         sqlx::query("UPDATE cameras SET enabled = ? WHERE id = ?")
@@ -245,6 +257,48 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .doing("reading camera status")?;
+        Ok(r.map(|r| CameraStatusRow {
+            connected: r.get::<i64, _>("connected") != 0,
+            fps: r.get("fps"),
+            bitrate_bps: r.get("bitrate_bps"),
+            last_error: r.get("last_error"),
+            updated_at: from_micros(r.get("updated_at")),
+        }))
+    }
+}
+
+impl Store {
+    /// Stores what the hub last saw of the camera's sub-stream (cameras
+    /// with a `sub_url` only); the same fields as the main stream's
+    /// [`Store::put_camera_status`].
+    pub async fn put_camera_sub_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO camera_sub_status (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
+             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM cameras WHERE id = ?)
+             ON CONFLICT (camera_id) DO UPDATE SET connected = excluded.connected, fps = excluded.fps,
+               bitrate_bps = excluded.bitrate_bps, last_error = excluded.last_error, updated_at = excluded.updated_at",
+        )
+        .bind(camera_id)
+        .bind(s.connected as i64)
+        .bind(s.fps)
+        .bind(s.bitrate_bps)
+        .bind(&s.last_error)
+        .bind(micros(s.updated_at))
+        .bind(camera_id)
+        .execute(&self.pool)
+        .await
+        .doing("storing camera sub-stream status")?;
+        Ok(())
+    }
+
+    /// What the hub last reported about the camera's sub-stream, if it
+    /// has one and a hub has run since.
+    pub async fn camera_sub_status(&self, camera_id: i64) -> Result<Option<CameraStatusRow>> {
+        let r = sqlx::query("SELECT connected, fps, bitrate_bps, last_error, updated_at FROM camera_sub_status WHERE camera_id = ?")
+            .bind(camera_id)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("reading camera sub-stream status")?;
         Ok(r.map(|r| CameraStatusRow {
             connected: r.get::<i64, _>("connected") != 0,
             fps: r.get("fps"),

@@ -160,6 +160,38 @@ impl Store {
     }
 }
 
+/// A camera's sub-stream and retention, as the camera settings change them.
+///
+/// (This belongs with the other camera updates in `cameras.rs`; it was added
+/// here while that file had another owner, and is a plain addition.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraRetention {
+    /// The sub-stream's RTSP address (None: none).
+    pub sub_url: Option<String>,
+    /// Keep recordings at most this long (None: no age limit).
+    pub retain_max_age_secs: Option<i64>,
+    /// Keep at most this many bytes of recordings (None: no size limit).
+    pub retain_max_bytes: Option<i64>,
+}
+
+impl Store {
+    /// Changes a camera's sub-stream and retention limits. A running hub
+    /// picks the change up like any other change of the camera row.
+    pub async fn update_camera_retention(&self, id: i64, r: &CameraRetention) -> Result<()> {
+        sqlx::query(
+            "UPDATE cameras SET sub_url = ?, retain_max_age_secs = ?, retain_max_bytes = ? WHERE id = ?",
+        )
+        .bind(&r.sub_url)
+        .bind(r.retain_max_age_secs)
+        .bind(r.retain_max_bytes)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .doing("updating a camera's sub-stream and retention")?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +265,29 @@ mod tests {
             .await
             .unwrap();
         assert!(none.is_empty());
+
+        // Snapshots attach to an event after the fact.
+        assert_eq!(store.event(a).await.unwrap().unwrap().snapshot, None);
+        store
+            .set_event_snapshot(a, "snapshots/1/1.jpg.age")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.event(a).await.unwrap().unwrap().snapshot.as_deref(),
+            Some("snapshots/1/1.jpg.age")
+        );
+
+        // A camera's sub-stream and retention change in place.
+        let r = CameraRetention {
+            sub_url: Some("rtsp://x/sub".into()),
+            retain_max_age_secs: Some(86400),
+            retain_max_bytes: Some(1 << 30),
+        };
+        store.update_camera_retention(cam.id, &r).await.unwrap();
+        let c = store.camera_by_id(cam.id).await.unwrap().unwrap();
+        assert_eq!(
+            (c.sub_url, c.retain_max_age_secs, c.retain_max_bytes),
+            (r.sub_url, r.retain_max_age_secs, r.retain_max_bytes)
+        );
     }
 }

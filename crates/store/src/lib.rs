@@ -33,9 +33,12 @@
 
 pub mod alarm;
 pub mod audit;
+pub mod camera_modes;
 pub mod cameras;
+pub mod detection;
 pub mod events;
 mod migrate;
+pub mod push;
 pub mod recordings;
 pub mod sessions;
 pub mod throttle;
@@ -52,8 +55,10 @@ use sqlx::sqlite::{
 pub use alarm::{AlarmLink, AlarmRequest, AlarmStateRow, NewSensor, Sensor, SensorTelemetry};
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
+pub use detection::EventUpdate;
 pub use events::{EventFilter, EventRow, NewEvent};
 pub use migrate::{MigrationStatus, MIGRATIONS};
+pub use push::{NotificationRules, PushSubscription, QuietHours};
 pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
 pub use sessions::NewSession;
 pub use sessions::{SessionRow, SessionStage};

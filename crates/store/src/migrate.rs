@@ -39,6 +39,28 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alarm",
         sql: include_str!("../migrations/sqlite/0004_alarm.sql"),
     },
+    Migration {
+        version: 5,
+        name: "push",
+        sql: include_str!("../migrations/sqlite/0005_push.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "camera_modes",
+        sql: include_str!("../migrations/sqlite/0006_camera_modes.sql"),
+    },
+    // Keep this list sorted by version: `apply` skips steps below the
+    // recorded maximum.
+    Migration {
+        version: 7,
+        name: "camera_sub_status",
+        sql: include_str!("../migrations/sqlite/0007_camera_sub_status.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "detection",
+        sql: include_str!("../migrations/sqlite/0008_detection.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

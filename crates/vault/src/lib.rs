@@ -31,6 +31,7 @@ pub mod accounts;
 pub mod keys;
 pub mod password;
 pub mod sealed;
+pub mod snapshot;
 pub mod stream;
 pub mod totp;
 

@@ -1,24 +1,43 @@
 //! Events ("motion at the front door 14:02", "doorbell pressed"): the one
 //! source the events page, the home page and the timeline's markers read.
 //!
-//! Events come from the store's `events` table. Detection is not part of
-//! the hub yet (its own issue), so on a hub without it the table stays
-//! empty and every view says so: nothing here invents events.
+//! Events come from the store's `events` table (written by detection, the
+//! alarm and the API); nothing here invents events.
+//!
+//! An event may carry a snapshot and a thumbnail: JPEGs encrypted at rest
+//! to the camera's recipients ([`porchlight_vault::snapshot`]). They are
+//! served decrypted with the requester's unlocked household key, only to
+//! someone who may see the camera (a refusal is a 403 and a `camera.denied`
+//! audit entry), and never cached (`private, no-store`). A locked key is a
+//! 423 telling the reader to sign in again. Opening a full snapshot is
+//! audited per view (`event.snapshot`); thumbnails in lists are not audited
+//! one by one (design/audit.md says why). The event detail page
+//! (`/events/{id}`) is here too: `pages/mod.rs` holds the other pages'
+//! routes, and this keeps the event's access rules and page in one place.
 
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use porchlight_store::{Camera, SessionRow};
+use porchlight_vault::snapshot;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::access::{visible_camera, visible_cameras};
-use crate::error::{ApiError, WebError};
-use crate::session::ApiUser;
+use crate::error::{ApiError, PageError, WebError};
+use crate::session::{ApiUser, PageUser, Visitor};
 use crate::App;
 
 pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/api/v1/events", get(list))
+    Router::new()
+        .route("/api/v1/events", get(list))
+        .route("/api/v1/events/{id}", get(one))
+        .route("/api/v1/events/{id}/snapshot.jpg", get(snapshot_full))
+        .route("/api/v1/events/{id}/thumb.jpg", get(snapshot_thumb))
+        .route("/events/{id}", get(detail_page))
 }
 
 /// Kinds of events, for filters. Detection will produce these.
@@ -34,6 +53,10 @@ pub(crate) const KINDS: [(&str, &str); 6] = [
 /// Whether anything produces events on this hub yet.
 pub(crate) const DETECTION_AVAILABLE: bool = false;
 
+/// Seconds of video shown before an event's start when the event does not
+/// say (`detail.preroll_s`, written by detection).
+const DEFAULT_PREROLL_S: i64 = 5;
+
 /// One event on one camera.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Event {
@@ -42,12 +65,70 @@ pub(crate) struct Event {
     pub kind: String,
     #[serde(serialize_with = "ser_ts")]
     pub start: jiff::Timestamp,
+    /// The end, or "now" while the event goes on.
     #[serde(serialize_with = "ser_ts")]
     pub end: jiff::Timestamp,
+    pub ongoing: bool,
+    /// `alert` or `detection`.
+    pub review: String,
+    pub source: String,
+    pub score: Option<f64>,
+    /// Zone names.
+    pub zones: Vec<String>,
+    /// What was seen (`person`, `car` …), from `detail.labels`.
+    pub labels: Vec<String>,
+    /// Seconds of video worth showing before `start`.
+    pub preroll_s: i64,
+    /// Whether a snapshot (and thumbnail) can be fetched.
+    pub snapshot: bool,
 }
 
 fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(t)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Event {
+    pub(crate) fn from_row(
+        r: porchlight_store::EventRow,
+        camera: &Camera,
+        now: jiff::Timestamp,
+    ) -> Event {
+        Event {
+            id: r.id,
+            camera: camera.name.clone(),
+            zones: strings(Some(&r.zones)),
+            labels: strings(r.detail.get("labels")),
+            preroll_s: r
+                .detail
+                .get("preroll_s")
+                .and_then(Value::as_i64)
+                .unwrap_or(DEFAULT_PREROLL_S)
+                .clamp(0, 300),
+            kind: r.kind,
+            start: r.start,
+            end: r.end.unwrap_or(now).max(r.start),
+            ongoing: r.end.is_none(),
+            review: r.review,
+            source: r.source,
+            score: r.score,
+            snapshot: r.snapshot.is_some(),
+        }
+    }
+
+    /// Where playing this event starts: its start minus the pre-roll.
+    pub(crate) fn play_from(&self) -> jiff::Timestamp {
+        self.start - jiff::SignedDuration::from_secs(self.preroll_s)
+    }
 }
 
 /// Events of `cameras` (already checked as visible) in [from, to), newest
@@ -75,13 +156,7 @@ pub(crate) async fn events_between(
         .into_iter()
         .filter_map(|r| {
             let cam = cameras.iter().find(|c| Some(c.id) == r.camera_id)?;
-            Some(Event {
-                id: r.id,
-                camera: cam.name.clone(),
-                kind: r.kind,
-                start: r.start,
-                end: r.end.unwrap_or(now),
-            })
+            Some(Event::from_row(r, cam, now))
         })
         .collect())
 }
@@ -150,4 +225,228 @@ async fn list(
         "to": to.to_string(),
         "events": events,
     })))
+}
+
+/// The event `id` with its camera, if `session` may see that camera (a
+/// refusal is audited as `camera.denied` with `what`). Events not tied to a
+/// camera are not served here.
+pub(crate) async fn visible_event(
+    app: &App,
+    session: &SessionRow,
+    visitor: &Visitor,
+    id: &str,
+    what: &str,
+) -> Result<(porchlight_store::EventRow, Camera), WebError> {
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| WebError::BadRequest(format!("`{id}` is not an event number")))?;
+    let store = app.vault.store();
+    let missing = || WebError::NotFoundBecause(format!("there is no event {id}"));
+    let row = store.event(id).await?.ok_or_else(missing)?;
+    let camera_id = row.camera_id.ok_or_else(missing)?;
+    let cam = store.camera_by_id(camera_id).await?.ok_or_else(missing)?;
+    let cam = visible_camera(app, session, visitor, &cam.name, what).await?;
+    Ok((row, cam))
+}
+
+async fn one(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (row, cam) = visible_event(&app, &u.session, &u.visitor, &id, "event").await?;
+    Ok(Json(json!(Event::from_row(row, &cam, app.vault.now()))))
+}
+
+async fn snapshot_full(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    serve_snapshot(&app, &u, &id, snapshot::Kind::Full).await
+}
+
+async fn snapshot_thumb(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    serve_snapshot(&app, &u, &id, snapshot::Kind::Thumb).await
+}
+
+/// The message of a 423 answer: the key that opens pictures is not in
+/// memory for this session.
+pub(crate) const KEY_LOCKED: &str = "your household key is locked (the hub restarted since you signed in): sign out and sign in again to see snapshots";
+
+async fn serve_snapshot(
+    app: &App,
+    u: &ApiUser,
+    id: &str,
+    kind: snapshot::Kind,
+) -> Result<Response, ApiError> {
+    let what = match kind {
+        snapshot::Kind::Full => "snapshot",
+        snapshot::Kind::Thumb => "thumbnail",
+    };
+    let (row, cam) = visible_event(app, &u.session, &u.visitor, id, what).await?;
+    let event_id = row.id;
+    let Some(full) = row.snapshot else {
+        return Err(WebError::NotFoundBecause(format!("event {event_id} has no snapshot")).into());
+    };
+    let Some(key) = app.vault.unlocked_key(&u.session) else {
+        return Ok((
+            StatusCode::LOCKED,
+            [(header::CACHE_CONTROL, "private, no-store")],
+            Json(json!({ "error": KEY_LOCKED })),
+        )
+            .into_response());
+    };
+    let data_dir = app.vault.store().data_dir().to_path_buf();
+    let jpeg = tokio::task::spawn_blocking(move || {
+        let full = std::path::PathBuf::from(full);
+        match kind {
+            snapshot::Kind::Full => snapshot::read(&data_dir, &full, &key),
+            // An event stored without a thumbnail shows its full picture.
+            snapshot::Kind::Thumb => {
+                match snapshot::read(&data_dir, &snapshot::thumb_of(&full)?, &key) {
+                    Err(snapshot::SnapshotError::Missing { .. }) => {
+                        snapshot::read(&data_dir, &full, &key)
+                    }
+                    other => other,
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("reading a snapshot: {e}")))?
+    .map_err(|e| match e {
+        snapshot::SnapshotError::Missing { .. } => WebError::NotFoundBecause(format!(
+            "the snapshot of event {event_id} is no longer on the hub"
+        )),
+        snapshot::SnapshotError::NotARecipient { .. } => WebError::Forbidden(format!(
+            "the snapshot of event {event_id} is not encrypted to your key (it was taken before you were granted `{}`)",
+            cam.name
+        )),
+        e => WebError::Internal(e.to_string()),
+    })?;
+    if kind == snapshot::Kind::Full {
+        app.vault
+            .audit(
+                &u.visitor.actor(),
+                "event.snapshot",
+                &cam.name,
+                json!({ "event": event_id }),
+            )
+            .await?;
+    }
+    Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .body(Body::from(jpeg))
+        .map_err(|e| WebError::Internal(e.to_string()).into())
+}
+
+/// The event detail page: the snapshot, what, where and when, the video
+/// around it (from the pre-roll on) and a download.
+async fn detail_page(
+    State(app): State<App>,
+    u: PageUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (row, cam) = visible_event(&app, &u.session, &u.visitor, &id, "event page").await?;
+    let key = app.vault.unlocked_key(&u.session).is_some();
+    let e = Event::from_row(row, &cam, app.vault.now());
+    Ok(detail_markup(&u.session, &e, key).into_response())
+}
+
+fn detail_markup(s: &SessionRow, e: &Event, key: bool) -> maud::Markup {
+    use crate::pages::layout::{human_duration, page_in, q, time_el, Tab};
+    let from = e.play_from();
+    let to = e.end.max(e.start + jiff::SignedDuration::from_secs(10))
+        + jiff::SignedDuration::from_secs(5);
+    let view = format!(
+        "/api/v1/cameras/{}/view.mp4?from={}&to={}",
+        q(&e.camera),
+        q(&from.to_string()),
+        q(&to.to_string())
+    );
+    // The camera page showing the hour around the event.
+    let timeline = format!(
+        "/cameras/{}?zoom=hour&end={}",
+        q(&e.camera),
+        q(&(e.end + jiff::SignedDuration::from_mins(10)).to_string())
+    );
+    let title = format!("{} · {}", kind_label(&e.kind), e.camera);
+    page_in(
+        Some(Tab::Events),
+        &title,
+        s,
+        maud::html! {
+            p.crumbs { a href="/events" { "Events" } " › " (e.camera) }
+            div.title-row {
+                h1 { (kind_label(&e.kind)) " at " (e.camera) }
+                @if e.review == "alert" { span.chip.on { "alert" } }
+            }
+            @if !key {
+                p.notice data-testid="key-locked" { "Your household key is locked (the hub restarted since you signed in). Sign out and in again to see the snapshot and the video." }
+            }
+            @if e.snapshot {
+                div.snapshot {
+                    // `.still`: as wide as the page, 16:9 (the stylesheet's
+                    // rule for camera pictures).
+                    img.still data-testid="event-snapshot" src={ "/api/v1/events/" (e.id) "/snapshot.jpg" }
+                        alt={ "Snapshot of " (e.kind) " at " (e.camera) };
+                    p.muted { "Opening the snapshot is written to the audit log." }
+                }
+            } @else {
+                p.muted.empty-state { "No snapshot was kept for this event." }
+            }
+            dl.facts {
+                dt { "Camera" } dd { a href={ "/cameras/" (e.camera) } { (e.camera) } }
+                dt { "What" } dd { (kind_label(&e.kind))
+                    @if let Some(sc) = e.score { " (" (format!("{:.0}", sc * 100.0)) "% sure)" } }
+                @if !e.labels.is_empty() { dt { "Seen" } dd { (e.labels.join(", ")) } }
+                @if !e.zones.is_empty() { dt { "Zones" } dd { (e.zones.join(", ")) } }
+                dt { "Started" } dd { (time_el(e.start, "full")) }
+                dt { "Ended" } dd {
+                    @if e.ongoing { "still going on" } @else {
+                        (time_el(e.end, "full")) " (" (human_duration((e.end - e.start).get_seconds())) ")"
+                    }
+                }
+                dt { "Source" } dd { (e.source) }
+            }
+            section.card {
+                h2 { "Video" }
+                div.playback {
+                    video.event-clip data-testid="event-clip" controls playsinline preload="none" src=(view) {}
+                }
+                p.actions {
+                    a.button href=(view) data-testid="play-from-here" { "Play from here" }
+                    " "
+                    a.button href={ (view) "&download=1" } download { "Download clip" }
+                    " "
+                    a.btn-small href=(timeline) { "Open the timeline" }
+                }
+                p.muted { "From " (human_duration(e.preroll_s)) " before the event to a few seconds after it. Watching and downloading are written to the audit log." }
+            }
+        },
+    )
+}
+
+/// A person's word for an event kind.
+pub(crate) fn kind_label(kind: &str) -> String {
+    KINDS
+        .iter()
+        .find(|(id, _)| *id == kind)
+        .map(|(_, l)| (*l).to_owned())
+        .unwrap_or_else(|| {
+            let mut c = kind.replace('_', " ");
+            if let Some(f) = c.get(..1) {
+                let up = f.to_uppercase();
+                c.replace_range(..1, &up);
+            }
+            c
+        })
 }

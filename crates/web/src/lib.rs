@@ -27,6 +27,7 @@
 //! ```
 
 mod access;
+mod alarm;
 mod api;
 mod assets;
 mod camera_admin;
@@ -37,8 +38,10 @@ mod live;
 mod media;
 mod openapi;
 mod pages;
+mod push;
 pub mod session;
 mod still;
+mod triggers;
 mod users;
 
 use std::future::Future;
@@ -61,6 +64,13 @@ pub struct App {
     pub(crate) playbacks: Arc<media::Playbacks>,
     /// Live frames, when this process records (`serve`, `demo`).
     pub live: Option<Arc<porchlight_recorder::LiveHub>>,
+    /// Web Push, when the hub sends notifications (`serve`, `demo`).
+    pub notifier: Option<porchlight_notify::Notifier>,
+    /// The running alarm, when this process runs it (`serve`):
+    /// `/api/v1/alarm…` and the `/alarm` page.
+    pub alarm: Option<porchlight_alarm::AlarmClient>,
+    /// The event path, when this process runs it: `POST /api/v1/events`.
+    pub events: Option<porchlight_events::EventsHandle>,
 }
 
 impl App {
@@ -70,12 +80,33 @@ impl App {
             config,
             playbacks: Arc::default(),
             live: None,
+            notifier: None,
+            alarm: None,
+            events: None,
         }
+    }
+
+    /// Enables `POST /api/v1/events` (external triggers) with the event path.
+    pub fn with_events(mut self, events: porchlight_events::EventsHandle) -> App {
+        self.events = Some(events);
+        self
     }
 
     /// Enables the live view with the recorder's frames.
     pub fn with_live(mut self, live: Arc<porchlight_recorder::LiveHub>) -> App {
         self.live = Some(live);
+        self
+    }
+
+    /// Enables Web Push (`/api/v1/push/…`) with `notifier`.
+    pub fn with_notifier(mut self, notifier: porchlight_notify::Notifier) -> App {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Enables the alarm page and API with the running alarm.
+    pub fn with_alarm(mut self, alarm: porchlight_alarm::AlarmClient) -> App {
+        self.alarm = Some(alarm);
         self
     }
 
@@ -93,8 +124,11 @@ impl App {
             .merge(camera_admin::routes())
             .merge(users::routes())
             .merge(events::routes())
+            .merge(triggers::routes())
             .merge(still::routes())
             .merge(openapi::routes())
+            .merge(push::routes())
+            .merge(alarm::routes())
             .merge(assets::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

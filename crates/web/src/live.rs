@@ -83,6 +83,9 @@ async fn live(
             WebError::Forbidden(format!("you have no access to camera `{}`", cam.name)).into(),
         );
     }
+    if store.camera_privacy(cam.id).await? {
+        return Err(WebError::NotFoundBecause(crate::alarm::privacy_message(&cam.name)).into());
+    }
     let Some(hub) = app.live.clone() else {
         return Err(WebError::NotFoundBecause(
             "live view is not available: this process does not record".into(),

@@ -169,14 +169,18 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
             "patch",
             "/api/v1/cameras/{name}",
             json!({
-                "tags": ["cameras"], "summary": "Change a camera's address or credentials, or pause and resume it (owners)",
-                "description": "`enabled: false` is privacy mode: no recording, no live view, until it is switched on again (audited as `camera.disable`, `camera.enable`). `url`, `username`, `password` point the camera elsewhere (absent: keep; `\"\"`: none); a running hub reconnects within seconds (audited as `camera.edit`, without the password). The sub-stream and retention cannot be changed in place yet (400).",
+                "tags": ["cameras"], "summary": "Change a camera: address, sub-stream, credentials, retention, pause (owners)",
+                "description": "Every field is optional (absent: keep). `enabled: false` is privacy mode: no recording, no live view, until it is switched on again (audited as `camera.disable`, `camera.enable`). `url`, `username`, `password` point the camera elsewhere (`\"\"`: none); a running hub reconnects within seconds (audited as `camera.edit`, without the password). `sub_url` (`\"\"`: none), `retain_days` and `retain_gib` (`0` or `null`: no limit) are audited as `camera.retention`. Every field is checked with the same rules as adding a camera before anything is saved: one wrong field (400, naming it) saves nothing. `test: true` tries the new address and credentials first and refuses the change (400, with the reason) when the camera does not answer.",
                 "parameters": [camera.clone()],
                 "requestBody": json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
                     "enabled": { "type": "boolean" },
                     "url": { "type": "string", "description": "rtsp:// or rtsps://, without credentials" },
+                    "sub_url": { "type": "string", "description": "rtsp:// or rtsps://, or \"\" for none" },
                     "username": { "type": "string" },
-                    "password": { "type": "string", "format": "password" } } })),
+                    "password": { "type": "string", "format": "password" },
+                    "retain_days": { "type": ["number", "null"], "minimum": 0, "maximum": 3650 },
+                    "retain_gib": { "type": ["number", "null"], "minimum": 0 },
+                    "test": { "type": "boolean", "description": "Test the connection before saving" } } })),
                 "responses": with(json!({ "200": ok("The camera", schema("Camera")), "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
             }),
         ),
@@ -248,6 +252,19 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "get",
+            "/api/v1/cameras/{name}/still.jpg",
+            json!({
+                "tags": ["live"], "summary": "A still picture: the next live key frame as a JPEG",
+                "description": "For camera tiles: the next key frame decoded (H.264), at most 960 pixels wide. Waits up to 6 s for a key frame. Nothing is stored; `Cache-Control: private, no-store`. 404 with the reason for streams the hub cannot decode (use `still.mp4`). Audited (`live.still`).",
+                "parameters": [camera.clone()],
+                "responses": with(json!({
+                    "200": { "description": "A JPEG", "content": { "image/jpeg": { "schema": { "type": "string", "format": "binary" } } } },
+                    "404": { "$ref": "#/components/responses/NotFound" },
+                }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
             "/api/v1/cameras/{name}/still.mp4",
             json!({
                 "tags": ["live"], "summary": "A still picture: the next live key frame as a one-frame MP4",
@@ -272,6 +289,44 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
                     query_param("to", &format!("{INSTANT} Default: `now`.")),
                 ],
                 "responses": with(json!({ "200": ok("Events", schema("Events")), "400": { "$ref": "#/components/responses/BadRequest" } }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            json!({
+                "tags": ["events"], "summary": "One event",
+                "description": "Only for someone who may see the event's camera (a refusal is audited as `camera.denied`).",
+                "parameters": [path_param("id", "The event's number.")],
+                "responses": with(json!({ "200": ok("The event", schema("Event")), "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/snapshot.jpg",
+            json!({
+                "tags": ["events"], "summary": "An event's snapshot (JPEG)",
+                "description": "Stored encrypted to the camera's household members; decrypted with your unlocked key. `Cache-Control: private, no-store`. Audited per view (`event.snapshot`). 423 when your key is locked (the hub restarted since you signed in): sign in again.",
+                "parameters": [path_param("id", "The event's number.")],
+                "responses": with(json!({
+                    "200": { "description": "The picture", "content": { "image/jpeg": { "schema": { "type": "string", "format": "binary" } } } },
+                    "404": { "$ref": "#/components/responses/NotFound" },
+                    "423": { "$ref": "#/components/responses/Error" },
+                }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/thumb.jpg",
+            json!({
+                "tags": ["events"], "summary": "An event's thumbnail (JPEG)",
+                "description": "As `snapshot.jpg`, smaller, for lists; not audited one by one (design/audit.md). Falls back to the full snapshot when the event has no thumbnail.",
+                "parameters": [path_param("id", "The event's number.")],
+                "responses": with(json!({
+                    "200": { "description": "The picture", "content": { "image/jpeg": { "schema": { "type": "string", "format": "binary" } } } },
+                    "404": { "$ref": "#/components/responses/NotFound" },
+                    "423": { "$ref": "#/components/responses/Error" },
+                }), errors.clone()),
             }),
         ),
         (
@@ -312,6 +367,121 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
                 "responses": with(json!({ "200": ok("The user", schema("User")), "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
             }),
         ),
+        (
+            "get",
+            "/api/v1/push/key",
+            json!({
+                "tags": ["notifications"], "summary": "The hub's Web Push (VAPID) public key",
+                "description": "For `pushManager.subscribe({ applicationServerKey })`: the uncompressed P-256 point, base64url without padding. 503 when the hub runs without Web Push.",
+                "responses": with(json!({ "200": ok("The key", schema("PushKey")), "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
+        (
+            "post",
+            "/api/v1/push/subscriptions",
+            json!({
+                "tags": ["notifications"], "summary": "Subscribe this browser to your notifications",
+                "description": "The browser's `PushSubscription.toJSON()`. The endpoint must be https; `keys.p256dh` a P-256 public key and `keys.auth` 16 bytes, base64url. Subscribing an endpoint again (also from another account) takes it over. Notifications carry only a title, a short text, a link on the hub, the event id and a tag — never video or pictures, since they pass through the browser vendor's push service.",
+                "requestBody": json_body(schema("PushSubscription")),
+                "responses": with(json!({ "201": ok("Subscribed", json!({ "type": "object", "properties": { "id": { "type": "integer" }, "created": { "type": "string", "format": "date-time" } } })), "400": { "$ref": "#/components/responses/BadRequest" }, "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
+        (
+            "delete",
+            "/api/v1/push/subscriptions",
+            json!({
+                "tags": ["notifications"], "summary": "Unsubscribe a browser of yours",
+                "requestBody": json_body(json!({ "type": "object", "required": ["endpoint"], "properties": { "endpoint": { "type": "string" } } })),
+                "responses": with(json!({ "204": empty("Unsubscribed"), "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "post",
+            "/api/v1/push/test",
+            json!({
+                "tags": ["notifications"], "summary": "Send a test notification to your own subscribed browsers",
+                "description": "Ignores your rules. Answers what each push service said; a subscription answered 404/410 is removed.",
+                "responses": with(json!({ "200": ok("What happened", schema("PushTestResult")), "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/notifications/rules",
+            json!({
+                "tags": ["notifications"], "summary": "Your notification rules",
+                "responses": with(json!({ "200": ok("Your rules", schema("NotificationRules")) }), errors.clone()),
+            }),
+        ),
+        (
+            "put",
+            "/api/v1/notifications/rules",
+            json!({
+                "tags": ["notifications"], "summary": "Replace your notification rules",
+                "description": "Absent or null lists mean all. Cameras are names of cameras you may see. Quiet hours are in the hub's local time and may wrap midnight; with `alarm_always` (default true) alarm notices ignore every rule, quiet hours included.",
+                "requestBody": json_body(schema("NotificationRules")),
+                "responses": with(json!({ "200": ok("The saved rules", schema("NotificationRules")), "400": { "$ref": "#/components/responses/BadRequest" } }), errors.clone()),
+            }),
+        ),
+        (
+            "put",
+            "/api/v1/cameras/{name}/privacy",
+            json!({
+                "tags": ["alarm"], "summary": "Turn a camera's privacy mode on or off",
+                "description": "Privacy mode pauses recording, live view, stills, detection and notifications for the camera whatever the alarm mode. Owners, and members for cameras granted to them; audited as `camera.privacy`.",
+                "parameters": [camera.clone()],
+                "requestBody": json_body(json!({ "type": "object", "required": ["on"], "properties": { "on": { "type": "boolean" } } })),
+                "responses": with(json!({ "200": ok("Saved", json!({ "type": "object" })), "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/cameras/{name}/modes",
+            json!({
+                "tags": ["alarm"], "summary": "What a camera does in each alarm mode, and now",
+                "description": "`modes` maps `disarmed`, `home`, `away` to `{record, detect, notify}` (all true unless changed); `policy` is what applies in the current mode, privacy included.",
+                "parameters": [camera.clone()],
+                "responses": with(json!({ "200": ok("The camera's modes", json!({ "type": "object" })), "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "put",
+            "/api/v1/cameras/{name}/modes",
+            json!({
+                "tags": ["alarm"], "summary": "Set what a camera does per alarm mode (owners)",
+                "description": "A map from mode (`disarmed`, `home`, `away`) to `{record, detect, notify}`; modes not given are kept. A camera that must not record in the current mode stops within one recorder housekeeping tick and comes back when the mode changes. Audited as `camera.modes`.",
+                "parameters": [camera.clone()],
+                "requestBody": json_body(json!({ "type": "object", "additionalProperties": json!({ "type": "object", "required": ["record", "detect", "notify"], "properties": { "record": { "type": "boolean" }, "detect": { "type": "boolean" }, "notify": { "type": "boolean" } } }) })),
+                "responses": with(json!({ "200": ok("Saved", json!({ "type": "object" })), "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "get",
+            "/api/v1/alarm",
+            json!({
+                "tags": ["alarm"], "summary": "The alarm: state, delays left, bypassed sensors, siren, the MQTT broker link and every sensor",
+                "description": "Owners and members. `mqtt.broker_away` is true when a broker is configured but not connected (sensors and sirens unreachable); `mqtt.last_error` says why (e.g. \"not authorised\"). 503 when the alarm does not run in this process.",
+                "responses": with(json!({ "200": ok("The alarm", schema("AlarmStatus")), "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
+        (
+            "post",
+            "/api/v1/alarm/arm",
+            json!({
+                "tags": ["alarm"], "summary": "Arm the alarm (home: doors and windows; away: everything) after the exit delay",
+                "description": "Owners and members; audited as `alarm.arm` under your name. Sensors open at arming are bypassed until the next disarm; the answer lists them with a `warning`. Arming while armed or arming switches the mode; 409 while pending or triggered (disarm first).",
+                "requestBody": json_body(json!({ "type": "object", "required": ["mode"], "properties": { "mode": { "type": "string", "enum": ["home", "away"] } } })),
+                "responses": with(json!({ "200": ok("Arming", schema("AlarmOutcome")), "400": { "$ref": "#/components/responses/BadRequest" }, "409": ok("Refused", schema("AlarmOutcome")), "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
+        (
+            "post",
+            "/api/v1/alarm/disarm",
+            json!({
+                "tags": ["alarm"], "summary": "Disarm the alarm (stops the sirens)",
+                "description": "Owners and members; audited as `alarm.disarm` under your name.",
+                "responses": with(json!({ "200": ok("Disarmed", schema("AlarmOutcome")), "503": { "$ref": "#/components/responses/Error" } }), errors.clone()),
+            }),
+        ),
     ]
 }
 
@@ -319,7 +489,52 @@ fn components() -> Value {
     let error = json!({ "type": "object", "required": ["error"], "properties": { "error": { "type": "string", "description": "What went wrong, in words safe to show." } } });
     let err_resp = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     let ts = json!({ "type": "string", "format": "date-time" });
-    json!({
+    // Built apart: one `json!` with every schema exceeds the macro's
+    // recursion limit.
+    let event = json!({ "type": "object", "properties": {
+        "id": { "type": "integer" }, "camera": { "type": "string" }, "kind": { "type": "string" },
+        "start": ts, "end": ts, "ongoing": { "type": "boolean", "description": "Still going on; `end` is then now" },
+        "review": { "type": "string", "enum": ["alert", "detection"] }, "source": { "type": "string" },
+        "score": { "type": ["number", "null"] },
+        "zones": { "type": "array", "items": { "type": "string" } },
+        "labels": { "type": "array", "items": { "type": "string" } },
+        "preroll_s": { "type": "integer", "description": "Seconds of video worth showing before `start`" },
+        "snapshot": { "type": "boolean", "description": "Whether `snapshot.jpg` and `thumb.jpg` exist" } } });
+    let alarm_outcome = json!({ "type": "object", "required": ["ok", "state"], "properties": {
+                "ok": { "type": "boolean" },
+                "state": { "type": "string", "enum": ["disarmed", "arming", "armed_home", "armed_away", "pending", "triggered"] },
+                "bypassed": { "type": "array", "items": { "type": "string" }, "description": "Sensors open at arming, ignored until disarmed." },
+                "warning": { "type": "string" },
+                "error": { "type": ["string", "null"] },
+            } });
+    let alarm_mqtt = json!({ "type": "object", "properties": {
+        "enabled": { "type": "boolean" }, "connected": { "type": "boolean" },
+        "last_error": { "type": ["string", "null"] }, "connects": { "type": "integer" },
+        "broker_away": { "type": "boolean" },
+    } });
+    let alarm_sensor = json!({ "type": "object", "properties": {
+        "name": { "type": "string" }, "kind": { "type": "string", "enum": ["contact", "motion", "doorbell", "siren", "keypad"] },
+        "topic": { "type": "string" },
+        "state": { "type": ["string", "null"], "enum": ["open", "closed", "motion", "clear", null] },
+        "active": { "type": ["boolean", "null"] }, "battery": { "type": ["number", "null"] },
+        "linkquality": { "type": ["integer", "null"] }, "available": { "type": ["boolean", "null"] },
+        "last_seen": { "type": ["string", "null"], "format": "date-time" }, "bypassed": { "type": "boolean" },
+    } });
+    let alarm_status = json!({ "type": "object", "required": ["state", "mqtt", "sensors"], "properties": {
+        "state": { "type": "string", "enum": ["disarmed", "arming", "armed_home", "armed_away", "pending", "triggered"] },
+        "mode": { "type": ["string", "null"], "enum": ["home", "away", null] },
+        "since": ts.clone(),
+        "exit_delay_left_ms": { "type": ["integer", "null"] },
+        "entry_delay_left_ms": { "type": ["integer", "null"] },
+        "deadline": { "type": ["string", "null"], "format": "date-time" },
+        "cause": { "type": ["string", "null"], "description": "The sensor that started pending/triggered." },
+        "bypassed": { "type": "array", "items": { "type": "string" } },
+        "siren": { "type": "object", "properties": { "on": { "type": "boolean" }, "left_ms": { "type": ["integer", "null"] } } },
+        "delays": { "type": "object", "properties": { "exit_ms": { "type": "integer" }, "entry_ms": { "type": "integer" }, "siren_ms": { "type": "integer" } } },
+        "mqtt": alarm_mqtt,
+        "sensors": { "type": "array", "items": alarm_sensor },
+    } });
+    let mut c = json!({
         "securitySchemes": {
             "bearer": { "type": "http", "scheme": "bearer", "description": "The token from `POST /api/v1/sessions`. Requests with it need no CSRF token." },
             "cookie": { "type": "apiKey", "in": "cookie", "name": "pl_session", "description": "The browser session. State-changing requests must also send the session's CSRF token as `X-CSRF-Token` (from `GET /api/v1/me`)." },
@@ -333,6 +548,7 @@ fn components() -> Value {
         },
         "schemas": {
             "Error": error,
+
             "SignIn": { "type": "object", "required": ["username", "password"], "properties": {
                 "username": { "type": "string" }, "password": { "type": "string", "format": "password" },
                 "totp": { "type": "string", "description": "The current authenticator code, or a recovery code." } } },
@@ -378,8 +594,8 @@ fn components() -> Value {
                 "spans": { "type": "array", "items": { "type": "object", "properties": { "start": ts, "end": ts } } } } },
             "Events": { "type": "object", "properties": {
                 "detection": { "type": "string", "enum": ["on", "not set up"] }, "from": ts, "to": ts,
-                "events": { "type": "array", "items": { "type": "object", "properties": {
-                    "id": { "type": "integer" }, "camera": { "type": "string" }, "kind": { "type": "string" }, "start": ts, "end": ts } } } } },
+                "events": { "type": "array", "items": schema("Event") } } },
+            "Event": event,
             "User": { "type": "object", "properties": {
                 "username": { "type": "string" }, "role": schema("Role"), "disabled": { "type": "boolean" },
                 "totp": { "type": "boolean" }, "household_key": { "type": "boolean" }, "created_at": ts,
@@ -387,11 +603,35 @@ fn components() -> Value {
             "NewUser": { "type": "object", "required": ["username", "role", "password"], "properties": {
                 "username": { "type": "string" }, "role": { "type": "string", "enum": ["owner", "member"] },
                 "password": { "type": "string", "format": "password", "minLength": 10 } } },
+            "PushKey": { "type": "object", "properties": { "public_key": { "type": "string", "description": "base64url, no padding" } } },
+            "PushSubscription": { "type": "object", "required": ["endpoint", "keys"], "properties": {
+                "endpoint": { "type": "string", "format": "uri" }, "expirationTime": { "type": ["number", "null"] },
+                "keys": { "type": "object", "required": ["p256dh", "auth"], "properties": {
+                    "p256dh": { "type": "string" }, "auth": { "type": "string" } } } } },
+            "PushTestResult": { "type": "object", "properties": {
+                "sent": { "type": "integer" }, "delivered": { "type": "integer" },
+                "deliveries": { "type": "array", "items": { "type": "object", "properties": {
+                    "subscription_id": { "type": "integer" }, "user_id": { "type": "integer" },
+                    "service": { "type": "string", "description": "The push service's origin" },
+                    "outcome": { "type": "string", "enum": ["delivered", "removed", "failed"] },
+                    "status": { "type": ["integer", "null"] }, "reason": { "type": "string" } } } } } },
+            "NotificationRules": { "type": "object", "additionalProperties": false, "properties": {
+                "cameras": { "type": ["array", "null"], "items": { "type": "string" }, "description": "Camera names; null: all you may see" },
+                "kinds": { "type": ["array", "null"], "items": { "type": "string" }, "description": "Kinds or labels (person, vehicle, animal, package, doorbell, motion); null: all" },
+                "quiet_hours": { "type": ["object", "null"], "required": ["start", "end"], "properties": {
+                    "start": { "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$" }, "end": { "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$" } } },
+                "alarm_always": { "type": "boolean", "default": true },
+                "alarm_modes": { "type": ["array", "null"], "items": { "type": "string", "enum": ["disarmed", "home", "away"] }, "description": "null: all" } } },
             "CreatedUser": { "type": "object", "properties": {
                 "username": { "type": "string" }, "role": schema("Role"),
                 "recovery_code": { "type": "string", "description": "The key recovery code: shown once, never stored in clear" } } },
         },
-    })
+    });
+    // Added after the literal: one `json!` this size hits the macro
+    // recursion limit.
+    c["schemas"]["AlarmOutcome"] = alarm_outcome;
+    c["schemas"]["AlarmStatus"] = alarm_status;
+    c
 }
 
 /// The whole document.

@@ -899,8 +899,8 @@ async fn edit_a_cameras_address_and_credentials() {
     for body in [
         json!({ "url": "http://192.168.1.30/" }),
         json!({ "url": "rtsp://u:p@192.168.1.30/" }),
-        json!({ "retain_days": 3 }),
-        json!({ "sub_url": "rtsp://192.168.1.30/2" }),
+        json!({ "retain_days": -1 }),
+        json!({ "sub_url": "http://192.168.1.30/2" }),
     ] {
         let r = h
             .call("PATCH", "/api/v1/cameras/front", &owner, Some(body.clone()))

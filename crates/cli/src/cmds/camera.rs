@@ -1,4 +1,5 @@
-//! `porchlight camera add|list|remove|grant`: the cameras this hub records.
+//! `porchlight camera add|list|remove|grant|revoke|privacy`: the cameras
+//! this hub records.
 //! Changes reach a running hub within a few seconds (it re-reads the list).
 
 use std::io::Write;
@@ -23,6 +24,18 @@ pub enum Command {
     Grant(GrantArgs),
     /// Take a member's access away (for recordings made from now on).
     Revoke(GrantArgs),
+    /// Privacy mode: `on` pauses recording, live view, detection and
+    /// notifications for the camera (whatever the alarm mode); `off`
+    /// resumes. A running hub follows within a few seconds.
+    Privacy(PrivacyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrivacyArgs {
+    pub name: String,
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    pub state: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,7 +87,38 @@ pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Remove(a) => remove(&a.name, &ctx).await,
         Command::Grant(a) => grant(a, true, &ctx).await,
         Command::Revoke(a) => grant(a, false, &ctx).await,
+        Command::Privacy(a) => privacy(a, &ctx).await,
     }
+}
+
+async fn privacy(a: PrivacyArgs, ctx: &Context) -> anyhow::Result<()> {
+    let on = a.state == "on";
+    let vault = ctx.open_existing_vault().await?;
+    let store = vault.store();
+    let cam = store
+        .camera_by_name(&a.name)
+        .await?
+        .with_context(|| format!("no camera named `{}`", a.name))?;
+    store
+        .set_camera_privacy(cam.id, on, jiff::Timestamp::now())
+        .await?;
+    vault
+        .audit(
+            &Actor::cli(),
+            "camera.privacy",
+            &cam.name,
+            serde_json::json!({ "on": on }),
+        )
+        .await?;
+    if on {
+        println!(
+            "`{}` is in privacy mode: no recording, live view, detection or notifications until `porchlight camera privacy {} off`.",
+            cam.name, cam.name
+        );
+    } else {
+        println!("`{}` is out of privacy mode.", cam.name);
+    }
+    Ok(())
 }
 
 /// Checks a camera name and URL (the same rules as the HTTP API).

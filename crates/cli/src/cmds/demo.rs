@@ -25,6 +25,10 @@ use porchlight_vault::{Actor, AuthError, Vault};
 use crate::cmds::serve::Server;
 use crate::context::Context;
 
+// Declared here rather than in `cmds/mod.rs`: it is part of the demo.
+#[path = "demo_backfill.rs"]
+pub mod demo_backfill;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address and port to listen on (port 0: any free port). Wins over
@@ -74,8 +78,11 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     let vault = ctx.open_vault().await?;
     refuse_household_folder(&vault, &ctx).await?;
     let created = ensure_accounts(&vault).await?;
-    let server = bind(&ctx, &vault, args.listen, args.rtsp_listen).await?;
+    let mut server = bind(&ctx, &vault, args.listen, args.rtsp_listen).await?;
+    server.seed_neighborhood = true;
     let cameras = start_cameras(&vault, &server).await?;
+    // Yesterday's footage to scrub back to, recorded in the background.
+    let backfill = demo_backfill::spawn(vault.store().clone(), vault.now());
 
     let mut out = std::io::stdout().lock();
     server.print_url(&mut out)?;
@@ -114,7 +121,11 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     )?;
     out.flush()?;
     drop(out);
+    if let Err(e) = demo_detection(&vault).await {
+        tracing::warn!("demo detection settings: {e}");
+    }
     let result = server.run(ctx, vault).await;
+    backfill.abort();
     drop(cameras);
     result
 }
@@ -177,11 +188,13 @@ async fn start_cameras(vault: &Vault, server: &Server) -> anyhow::Result<Vec<Dem
         let mut cam = DemoCamera::start(scene)
             .with_context(|| format!("cannot start the demo camera `{}`", scene.name()))?;
         let url = camera_url(rtsp, &cam);
+        let sub_url = format!("rtsp://{}/{}", camera_host(rtsp), cam.sub_path());
         match vault.store().camera_by_name(scene.name()).await? {
             None => {
                 let row = NewCamera {
                     name: scene.name().to_owned(),
                     main_url: url.clone(),
+                    sub_url: Some(sub_url.clone()),
                     username: Some(cam.username().to_owned()),
                     password: Some(cam.password().to_owned()),
                     ..Default::default()
@@ -220,8 +233,25 @@ async fn start_cameras(vault: &Vault, server: &Server) -> anyhow::Result<Vec<Dem
                         )
                         .await?;
                 }
+                if row.sub_url.as_deref() != Some(sub_url.as_str()) {
+                    // A row from before the demo had sub-streams, or the port changed.
+                    vault
+                        .store()
+                        .set_camera_sub_url(row.id, Some(&sub_url))
+                        .await?;
+                }
             }
         }
+        server.rtsp_sources().add(
+            &cam.sub_path(),
+            porchlight_restream::Source {
+                frames: cam.sub_frames(),
+                credentials: Some(porchlight_restream::Credentials {
+                    username: cam.username().to_owned(),
+                    password: cam.password().to_owned(),
+                }),
+            },
+        );
         server.rtsp_sources().add(
             &cam.path(),
             porchlight_restream::Source {
@@ -277,4 +307,31 @@ async fn ensure_accounts(vault: &Vault) -> anyhow::Result<usize> {
         }
     }
     Ok(created)
+}
+
+/// Detection settings of the demo cameras (unless the user changed them):
+/// the clock overlay masked, the porch as the front door's zone. Detection
+/// reads the 640x360 main stream: the demo's 320x180 sub-stream is smaller
+/// than real cameras' (640x360 is typical), too small for the detector.
+async fn demo_detection(vault: &Vault) -> anyhow::Result<()> {
+    let store = vault.store();
+    let clock = serde_json::json!({"name": "clock", "kind": "mask",
+        "polygon": [[0.0, 0.0], [0.42, 0.0], [0.42, 0.1], [0.0, 0.1]]});
+    for scene in Scene::ALL {
+        let Some(cam) = store.camera_by_name(scene.name()).await? else {
+            continue;
+        };
+        if store.camera_detection(cam.id).await?.is_some() {
+            continue;
+        }
+        let cfg = match scene {
+            Scene::FrontDoor => serde_json::json!({"stream": "main", "motion": {"zones": [clock,
+                {"name": "porch", "polygon": [[0.45, 0.15], [0.9, 0.15], [0.9, 0.95], [0.45, 0.95]]}]}}),
+            Scene::Driveway => serde_json::json!({"stream": "main", "alert_labels": ["person", "vehicle"],
+                "motion": {"zones": [clock]}}),
+        };
+        porchlight_events::CameraDetection::from_json(&cfg)?;
+        store.set_camera_detection(cam.id, &cfg, vault.now()).await?;
+    }
+    Ok(())
 }

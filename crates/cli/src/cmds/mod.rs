@@ -8,6 +8,7 @@ pub mod camera;
 pub mod check;
 pub mod demo;
 pub mod detect;
+pub mod events;
 pub mod export;
 pub mod keys;
 pub mod sensor;
@@ -44,6 +45,9 @@ pub enum Command {
     Check(check::Args),
     /// Run the object detector on an image file and print what it finds.
     Detect(detect::Args),
+    /// Events: detections, packages, doorbell presses, alarm transitions.
+    #[command(subcommand)]
+    Events(events::Command),
 }
 
 impl Command {
@@ -68,5 +72,6 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Sensor(cmd) => sensor::run(cmd, ctx).await,
         Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
+        Command::Events(cmd) => events::run(cmd, ctx).await,
     }
 }

@@ -59,6 +59,8 @@ pub struct Server {
     addr: SocketAddr,
     rtsp: RtspServer,
     signals: Signals,
+    /// Seed the neighborhood with demo content (`porchlight demo`).
+    pub seed_neighborhood: bool,
 }
 
 impl Server {
@@ -110,6 +112,7 @@ impl Server {
             addr,
             rtsp,
             signals,
+            seed_neighborhood: false,
         })
     }
 
@@ -146,6 +149,7 @@ impl Server {
             addr,
             rtsp,
             mut signals,
+            seed_neighborhood,
         } = self;
         let rec = &ctx.config.recorder;
         let rec_opts = porchlight_recorder::RecorderOptions {
@@ -164,11 +168,8 @@ impl Server {
         .await
         .context("starting the recorder")?;
         // porchlight-alarm (issue 6): MQTT sensors, sirens and the alarm state machine.
-        let mut alarm_opts =
-            porchlight_alarm::AlarmOptions::from_env().context("alarm settings")?;
-        if alarm_opts.mqtt_url.is_none() {
-            alarm_opts.mqtt_url = ctx.config.mqtt.url.clone();
-        }
+        let alarm_opts =
+            porchlight_alarm::AlarmOptions::from_config(&ctx.config).context("alarm settings")?;
         let alarm = porchlight_alarm::Alarm::start(
             vault.store().clone(),
             porchlight_base::clock::system(),
@@ -176,6 +177,31 @@ impl Server {
         )
         .await
         .context("starting the alarm")?;
+        // Web Push (issues 5–7). The contact the push services see is the
+        // hub's public URL when it has one.
+        let contact = match &ctx.config.web.public_url {
+            Some(u) if u.starts_with("https://") => u.clone(),
+            _ => "mailto:porchlight@localhost".to_owned(),
+        };
+        let notifier =
+            match porchlight_notify::Notifier::open(vault.store().clone(), &ctx.data_dir, contact) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!("Web Push is off: {e}");
+                    None
+                }
+            };
+        // porchlight-events (issue 5): detection, events, snapshots, MQTT.
+        let hub_events = crate::hub_events::HubEvents::start(
+            vault.store().clone(),
+            ctx.data_dir.clone(),
+            recorder.live(),
+            &alarm.client(),
+            notifier.clone(),
+        )
+        .await;
+        // porchlight-neighborhood (issue 7), on its own listener.
+        let neighborhood = start_neighborhood(&ctx, seed_neighborhood).await;
         let authorizer = HubAuthorizer::new(vault.clone()).await;
         let (rtsp_stop_tx, rtsp_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let rtsp_task = tokio::spawn(rtsp.serve(
@@ -189,8 +215,13 @@ impl Server {
         ));
         let mut config = ctx.config;
         config.web.listen = addr;
-        let app =
-            porchlight_web::App::new(vault.clone(), Arc::new(config)).with_live(recorder.live());
+        let mut app = porchlight_web::App::new(vault.clone(), Arc::new(config))
+            .with_live(recorder.live())
+            .with_alarm(alarm.client())
+            .with_events(hub_events.handle());
+        if let Some(n) = notifier {
+            app = app.with_notifier(n);
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(porchlight_web::serve(app, listener, async move {
             let _ = stop_rx.await;
@@ -229,12 +260,64 @@ impl Server {
         };
         let _ = rtsp_stop_tx.send(());
         let _ = rtsp_task.await;
+        if let Some(n) = neighborhood {
+            n.abort();
+        }
+        hub_events.shutdown().await;
         alarm.shutdown().await; // porchlight-alarm (issue 6)
         recorder.shutdown().await;
         vault.store().clone().close().await;
         tracing::info!("Porchlight stopped");
         result
     }
+}
+
+/// Opens the neighborhood's database and serves it on `[neighborhood]
+/// listen`. A failure (the address taken by another hub, a database that
+/// cannot be opened) is logged and the hub runs without it.
+async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::JoinHandle<()>> {
+    let cfg = &ctx.config.neighborhood;
+    if !cfg.enabled {
+        return None;
+    }
+    let url = cfg.database_url.clone().unwrap_or_else(|| {
+        format!("sqlite://{}?mode=rwc", ctx.data_dir.join("neighborhood.db").display())
+    });
+    let n = match porchlight_neighborhood::Neighborhood::open(&url).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("the neighborhood server is off: {e}");
+            return None;
+        }
+    };
+    if seed {
+        match n.seed_demo().await {
+            Ok(demo) => {
+                let who: Vec<String> = demo
+                    .accounts
+                    .iter()
+                    .map(|a| format!("{} / {}", a.username, a.password))
+                    .collect();
+                tracing::info!("demo neighborhood: {} posts; accounts: {}", demo.posts, who.join(", "));
+            }
+            Err(e) => tracing::warn!("seeding the demo neighborhood: {e}"),
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("the neighborhood server is off: cannot listen on {}: {e}", cfg.listen);
+            return None;
+        }
+    };
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "serving the neighborhood");
+    let router = porchlight_neighborhood::router(n);
+    Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("the neighborhood server stopped: {e}");
+        }
+    }))
 }
 
 /// Failed RTSP password checks allowed per client address within

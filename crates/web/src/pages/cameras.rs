@@ -1,6 +1,9 @@
 //! A camera's page: the live view, the timeline of recordings (and, once
 //! detection exists, events) with a player, and downloads of any range.
 //!
+//! Owners also find the camera's edit form here (address, sub-stream,
+//! credentials, retention; handled in `camera_admin`).
+//!
 //! Members reach only the cameras granted to them: anything else is a 403
 //! and a `camera.denied` audit entry, for the page, the timeline fragment
 //! and the download link alike (the API under them checks again).
@@ -30,11 +33,71 @@ async fn timeline_markup(
     Ok(timeline::render(cam, &w, &spans, &events))
 }
 
+/// What the edit form's last post did (it redirects back here).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EditFlash {
+    edited: Option<String>,
+    edit_error: Option<String>,
+}
+
+/// The owner's form to change a camera: address, sub-stream, credentials
+/// and retention, optionally tested before saving. Posts to
+/// `/cameras/{name}/edit` (in `camera_admin`), which answers by sending the
+/// browser back here with the outcome.
+fn edit_form(cam: &porchlight_store::Camera, csrf: &str, flash: &EditFlash) -> maud::Markup {
+    let days = cam
+        .retain_max_age_secs
+        .map(|s| (s as f64 / 86400.0).to_string());
+    let gib = cam.retain_max_bytes.map(|b| {
+        format!(
+            "{}",
+            (b as f64 / (1u64 << 30) as f64 * 100.0).round() / 100.0
+        )
+    });
+    let open = flash.edited.is_some() || flash.edit_error.is_some();
+    html! {
+        details.card #edit open[open] {
+            summary { "Edit this camera" }
+            @if flash.edited.is_some() {
+                p.ok role="status" data-testid="edit-saved" { "Saved. The hub reconnects to the camera within a few seconds." }
+            }
+            @if let Some(e) = &flash.edit_error {
+                p.error role="alert" data-testid="edit-error" { (e) }
+            }
+            form method="post" action={ "/cameras/" (cam.name) "/edit" } data-testid="camera-edit" {
+                (super::layout::csrf_field(csrf))
+                label { "RTSP address (main stream)"
+                    input type="url" name="url" value=(cam.main_url) required autocomplete="off";
+                }
+                label { "Sub-stream address " span.muted { "(optional, for detection and small tiles)" }
+                    input type="url" name="sub_url" value=(cam.sub_url.clone().unwrap_or_default()) autocomplete="off";
+                }
+                label { "User name"
+                    input type="text" name="username" value=(cam.username.clone().unwrap_or_default()) autocomplete="off";
+                }
+                label { "Password " span.muted { "(blank: keep the saved one)" }
+                    input type="password" name="password" autocomplete="new-password";
+                }
+                label.check { input type="checkbox" name="clear_password" value="1"; " Remove the saved password" }
+                label { "Keep recordings for at most (days) " span.muted { "(blank: no limit)" }
+                    input type="number" name="retain_days" min="0" step="any" value=(days.unwrap_or_default()) inputmode="decimal";
+                }
+                label { "Keep at most (GiB) " span.muted { "(blank: no limit)" }
+                    input type="number" name="retain_gib" min="0" step="any" value=(gib.unwrap_or_default()) inputmode="decimal";
+                }
+                label.check { input type="checkbox" name="test" value="1"; " Test the connection before saving" }
+                button type="submit" { "Save changes" }
+            }
+        }
+    }
+}
+
 pub(super) async fn camera(
     State(app): State<App>,
     u: PageUser,
     Path(name): Path<String>,
     Query(tq): Query<TimelineQ>,
+    Query(flash): Query<EditFlash>,
 ) -> Result<Response, PageError> {
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "page").await?;
     let (state, last_error) = camera_state(&app, &cam).await?;
@@ -90,7 +153,8 @@ pub(super) async fn camera(
                 }
             }
             @if u.session.role == Role::Owner {
-                p { a href={ "/settings/cameras/" (cam.name) } { "Camera settings" } }
+                (edit_form(&cam, &u.session.csrf_token, &flash))
+                p { a href={ "/settings/cameras/" (cam.name) } { "All camera settings" } }
             }
             script src="/static/live.js" defer {}
             script src="/static/timeline.js" defer {}

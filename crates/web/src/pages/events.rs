@@ -1,6 +1,7 @@
-//! The events list with filters by camera, kind and time. Events come from
-//! [`crate::events`], which is empty until detection is part of the hub;
-//! the page says so instead of pretending.
+//! The events list with filters by camera, kind and time, each event with
+//! its thumbnail and a link to its detail page (`/events/{id}`, in
+//! [`crate::events`]). With no events the page says why instead of
+//! pretending.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -67,10 +68,14 @@ pub(super) async fn events(
                     }
                 }
             } @else {
-                ul.events {
+                ul.events.with-thumbs data-testid="events-list" {
                     @for e in &list {
-                        li { a href={ "/cameras/" (e.camera) "?zoom=hour&end=" (super::layout::q(&(e.end + jiff::SignedDuration::from_mins(5)).to_string())) } {
-                            strong { (e.kind) } " · " (e.camera) " · " (time_el(e.start, "datetime"))
+                        li { a href={ "/events/" (e.id) } {
+                            (thumb(e))
+                            span.event-text {
+                                strong { (crate::events::kind_label(&e.kind)) } " · " (e.camera) " · " (time_el(e.start, "datetime"))
+                                @if !e.zones.is_empty() { span.muted { " · " (e.zones.join(", ")) } }
+                            }
                         } }
                     }
                 }
@@ -78,4 +83,17 @@ pub(super) async fn events(
         },
     )
     .into_response())
+}
+
+/// An event's thumbnail (decrypted by the hub for the reader), or a plain
+/// box naming the kind when it has none. Thumbnails load lazily: a long
+/// list fetches only what is on screen.
+pub(crate) fn thumb(e: &crate::events::Event) -> maud::Markup {
+    html! {
+        @if e.snapshot {
+            img.thumb src={ "/api/v1/events/" (e.id) "/thumb.jpg" } loading="lazy" alt="" width="96" height="54";
+        } @else {
+            span.thumb.empty aria-hidden="true" { (e.kind) }
+        }
+    }
 }

@@ -42,6 +42,10 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
     )
     .await?;
     let stills = app.live.is_some();
+    let alarm_state = app.alarm.as_ref().map(|a| {
+        let l = a.link();
+        (a.state(), l.enabled && !l.connected)
+    });
     Ok(page_in(
         Some(Tab::Home),
         "Home",
@@ -64,8 +68,11 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
                         @for (c, state) in &cams {
                             li { a.tile href={ "/cameras/" (c.name) } {
                                 @if stills && *state == CameraState::Live {
-                                    video.still src={ "/api/v1/cameras/" (c.name) "/still.mp4" } muted playsinline preload="auto"
-                                        disablepictureinpicture aria-label={ "Still picture of " (c.name) } {}
+                                    // A JPEG of the next key frame; `data-fallback` names the
+                                    // one-frame MP4 for cameras the hub cannot decode.
+                                    img.still src={ "/api/v1/cameras/" (c.name) "/still.jpg" }
+                                        data-fallback={ "/api/v1/cameras/" (c.name) "/still.mp4" }
+                                        alt={ "Still picture of " (c.name) } width="640" height="360";
                                 } @else {
                                     div.still.empty { (state.label()) }
                                 }
@@ -79,9 +86,18 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
                     }
                 }
             }
-            section.card {
-                h2 { "Alarm" }
-                p.muted { "Not set up: alarm modes (disarmed, home, away), door and window sensors and sirens are not part of this hub yet." }
+            section.card data-testid="alarm-tile" {
+                div.card-head {
+                    h2 { "Alarm" }
+                    @if alarm_state.is_some() && crate::alarm::ROLES.contains(&s.role) { a.btn-small href="/alarm" { "Open the alarm" } }
+                }
+                @match &alarm_state {
+                    Some((state, away)) => {
+                        p { "The alarm is " strong { (state.replace('_', " ")) } "." }
+                        @if *away { p.warning { "The MQTT broker is away: sensors and sirens cannot be reached." } }
+                    }
+                    None => p.muted { "The alarm does not run in this process." }
+                }
             }
             section.card {
                 div.card-head {
@@ -94,9 +110,12 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
                         @if !crate::events::DETECTION_AVAILABLE { " Motion, person and doorbell detection are not set up on this hub yet." }
                     }
                 } @else {
-                    ul.events {
+                    ul.events.with-thumbs {
                         @for e in events.iter().take(5) {
-                            li { a href={ "/cameras/" (e.camera) } { strong { (e.kind) } " · " (e.camera) " · " (time_el(e.start, "datetime")) } }
+                            li { a href={ "/events/" (e.id) } {
+                                (super::events::thumb(e))
+                                span.event-text { strong { (crate::events::kind_label(&e.kind)) } " · " (e.camera) " · " (time_el(e.start, "datetime")) }
+                            } }
                         }
                     }
                 }

@@ -41,6 +41,7 @@ pub enum Tab {
     Home,
     Live,
     Events,
+    Alarm,
     Settings,
     Account,
 }
@@ -72,6 +73,9 @@ pub fn page_in(tab: Option<Tab>, title: &str, s: &SessionRow, body: Markup) -> M
                         (item(Tab::Home, "/", "⌂", "Home"))
                         (item(Tab::Live, "/live", "◉", "Live"))
                         (item(Tab::Events, "/events", "☰", "Events"))
+                        @if matches!(s.role, Role::Owner | Role::Member) {
+                            (item(Tab::Alarm, "/alarm", "⚑", "Alarm"))
+                        }
                         @if owner {
                             (item(Tab::Settings, "/settings", "⚙", "Settings"))
                         } @else {

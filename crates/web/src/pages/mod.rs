@@ -2,6 +2,7 @@
 //! them render through [`layout`].
 
 mod account;
+pub(crate) mod alarm;
 mod audit;
 mod auth;
 mod cameras;

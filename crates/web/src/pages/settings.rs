@@ -3,13 +3,20 @@
 //! users (add, disable, per-camera grants for members), and links to the
 //! owner's own account and the audit log.
 //!
+//! The index also holds the owner's **Notifications** section: turning Web
+//! Push on for this device, sending a test (`assets/js/push.js`, which
+//! needs JavaScript as push itself does), and their rules — a plain form
+//! posted to `/settings/notifications`. The section is built in
+//! `crate::push`, which also serves it as its own page at
+//! `/settings/notifications` for members (who have no settings index).
+//!
 //! The forms post here and go through the same functions as the JSON API
 //! (`media`, `camera_admin`, `users`), so both check and audit alike. With
 //! JavaScript, "Test connection" calls the API in place
 //! (`assets/settings.js`); without, the form posts and the page answers.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
@@ -66,9 +73,16 @@ fn crumbs(here: &str) -> Markup {
     html! { p.crumbs { a href="/settings" { "Settings" } " › " (here) } }
 }
 
-pub(super) async fn index(State(app): State<App>, u: PageUser) -> Result<Response, PageError> {
+pub(super) async fn index(
+    State(app): State<App>,
+    u: PageUser,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     owner(&u)?;
     let store = app.vault.store();
+    let saved = query.is_some_and(|q| q.split('&').any(|kv| kv == "saved=notifications"));
+    let notifications =
+        crate::push::notifications_section(&app, &u.session, saved, "/settings").await?;
     let cams = store.cameras().await?.len();
     let users = store.list_users().await?.len();
     Ok(settings_page(
@@ -79,10 +93,12 @@ pub(super) async fn index(State(app): State<App>, u: PageUser) -> Result<Respons
             ul.menu {
                 li { a href="/settings/cameras" { strong { "Cameras" } span.muted { (cams) " · add, test, pause, remove" } } }
                 li { a href="/settings/users" { strong { "Users" } span.muted { (users) " · household members and what they may see" } } }
+                li { a href="#notifications" { strong { "Notifications" } span.muted { "push to this device, what and when" } } }
                 li { a href="/audit" { strong { "Audit log" } span.muted { "who watched what, when" } } }
                 li { a href="/account" { strong { "Your account" } span.muted { "password, two-factor sign-in, sessions" } } }
                 li { a href="/api/openapi.json" { strong { "API" } span.muted { "the JSON API, described as OpenAPI" } } }
             }
+            (notifications)
         },
     )
     .into_response())

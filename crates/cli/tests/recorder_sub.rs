@@ -1,0 +1,280 @@
+//! A camera's sub-stream end to end, with the real binary against a peer no
+//! one here wrote (../shared/tools/rtsp_cam.py: `/main` is 1280x720,
+//! `/sub` 640x360): `camera add --sub-url` makes the hub keep a second
+//! connection; the hub reports both streams connected with their own
+//! frame and bit rates; a subscriber to the sub-stream (the restream at
+//! `rtsp://HUB/NAME/sub`, which reads `LiveHub::subscribe_sub`) gets the
+//! sub-stream's pictures and the main path still the main stream's; only
+//! the main stream is recorded (design/storage.md).
+
+#[allow(dead_code)]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{camera_sim, free_port, ok, porchlight, simulator_available, wait_connected, Kill};
+
+/// alice's password: URL-safe, for `rtsp://alice:PASSWORD@…`.
+const ALICE_PW: &str = "porch-light-sub-stream-test";
+
+/// `ffprobe` on an RTSP URL over TCP: (width, height) of its video, or
+/// ffprobe's complaint.
+fn probe_size(url: &str) -> Result<(u64, u64), String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-rw_timeout",
+            "15000000",
+        ])
+        .args([
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "json",
+        ])
+        .arg(url)
+        .output()
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let s = &json["streams"][0];
+    match (s["width"].as_u64(), s["height"].as_u64()) {
+        (Some(w), Some(h)) if out.status.success() => Ok((w, h)),
+        _ => Err(format!(
+            "ffprobe {url}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// (connected, fps, bitrate) of the main and sub status rows of camera `name`.
+type Row = (bool, f64, f64);
+fn statuses(db: &Path, name: &str) -> (Option<Row>, Option<Row>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        for table in ["camera_status", "camera_sub_status"] {
+            rows.push(
+                sqlx::query(&format!(
+                    "SELECT s.connected, s.fps, s.bitrate_bps FROM {table} s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
+                ))
+                .bind(name)
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap()
+                .map(|r| (r.get::<i64, _>(0) != 0, r.get::<f64, _>(1), r.get::<f64, _>(2))),
+            );
+        }
+        let (main, sub) = (rows[0], rows[1]);
+        conn.close().await.unwrap();
+        (main, sub)
+    })
+}
+
+/// The `stream` column of every recording.
+fn recorded_streams(db: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let rows = sqlx::query("SELECT stream FROM recordings")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>(0)).collect()
+    })
+}
+
+#[test]
+fn a_camera_with_a_sub_url_keeps_both_streams_and_serves_the_sub_stream() {
+    if !porchlight_base::tools::external("ffprobe") || !simulator_available() {
+        return;
+    }
+    let port = free_port();
+    let _cam = camera_sim(port, None);
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().join("data");
+    ok(
+        &dir,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        &format!("{ALICE_PW}\n"),
+    );
+    ok(
+        &dir,
+        &[
+            "camera",
+            "add",
+            "porch",
+            "--url",
+            &format!("rtsp://127.0.0.1:{port}/main"),
+            "--sub-url",
+            &format!("rtsp://127.0.0.1:{port}/sub"),
+        ],
+        "",
+    );
+    let mut child = porchlight(&dir)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp-listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _hub = Kill(child);
+    let _web = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let rtsp = second
+        .strip_prefix("RTSP restream at rtsp://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("second line {second:?}"))
+        .to_owned();
+
+    wait_connected(&dir, &["porch"], Duration::from_secs(30));
+    // Both streams reported, each with its own rates (the sub-stream is
+    // a quarter of the pixels at a quarter of the bit rate).
+    let db = dir.join("porchlight.db");
+    let t0 = Instant::now();
+    let (main, sub) = loop {
+        let (main, sub) = statuses(&db, "porch");
+        let good = |r: &Option<Row>| r.is_some_and(|(c, fps, rate)| c && fps > 5.0 && rate > 0.0);
+        if good(&main) && good(&sub) {
+            break (main.unwrap(), sub.unwrap());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "both streams should be reported connected with rates: main {main:?}, sub {sub:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        main.2 > sub.2,
+        "the main stream (2 Mbit/s) outweighs the sub-stream (500 kbit/s): {main:?} {sub:?}"
+    );
+
+    // Subscribers get each stream's own pictures.
+    let user = format!("alice:{ALICE_PW}");
+    assert_eq!(
+        probe_size(&format!("rtsp://{user}@{rtsp}/porch/sub")),
+        Ok((640, 360)),
+        "the sub-stream subscriber"
+    );
+    assert_eq!(
+        probe_size(&format!("rtsp://{user}@{rtsp}/porch")),
+        Ok((1280, 720)),
+        "the main stream is unchanged"
+    );
+
+    // Only the main stream is recorded.
+    let t0 = Instant::now();
+    let streams = loop {
+        let s = recorded_streams(&db);
+        if !s.is_empty() || t0.elapsed() > Duration::from_secs(30) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(!streams.is_empty(), "the camera records");
+    assert!(streams.iter().all(|s| s == "main"), "{streams:?}");
+}
+
+/// `porchlight demo` registers each demo camera's 320x180 sub-stream as
+/// its `sub_url`; the hub connects to both streams of both cameras and
+/// restreams the sub-stream at its own size.
+#[test]
+fn the_demo_cameras_have_sub_streams() {
+    if !porchlight_base::tools::external("ffprobe") {
+        return;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().join("demo");
+    let mut child = porchlight(&dir)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp-listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _hub = Kill(child);
+    let _web = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let rtsp = second
+        .strip_prefix("RTSP restream at rtsp://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("second line {second:?}"))
+        .to_owned();
+    // Keep reading stdout so the demo never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let db = dir.join("porchlight.db");
+    for name in ["front-door", "driveway"] {
+        let t0 = Instant::now();
+        loop {
+            let (main, sub) = statuses(&db, name);
+            if main.is_some_and(|r| r.0) && sub.is_some_and(|r| r.0 && r.1 > 0.0) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(40),
+                "{name}: both streams should connect: main {main:?}, sub {sub:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let owner = format!("demo-owner:porchlight-demo@{rtsp}");
+    assert_eq!(
+        probe_size(&format!("rtsp://{owner}/front-door/sub")),
+        Ok((320, 180))
+    );
+    assert_eq!(
+        probe_size(&format!("rtsp://{owner}/front-door")),
+        Ok((640, 360))
+    );
+}

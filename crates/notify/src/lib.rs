@@ -1,0 +1,663 @@
+//! # porchlight-notify
+//!
+//! Web Push from the hub to the household's browsers (RFC 8030 delivery,
+//! RFC 8291 `aes128gcm` payload encryption, RFC 8292 VAPID), with each
+//! user's notification rules applied.
+//!
+//! A [`Notice`] ("Person at the front door") goes to [`Notifier::notify`],
+//! which
+//!
+//! 1. finds the users who may see the notice's camera
+//!    (`Store::may_see_camera`; a notice without a camera goes to every
+//!    enabled user),
+//! 2. applies each user's [`rules`] (cameras, kinds/labels, alarm modes,
+//!    quiet hours in the hub's local time, "alarm events always"),
+//! 3. encrypts a small JSON payload to each of their subscriptions
+//!    (`web-push-native`) and POSTs it to the browser vendor's push
+//!    service, all concurrently, each request bounded by a timeout.
+//!
+//! A subscription the push service answers 404 or 410 for is gone for good
+//! and is deleted; any other failure is counted on the subscription and
+//! logged. Errors never reach the caller as panics or `Err`s: `notify`
+//! returns what happened to each delivery.
+//!
+//! ## Privacy: what leaves the hub
+//!
+//! The payload passes through the browser vendor's push service (Google's,
+//! Mozilla's, Apple's). It is end-to-end encrypted to the browser, but the
+//! service still sees its size, timing and the endpoint. So the payload is
+//! the minimum a notification needs, and **never video or a snapshot**:
+//!
+//! ```json
+//! {"title": "Person", "body": "Front door · 14:02", "url": "/events?…", "event_id": 42, "tag": "event-42"}
+//! ```
+//!
+//! The picture is fetched by the browser from the hub itself, after the
+//! user opens the notification and is signed in. Title and body are
+//! shortened so the payload stays well under the 4 KiB push limit; `url`
+//! must be a path on the hub (anything else becomes `/`), so a click can
+//! never lead off the hub. Endpoints are capability URLs and are only ever
+//! logged as their origin.
+//!
+//! ## TLS
+//!
+//! Requests go out through `reqwest` with `rustls`; reqwest's `rustls-tls`
+//! feature selects the `ring` provider explicitly and this crate enables no
+//! other, so exactly one rustls crypto provider is compiled in and no
+//! process-wide default provider has to be installed. Server certificates
+//! are checked against the bundled Mozilla roots (`webpki-roots`), so push
+//! works on hubs without a system CA store.
+//!
+//! ```no_run
+//! # async fn demo(store: porchlight_store::Store) -> Result<(), porchlight_notify::NotifyError> {
+//! let notifier = porchlight_notify::Notifier::open(
+//!     store.clone(), store.data_dir(), "mailto:owner@example.org".into())?;
+//! println!("applicationServerKey: {}", notifier.public_key_b64());
+//! # Ok(()) }
+//! ```
+
+pub mod rules;
+mod vapid;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use porchlight_store::{PushSubscription, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use web_push_native::{p256, Auth, WebPushBuilder};
+
+pub use vapid::KEY_FILE;
+
+/// Errors setting up the notifier.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("Web Push key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("the VAPID contact `{0}` must be a mailto: or https: URL (push services use it to reach the hub's operator)")]
+    Subject(String),
+    #[error("cannot set up the HTTP client for Web Push: {0}")]
+    Client(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a browser's subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Something worth telling the household about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub title: String,
+    pub body: String,
+    /// `person`, `package`, `doorbell`, `motion`, `alarm`, `test`, …
+    pub kind: String,
+    pub camera_id: Option<i64>,
+    pub camera_name: Option<String>,
+    pub event_id: Option<i64>,
+    /// Detection labels, matched by the users' kind filters too.
+    pub labels: Vec<String>,
+    /// The alarm's mode when it happened (`disarmed`, `home`, `away`).
+    pub alarm_mode: Option<String>,
+    /// Where a click leads: a path on the hub (`/events?…`).
+    pub url: String,
+    pub at: jiff::Timestamp,
+}
+
+/// What is actually pushed: see the crate docs on privacy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub title: String,
+    pub body: String,
+    pub url: String,
+    pub event_id: Option<i64>,
+    /// Notifications with one tag replace each other on the device.
+    pub tag: String,
+}
+
+const MAX_TITLE: usize = 120;
+const MAX_BODY: usize = 400;
+const MAX_URL: usize = 512;
+const MAX_TAG_KIND: usize = 40;
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+impl Payload {
+    /// The payload for `n`.
+    pub fn of(n: &Notice) -> Payload {
+        let url = if n.url.starts_with('/')
+            && !n.url.starts_with("//")
+            && n.url.len() <= MAX_URL
+            && !n.url.chars().any(|c| c == '\\' || c.is_control())
+        {
+            n.url.clone()
+        } else {
+            "/".to_owned()
+        };
+        let tag = match (n.event_id, n.camera_id) {
+            (Some(id), _) => format!("event-{id}"),
+            (None, Some(cam)) => format!("{}-camera-{cam}", shorten(&n.kind, MAX_TAG_KIND)),
+            (None, None) => shorten(&n.kind, MAX_TAG_KIND),
+        };
+        Payload {
+            title: shorten(&n.title, MAX_TITLE),
+            body: shorten(&n.body, MAX_BODY),
+            url,
+            event_id: n.event_id,
+            tag,
+        }
+    }
+}
+
+/// What happened to one push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The push service accepted it (2xx).
+    Delivered { status: u16 },
+    /// The push service says the subscription is gone (404/410); it was
+    /// deleted.
+    Removed { status: u16 },
+    /// Anything else: counted on the subscription and logged.
+    Failed { status: Option<u16>, reason: String },
+}
+
+/// One attempted push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub subscription_id: i64,
+    pub user_id: i64,
+    /// The push service's origin (never the full endpoint).
+    pub service: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A browser's `PushSubscription.toJSON()`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserSubscription {
+    pub endpoint: String,
+    #[serde(default)]
+    pub expiration_time: Option<f64>,
+    pub keys: BrowserKeys,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BrowserKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+/// Sends Web Push notifications. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    store: Store,
+    key: Arc<vapid::VapidKey>,
+    subject: String,
+    http: reqwest::Client,
+    tz: jiff::tz::TimeZone,
+    allow_http: bool,
+}
+
+/// Per-request timeout; `notify` waits at most about this long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ENDPOINT_LEN: usize = 2048;
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("public_key", &self.inner.key.public_b64())
+            .field("subject", &self.inner.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decode_b64url(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .or_else(|_| URL_SAFE.decode(s))
+        .ok()
+}
+
+/// `scheme://host[:port]` of an endpoint.
+fn origin_of(uri: &http::Uri) -> Option<String> {
+    let scheme = uri.scheme_str()?;
+    let auth = uri.authority()?;
+    let host = auth.host();
+    if host.is_empty() {
+        return None;
+    }
+    Some(match auth.port_u16() {
+        Some(p) if !((scheme == "https" && p == 443) || (scheme == "http" && p == 80)) => {
+            format!("{scheme}://{host}:{p}")
+        }
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
+fn local_minute(at: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> u16 {
+    let z = at.to_zoned(tz.clone());
+    (z.hour() as u16) * 60 + z.minute() as u16
+}
+
+impl Notifier {
+    /// Opens the notifier: loads (or creates) the VAPID key in `data_dir`
+    /// and sets up the HTTP client. `subject_mailto` is the operator
+    /// contact push services see (`mailto:…` or `https://…`).
+    pub fn open(
+        store: Store,
+        data_dir: &Path,
+        subject_mailto: String,
+    ) -> Result<Notifier, NotifyError> {
+        let subject = subject_mailto.trim().to_owned();
+        let ok_subject = (subject.starts_with("mailto:")
+            && subject.len() > "mailto:".len()
+            && subject.contains('@'))
+            || (subject.starts_with("https://") && subject.len() > "https://".len());
+        if !ok_subject || subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(NotifyError::Subject(subject_mailto));
+        }
+        let key = vapid::VapidKey::load_or_create(data_dir)?;
+        let http = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("porchlight/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::Client(e.to_string()))?;
+        Ok(Notifier {
+            inner: Arc::new(Inner {
+                store,
+                key: Arc::new(key),
+                subject,
+                http,
+                tz: jiff::tz::TimeZone::system(),
+                allow_http: false,
+            }),
+        })
+    }
+
+    /// Uses `tz` instead of the system's time zone for quiet hours.
+    pub fn with_time_zone(mut self, tz: jiff::tz::TimeZone) -> Notifier {
+        Arc::make_mut(&mut self.inner).tz = tz;
+        self
+    }
+
+    /// Accepts `http://` push endpoints. Only for tests with a local push
+    /// service: real push services are all HTTPS, and refusing anything
+    /// else keeps the hub from being pointed at services on its own LAN.
+    pub fn allow_http_endpoints(mut self) -> Notifier {
+        Arc::make_mut(&mut self.inner).allow_http = true;
+        self
+    }
+
+    /// The VAPID public key as browsers want it (`applicationServerKey`):
+    /// uncompressed P-256 point, base64url without padding.
+    pub fn public_key_b64(&self) -> &str {
+        self.inner.key.public_b64()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Checks a browser's subscription; the error names what is wrong.
+    pub fn validate(&self, s: &BrowserSubscription) -> Result<(), String> {
+        if s.endpoint.len() > MAX_ENDPOINT_LEN {
+            return Err(format!(
+                "endpoint is longer than {MAX_ENDPOINT_LEN} characters"
+            ));
+        }
+        let uri: http::Uri = s
+            .endpoint
+            .parse()
+            .map_err(|_| "endpoint is not a URL".to_string())?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.inner.allow_http => {}
+            _ => return Err("endpoint must be an https:// URL of a push service".into()),
+        }
+        if origin_of(&uri).is_none() {
+            return Err("endpoint has no host".into());
+        }
+        let p = decode_b64url(&s.keys.p256dh)
+            .ok_or_else(|| "keys.p256dh is not base64url".to_string())?;
+        p256::PublicKey::from_sec1_bytes(&p)
+            .map_err(|_| "keys.p256dh is not a P-256 public key".to_string())?;
+        let a =
+            decode_b64url(&s.keys.auth).ok_or_else(|| "keys.auth is not base64url".to_string())?;
+        if a.len() != 16 {
+            return Err(format!("keys.auth must be 16 bytes, not {}", a.len()));
+        }
+        Ok(())
+    }
+
+    /// Validates and stores a browser's subscription for `user_id`.
+    pub async fn subscribe(
+        &self,
+        user_id: i64,
+        s: &BrowserSubscription,
+        user_agent: &str,
+    ) -> Result<PushSubscription, SubscribeError> {
+        self.validate(s).map_err(SubscribeError::Invalid)?;
+        let ua: String = user_agent.chars().take(300).collect();
+        Ok(self
+            .inner
+            .store
+            .upsert_push_subscription(
+                user_id,
+                &s.endpoint,
+                s.keys.p256dh.trim(),
+                s.keys.auth.trim(),
+                &ua,
+                jiff::Timestamp::now(),
+            )
+            .await?)
+    }
+
+    /// Sends `n` to every subscription whose user may see it and whose
+    /// rules let it through. Never fails: problems are logged and reported
+    /// per delivery.
+    pub async fn notify(&self, n: &Notice) -> Vec<Delivery> {
+        let subs = match self.inner.store.push_subscriptions_of_enabled_users().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot read push subscriptions: {e}");
+                return Vec::new();
+            }
+        };
+        let mut by_user: BTreeMap<i64, Vec<PushSubscription>> = BTreeMap::new();
+        for s in subs {
+            by_user.entry(s.user_id).or_default().push(s);
+        }
+        let minute = local_minute(n.at, &self.inner.tz);
+        let mut chosen = Vec::new();
+        for (user, subs) in by_user {
+            match self.user_wants(user, n, minute).await {
+                Ok(true) => chosen.extend(subs),
+                Ok(false) => {}
+                Err(e) => tracing::error!("cannot apply user {user}'s notification rules: {e}"),
+            }
+        }
+        self.send_all(chosen, n).await
+    }
+
+    /// Sends a test notification to `user_id`'s own subscriptions,
+    /// regardless of their rules.
+    pub async fn send_test(&self, user_id: i64) -> Vec<Delivery> {
+        let subs = match self.inner.store.push_subscriptions_of(user_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot read push subscriptions: {e}");
+                return Vec::new();
+            }
+        };
+        let n = Notice {
+            title: "Porchlight test notification".into(),
+            body: "Notifications work on this device.".into(),
+            kind: "test".into(),
+            camera_id: None,
+            camera_name: None,
+            event_id: None,
+            labels: Vec::new(),
+            alarm_mode: None,
+            url: "/settings#notifications".into(),
+            at: jiff::Timestamp::now(),
+        };
+        self.send_all(subs, &n).await
+    }
+
+    /// Spawns [`notify`](Self::notify) so the caller does not wait at all.
+    pub fn notify_in_background(&self, n: Notice) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.notify(&n).await;
+        });
+    }
+
+    async fn user_wants(&self, user: i64, n: &Notice, minute: u16) -> Result<bool, StoreError> {
+        if let Some(cam) = n.camera_id {
+            if !self.inner.store.may_see_camera(user, cam).await? {
+                return Ok(false);
+            }
+        }
+        let r = self.inner.store.notification_rules(user).await?;
+        Ok(match rules::judge(&r, n, minute) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!("not notifying user {user} of a {} notice: {why:?}", n.kind);
+                false
+            }
+        })
+    }
+
+    async fn send_all(&self, subs: Vec<PushSubscription>, n: &Notice) -> Vec<Delivery> {
+        if subs.is_empty() {
+            return Vec::new();
+        }
+        let payload = serde_json::to_vec(&Payload::of(n)).expect("payload serialises");
+        let (ttl, urgency) = match n.kind.as_str() {
+            "alarm" => (Duration::from_secs(3600), "high"),
+            "test" => (Duration::from_secs(60), "normal"),
+            _ => (Duration::from_secs(600), "normal"),
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for s in subs {
+            let me = self.clone();
+            let payload = payload.clone();
+            set.spawn(async move { me.send_one(s, payload, ttl, urgency).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::error!("a push task failed: {e}"),
+            }
+        }
+        out.sort_by_key(|d| d.subscription_id);
+        out
+    }
+
+    async fn send_one(
+        &self,
+        s: PushSubscription,
+        payload: Vec<u8>,
+        ttl: Duration,
+        urgency: &'static str,
+    ) -> Delivery {
+        let uri: Option<http::Uri> = s.endpoint.parse().ok();
+        let service = uri
+            .as_ref()
+            .and_then(origin_of)
+            .unwrap_or_else(|| "(invalid endpoint)".into());
+        let outcome = match self.attempt(&s, uri, &service, payload, ttl, urgency).await {
+            Ok(status) if (200..300).contains(&status) => {
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .push_delivered(s.id, jiff::Timestamp::now())
+                    .await
+                {
+                    tracing::warn!("cannot record a push delivery: {e}");
+                }
+                Outcome::Delivered { status }
+            }
+            Ok(status @ (404 | 410)) => {
+                tracing::info!(
+                    "push service {service} says subscription {} of user {} is gone ({status}); removing it",
+                    s.id,
+                    s.user_id
+                );
+                if let Err(e) = self.inner.store.delete_push_subscription_by_id(s.id).await {
+                    tracing::warn!("cannot remove an expired push subscription: {e}");
+                }
+                Outcome::Removed { status }
+            }
+            Ok(status) => {
+                self.failed(
+                    &s,
+                    &service,
+                    Some(status),
+                    format!("push service answered {status}"),
+                )
+                .await
+            }
+            Err(reason) => self.failed(&s, &service, None, reason).await,
+        };
+        Delivery {
+            subscription_id: s.id,
+            user_id: s.user_id,
+            service,
+            outcome,
+        }
+    }
+
+    async fn failed(
+        &self,
+        s: &PushSubscription,
+        service: &str,
+        status: Option<u16>,
+        reason: String,
+    ) -> Outcome {
+        let n = match self.inner.store.push_failed(s.id).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot count a failed push: {e}");
+                0
+            }
+        };
+        tracing::warn!(
+            "push to subscription {} of user {} via {service} failed ({n} in a row): {reason}",
+            s.id,
+            s.user_id
+        );
+        Outcome::Failed { status, reason }
+    }
+
+    /// Encrypts, signs and sends one push; the HTTP status, or why none.
+    async fn attempt(
+        &self,
+        s: &PushSubscription,
+        uri: Option<http::Uri>,
+        origin: &str,
+        payload: Vec<u8>,
+        ttl: Duration,
+        urgency: &'static str,
+    ) -> Result<u16, String> {
+        let uri = uri.ok_or("the stored endpoint is not a URL")?;
+        let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
+        let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
+            .map_err(|_| "the stored p256dh key is not a P-256 key")?;
+        let auth = decode_b64url(&s.auth).ok_or("the stored auth secret is not base64url")?;
+        if auth.len() != 16 {
+            return Err("the stored auth secret is not 16 bytes".into());
+        }
+        let mut req = WebPushBuilder::new(uri, ua_public, Auth::clone_from_slice(&auth))
+            .with_valid_duration(ttl)
+            .build(payload)
+            .map_err(|e| format!("cannot encrypt the payload: {e}"))?;
+        let authz = self
+            .inner
+            .key
+            .authorization(origin, &self.inner.subject)
+            .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
+        let h = req.headers_mut();
+        h.insert(
+            http::header::AUTHORIZATION,
+            authz
+                .parse()
+                .map_err(|_| "VAPID header is not a header value")?,
+        );
+        h.insert("urgency", http::HeaderValue::from_static(urgency));
+        let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
+        let resp = self
+            .inner
+            .http
+            .execute(req)
+            .await
+            .map_err(|e| format!("cannot reach the push service: {}", e.without_url()))?;
+        Ok(resp.status().as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(url: &str) -> Notice {
+        Notice {
+            title: "T".repeat(500),
+            body: "b".into(),
+            kind: "person".into(),
+            camera_id: Some(7),
+            camera_name: None,
+            event_id: None,
+            labels: vec![],
+            alarm_mode: None,
+            url: url.into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn payload_urls_stay_on_the_hub_and_text_is_short() {
+        let p = Payload::of(&notice("/events?id=1"));
+        assert_eq!(p.url, "/events?id=1");
+        assert_eq!(p.tag, "person-camera-7");
+        assert_eq!(p.title.chars().count(), MAX_TITLE);
+        assert!(p.title.ends_with('…'));
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a\nb",
+        ] {
+            assert_eq!(Payload::of(&notice(bad)).url, "/", "{bad}");
+        }
+        assert_eq!(
+            Payload::of(&notice(&format!("/{}", "x".repeat(600)))).url,
+            "/"
+        );
+    }
+
+    #[test]
+    fn origins_keep_non_default_ports() {
+        let o = |s: &str| origin_of(&s.parse().unwrap());
+        assert_eq!(
+            o("https://fcm.googleapis.com/fcm/send/abc").as_deref(),
+            Some("https://fcm.googleapis.com")
+        );
+        assert_eq!(
+            o("https://push.example:443/x").as_deref(),
+            Some("https://push.example")
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8443/x").as_deref(),
+            Some("http://127.0.0.1:8443")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The `/alarm` page: the alarm's state with arm home / arm away / disarm
+//! buttons (plain form posts, so it works without JavaScript), a countdown
+//! during the exit and entry delays, bypass warnings, the sensor list
+//! (open/closed, battery, link quality, last seen) and the MQTT broker's
+//! status, with "broker away" impossible to miss. `assets/js/alarm.js`
+//! refreshes it from `GET /api/v1/alarm` and runs the countdown.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::layout::{csrf_field, page_in, Tab};
+use crate::error::PageError;
+use crate::session::{require_role, PageUser};
+use crate::App;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Flash {
+    msg: Option<String>,
+    error: Option<String>,
+}
+
+fn secs(ms: &Value) -> Option<u64> {
+    ms.as_u64().map(|m| m.div_ceil(1000))
+}
+
+pub(crate) async fn page(
+    State(app): State<App>,
+    u: PageUser,
+    Query(f): Query<Flash>,
+) -> Result<Response, PageError> {
+    require_role(&u.session, &crate::alarm::ROLES).map_err(PageError)?;
+    let st = match &app.alarm {
+        Some(a) => Some(crate::alarm::status_json(&app, a).await?),
+        None => None,
+    };
+    let csrf = &u.session.csrf_token;
+    let store = app.vault.store();
+    let mut cams = Vec::new();
+    for c in crate::access::visible_cameras(&app, &u.session).await? {
+        let p = store.camera_policy(c.id).await?;
+        cams.push((c.name, p));
+    }
+    Ok(page_in(
+        Some(Tab::Alarm),
+        "Alarm",
+        &u.session,
+        html! {
+            h1 { "Alarm" }
+            @if let Some(m) = &f.msg { p.notice role="status" { (m) } }
+            @if let Some(e) = &f.error { p.error role="alert" { (e) } }
+            @match &st {
+                None => p.muted data-testid="alarm-unavailable" { (crate::alarm::UNAVAILABLE) },
+                Some(v) => {
+                    @let state = v["state"].as_str().unwrap_or("?");
+                    // Switching home ↔ away is allowed until a sensor trips.
+                    @let can_arm = !matches!(state, "pending" | "triggered");
+                    section.card #alarm data-testid="alarm-status" data-state=(state) {
+                        p.alarm-state { "The alarm is " strong #alarm-state { (state.replace('_', " ")) } }
+                        p #alarm-countdown hidden[v["exit_delay_left_ms"].is_null() && v["entry_delay_left_ms"].is_null()] {
+                            @if let Some(s) = secs(&v["exit_delay_left_ms"]) { "Leave now: armed in " span.count data-ms=(v["exit_delay_left_ms"]) { (s) } " s" }
+                            @if let Some(s) = secs(&v["entry_delay_left_ms"]) { "Disarm now: the alarm sounds in " span.count data-ms=(v["entry_delay_left_ms"]) { (s) } " s" }
+                        }
+                        @if v["siren"]["on"] == true { p.error role="alert" { "The siren is sounding." } }
+                        @if let Some(b) = v["bypassed"].as_array().filter(|b| !b.is_empty()) {
+                            p.warning data-testid="alarm-bypassed" {
+                                "Bypassed until disarmed (open when armed): "
+                                (b.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                            }
+                        }
+                        div.actions {
+                            form.inline method="post" action="/alarm/arm" {
+                                (csrf_field(csrf))
+                                input type="hidden" name="mode" value="home";
+                                button type="submit" disabled[!can_arm] { "Arm home" }
+                            }
+                            form.inline method="post" action="/alarm/arm" {
+                                (csrf_field(csrf))
+                                input type="hidden" name="mode" value="away";
+                                button type="submit" disabled[!can_arm] { "Arm away" }
+                            }
+                            form.inline method="post" action="/alarm/disarm" {
+                                (csrf_field(csrf))
+                                button.danger type="submit" disabled[state == "disarmed"] { "Disarm" }
+                            }
+                        }
+                    }
+                    section.card data-testid="alarm-broker" {
+                        h2 { "MQTT broker" }
+                        @let m = &v["mqtt"];
+                        @if m["enabled"] != true {
+                            p.muted { "No broker is configured ([mqtt] url): sensors and sirens are not reachable; arming and disarming here still work." }
+                        } @else if m["connected"] == true {
+                            p { span.dot.live {} " Connected" }
+                        } @else {
+                            p.error role="alert" data-testid="broker-away" {
+                                "Broker away: sensors and sirens cannot be reached."
+                                @if let Some(e) = m["last_error"].as_str() { " Last error: " (e) }
+                            }
+                        }
+                    }
+                    section.card {
+                        h2 { "Sensors" }
+                        @let sensors = v["sensors"].as_array().cloned().unwrap_or_default();
+                        @if sensors.is_empty() {
+                            p.muted { "No sensors. Add one with " code { "porchlight sensor add NAME --kind contact --topic zigbee2mqtt/NAME" } "." }
+                        } @else {
+                            table.sensors data-testid="alarm-sensors" {
+                                thead { tr { th { "Name" } th { "Kind" } th { "State" } th { "Battery" } th { "Link" } th { "Last seen" } } }
+                                tbody {
+                                    @for s in &sensors {
+                                        tr {
+                                            td { (s["name"].as_str().unwrap_or("")) @if s["bypassed"] == true { " (bypassed)" } }
+                                            td { (s["kind"].as_str().unwrap_or("")) }
+                                            td { (s["state"].as_str().unwrap_or("—")) @if s["available"] == false { " · offline" } }
+                                            td { @if let Some(b) = s["battery"].as_f64() { (b) " %" } @else { "—" } }
+                                            td { @if let Some(l) = s["linkquality"].as_i64() { (l) } @else { "—" } }
+                                            td { (s["last_seen"].as_str().unwrap_or("never")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    section.card data-testid="alarm-cameras" {
+                        h2 { "Cameras in this mode" }
+                        p.muted { "Privacy mode pauses recording, live view, detection and notifications for a camera (for example indoor cameras while people are home)." }
+                        @if cams.is_empty() { p.muted { "No cameras." } }
+                        ul {
+                            @for (name, p) in &cams {
+                                li {
+                                    strong { (name) } " — "
+                                    @if p.privacy { "privacy mode: paused" }
+                                    @else {
+                                        (if p.record { "records" } else { "does not record" }) ", "
+                                        (if p.detect { "detects" } else { "does not detect" }) ", "
+                                        (if p.notify { "notifies" } else { "does not notify" })
+                                        " (" (p.mode) ")"
+                                    }
+                                    " "
+                                    form.inline method="post" action={ "/alarm/cameras/" (super::layout::q(name)) "/privacy" } {
+                                        (csrf_field(csrf))
+                                        input type="hidden" name="on" value=(if p.privacy { "0" } else { "1" });
+                                        button.btn-small type="submit" { (if p.privacy { "Turn privacy off" } else { "Turn privacy on" }) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    script src="/static/js/alarm.js" defer {}
+                }
+            }
+        },
+    )
+    .into_response())
+}

@@ -1,0 +1,629 @@
+//! Web Push endpoints and the notifications settings in-process: real
+//! router, store, vault and notifier in a temporary folder, browser-style
+//! cookie sessions (so the CSRF guard applies), and a local push service
+//! (axum on 127.0.0.1:0) that records what it receives.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http_body_util::BodyExt;
+use porchlight_base::ManualClock;
+use porchlight_config::Config;
+use porchlight_notify::Notifier;
+use porchlight_store::{NewCamera, Role, Store};
+use porchlight_vault::accounts::{Policy, Vault};
+use porchlight_vault::keys::KdfParams;
+use porchlight_vault::Actor;
+use rand::RngCore;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use web_push_native::p256;
+use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+
+const PW: &str = "correct horse battery staple";
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+struct Hub {
+    router: Router,
+    vault: Arc<Vault>,
+    notifier: Option<Notifier>,
+    _dir: tempfile::TempDir,
+}
+
+/// A signed-in browser: its session cookie and the session's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn hub_with(push: bool) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+    let policy = Policy {
+        kdf: KdfParams::insecure_for_tests(),
+        require_totp_for_owners: false,
+        ..Policy::default()
+    };
+    let vault = Arc::new(Vault::new(store.clone(), clock, policy));
+    let mut app = porchlight_web::App::new(vault.clone(), Arc::new(Config::default()));
+    let mut notifier = None;
+    if push {
+        let n = Notifier::open(store, dir.path(), "mailto:owner@example.org".into())
+            .unwrap()
+            .allow_http_endpoints();
+        app = app.with_notifier(n.clone());
+        notifier = Some(n);
+    }
+    Hub {
+        router: app.router(),
+        vault,
+        notifier,
+        _dir: dir,
+    }
+}
+
+impl Hub {
+    async fn send(&self, req: Request<Body>) -> Resp {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
+            .into_owned();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates `name` and signs them in as a browser would (cookie).
+    async fn browser(&self, name: &str, role: Role) -> Browser {
+        self.vault
+            .create_user(name, role, PW, &Actor::cli())
+            .await
+            .unwrap();
+        let r = self
+            .send(
+                Request::post("/api/v1/sessions")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(
+                        json!({ "username": name, "password": PW }).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let cookie = format!("pl_session={}", r.json()["token"].as_str().unwrap());
+        let mut b = Browser {
+            cookie,
+            csrf: String::new(),
+        };
+        let me = self.call(&b, "GET", "/api/v1/me", None, false).await.json();
+        b.csrf = me["session"]["csrf_token"].as_str().unwrap().to_owned();
+        b
+    }
+
+    /// A request from `b`'s page: with its cookie, and with its CSRF token
+    /// when `with_csrf`.
+    async fn call(
+        &self,
+        b: &Browser,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        with_csrf: bool,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "hub.local")
+            .header(header::COOKIE, &b.cookie);
+        if with_csrf {
+            req = req.header("x-csrf-token", &b.csrf);
+        }
+        let req = match body {
+            Some(j) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(j.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    async fn form(&self, b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::post(path)
+                .header(header::HOST, "hub.local")
+                .header(header::COOKIE, &b.cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn camera(&self, name: &str) -> i64 {
+        self.vault
+            .store()
+            .create_camera(
+                &NewCamera {
+                    name: name.into(),
+                    main_url: format!("rtsp://127.0.0.1:9/{name}"),
+                    ..Default::default()
+                },
+                jiff::Timestamp::now(),
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn user_id(&self, name: &str) -> i64 {
+        self.vault
+            .store()
+            .user_by_name(name)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+}
+
+/// A browser's `PushSubscription.toJSON()` with a fresh test key pair.
+fn subscription(endpoint: &str) -> Value {
+    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let mut auth = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut auth);
+    json!({
+        "endpoint": endpoint,
+        "expirationTime": null,
+        "keys": {
+            "p256dh": URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes()),
+            "auth": URL_SAFE_NO_PAD.encode(auth),
+        },
+    })
+}
+
+/// A push service that records the names pushed to and answers 201.
+async fn push_service() -> (String, Arc<Mutex<Vec<String>>>) {
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let l = log.clone();
+    let app = Router::new().route(
+        "/push/{name}",
+        post(move |Path(name): Path<String>| {
+            let l = l.clone();
+            async move {
+                l.lock().unwrap().push(name);
+                StatusCode::CREATED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, log)
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_need_the_csrf_token() {
+    let h = hub_with(true).await;
+    let mia = h.browser("mia", Role::Member).await;
+    let mia_id = h.user_id("mia").await;
+    let store = h.vault.store();
+
+    let key = h.call(&mia, "GET", "/api/v1/push/key", None, false).await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+    assert_eq!(
+        key.json()["public_key"],
+        h.notifier.as_ref().unwrap().public_key_b64()
+    );
+
+    let sub = subscription("https://push.example.net/wpush/mia-phone");
+    let r = h
+        .call(
+            &mia,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(sub.clone()),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token: {}", r.body);
+    let wrong = Browser {
+        cookie: mia.cookie.clone(),
+        csrf: "not-the-token".into(),
+    };
+    let r = h
+        .call(
+            &wrong,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(sub.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "wrong CSRF token");
+    assert!(store
+        .push_subscriptions_of(mia_id)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let r = h
+        .call(
+            &mia,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(sub.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let subs = store.push_subscriptions_of(mia_id).await.unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].endpoint, "https://push.example.net/wpush/mia-phone");
+    assert_eq!(subs[0].p256dh, sub["keys"]["p256dh"].as_str().unwrap());
+
+    // Bad subscriptions are refused with the reason.
+    let mut bad = subscription("https://push.example.net/wpush/x");
+    bad["keys"]["auth"] = json!(URL_SAFE_NO_PAD.encode([7u8; 8]));
+    let r = h
+        .call(&mia, "POST", "/api/v1/push/subscriptions", Some(bad), true)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("keys.auth"),
+        "{}",
+        r.body
+    );
+    let r = h
+        .call(
+            &mia,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(subscription("file:///etc/passwd")),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    let gone = json!({ "endpoint": "https://push.example.net/wpush/mia-phone" });
+    let r = h
+        .call(
+            &mia,
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(gone.clone()),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(store.push_subscriptions_of(mia_id).await.unwrap().len(), 1);
+    // Someone else cannot remove it.
+    let ola = h.browser("ola", Role::Owner).await;
+    let r = h
+        .call(
+            &ola,
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(gone.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(
+            &mia,
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(gone.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(store
+        .push_subscriptions_of(mia_id)
+        .await
+        .unwrap()
+        .is_empty());
+    let r = h
+        .call(
+            &mia,
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(gone),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rules_round_trip_with_checks_and_csrf() {
+    let h = hub_with(true).await;
+    let mia = h.browser("mia", Role::Member).await;
+    let mia_id = h.user_id("mia").await;
+    let front = h.camera("front").await;
+
+    let r = h
+        .call(&mia, "GET", "/api/v1/notifications/rules", None, false)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        json!({ "cameras": null, "kinds": null, "quiet_hours": null, "alarm_always": true, "alarm_modes": null })
+    );
+
+    let rules = json!({
+        "cameras": ["front"],
+        "kinds": ["Person", "package"],
+        "quiet_hours": { "start": "22:30", "end": "07:00" },
+        "alarm_always": true,
+        "alarm_modes": ["away"],
+    });
+    let r = h
+        .call(
+            &mia,
+            "PUT",
+            "/api/v1/notifications/rules",
+            Some(rules.clone()),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+    // A camera mia may not see is refused like one that does not exist.
+    let r = h
+        .call(
+            &mia,
+            "PUT",
+            "/api/v1/notifications/rules",
+            Some(rules.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains("no camera `front` you may see"),
+        "{}",
+        r.body
+    );
+
+    h.vault
+        .store()
+        .grant_camera(front, mia_id, true)
+        .await
+        .unwrap();
+    let r = h
+        .call(
+            &mia,
+            "PUT",
+            "/api/v1/notifications/rules",
+            Some(rules),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let want = json!({
+        "cameras": ["front"],
+        "kinds": ["person", "package"],
+        "quiet_hours": { "start": "22:30", "end": "07:00" },
+        "alarm_always": true,
+        "alarm_modes": ["away"],
+    });
+    assert_eq!(r.json(), want);
+    let r = h
+        .call(&mia, "GET", "/api/v1/notifications/rules", None, false)
+        .await;
+    assert_eq!(r.json(), want);
+    let stored = h.vault.store().notification_rules(mia_id).await.unwrap();
+    assert_eq!(stored.cameras, Some(vec![front]));
+    assert_eq!(stored.quiet_hours.unwrap().start_min, 22 * 60 + 30);
+
+    for (bad, why) in [
+        (
+            json!({ "quiet_hours": { "start": "25:00", "end": "07:00" } }),
+            "25:00",
+        ),
+        (
+            json!({ "quiet_hours": { "start": "07:00", "end": "07:00" } }),
+            "different",
+        ),
+        (json!({ "alarm_modes": ["vacation"] }), "vacation"),
+        (json!({ "kinds": ["per son"] }), "per son"),
+    ] {
+        let r = h
+            .call(&mia, "PUT", "/api/v1/notifications/rules", Some(bad), true)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
+    let r = h
+        .call(
+            &mia,
+            "PUT",
+            "/api/v1/notifications/rules",
+            Some(json!({ "colour": "red" })),
+            true,
+        )
+        .await;
+    assert!(r.status.is_client_error(), "unknown fields are refused");
+    // The refused rules changed nothing.
+    let r = h
+        .call(&mia, "GET", "/api/v1/notifications/rules", None, false)
+        .await;
+    assert_eq!(r.json(), want);
+}
+
+#[tokio::test]
+async fn a_test_push_reaches_only_the_callers_devices() {
+    let h = hub_with(true).await;
+    let (origin, log) = push_service().await;
+    let mia = h.browser("mia", Role::Member).await;
+    let ola = h.browser("ola", Role::Owner).await;
+    for (b, name) in [(&mia, "mia-phone"), (&ola, "ola-laptop")] {
+        let r = h
+            .call(
+                b,
+                "POST",
+                "/api/v1/push/subscriptions",
+                Some(subscription(&format!("{origin}/push/{name}"))),
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let r = h.call(&mia, "POST", "/api/v1/push/test", None, false).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(log.lock().unwrap().is_empty());
+    let r = h.call(&mia, "POST", "/api/v1/push/test", None, true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["sent"], 1);
+    assert_eq!(r.json()["delivered"], 1);
+    assert_eq!(r.json()["deliveries"][0]["outcome"], "delivered");
+    assert_eq!(*log.lock().unwrap(), ["mia-phone"]);
+}
+
+#[tokio::test]
+async fn without_web_push_the_push_endpoints_say_so() {
+    let h = hub_with(false).await;
+    let ola = h.browser("ola", Role::Owner).await;
+    let r = h.call(&ola, "GET", "/api/v1/push/key", None, false).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.json()["error"].as_str().unwrap().contains("not set up"));
+    let r = h
+        .call(
+            &ola,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(subscription("https://push.example.net/x")),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Rules still work.
+    let r = h
+        .call(&ola, "GET", "/api/v1/notifications/rules", None, false)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = h.call(&ola, "GET", "/settings", None, false).await;
+    assert!(
+        page.body.contains("Web Push is not set up"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("/static/js/push.js"));
+}
+
+#[tokio::test]
+async fn the_settings_form_saves_rules_without_javascript() {
+    let h = hub_with(true).await;
+    let ola = h.browser("ola", Role::Owner).await;
+    let ola_id = h.user_id("ola").await;
+    h.camera("front").await;
+    let page = h.call(&ola, "GET", "/settings", None, false).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"id="notifications""#));
+    assert!(page.body.contains(r#"action="/settings/notifications""#));
+    assert!(page.body.contains(r#"src="/static/js/push.js""#));
+    let js = h.call(&ola, "GET", "/static/js/push.js", None, false).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.body.contains("pushManager.subscribe"));
+
+    let fields = [
+        ("back", "/settings"),
+        ("cameras", "all"),
+        ("kinds", "some"),
+        ("kind", "person"),
+        ("kind", "doorbell"),
+        ("quiet", "on"),
+        ("quiet_start", "23:00"),
+        ("quiet_end", "06:30"),
+        ("mode", "home"),
+        ("mode", "away"),
+    ];
+    let r = h.form(&ola, "/settings/notifications", &fields).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF field");
+    let mut with_csrf = fields.to_vec();
+    with_csrf.push(("csrf", &ola.csrf));
+    let r = h.form(&ola, "/settings/notifications", &with_csrf).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "/settings?saved=notifications#notifications"
+    );
+    let stored = h.vault.store().notification_rules(ola_id).await.unwrap();
+    assert_eq!(stored.cameras, None);
+    assert_eq!(
+        stored.kinds,
+        Some(vec!["person".to_string(), "doorbell".to_string()])
+    );
+    let q = stored.quiet_hours.unwrap();
+    assert_eq!((q.start_min, q.end_min), (23 * 60, 6 * 60 + 30));
+    assert!(!stored.alarm_always, "the box was not ticked");
+    assert_eq!(
+        stored.alarm_modes,
+        Some(vec!["home".to_string(), "away".to_string()])
+    );
+    let page = h
+        .call(&ola, "GET", "/settings?saved=notifications", None, false)
+        .await;
+    assert!(page.body.contains("rules-saved"));
+    assert!(page.body.contains(r#"value="23:00""#));
+
+    // Members have no settings index but do have their notifications page.
+    let mia = h.browser("mia", Role::Member).await;
+    assert_eq!(
+        h.call(&mia, "GET", "/settings", None, false).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let page = h
+        .call(&mia, "GET", "/settings/notifications", None, false)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"id="notifications""#));
+    assert!(
+        !page.body.contains(r#"value="front""#),
+        "mia may not see `front`"
+    );
+    let r = h
+        .form(
+            &mia,
+            "/settings/notifications",
+            &[
+                ("csrf", &mia.csrf),
+                ("back", "/settings"),
+                ("quiet", "on"),
+                ("quiet_start", "nonsense"),
+                ("quiet_end", "06:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("nonsense"), "{}", r.body);
+}
