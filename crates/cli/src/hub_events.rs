@@ -39,6 +39,7 @@ impl HubEvents {
         live: Arc<LiveHub>,
         alarm: &AlarmClient,
         notifier: Option<Notifier>,
+        mqtt_prefix: &str,
     ) -> HubEvents {
         let detector = match tokio::task::spawn_blocking(porchlight_detect::Detector::load_default).await {
             Ok(Ok(d)) => Some(Arc::new(d)),
@@ -58,7 +59,7 @@ impl HubEvents {
             live,
             detector,
             mqtt,
-            EventsOptions::new(data_dir),
+            EventsOptions { prefix: mqtt_prefix.to_owned(), ..EventsOptions::new(data_dir) },
         )
         .await;
         let mut tasks = Vec::new();

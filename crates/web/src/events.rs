@@ -41,17 +41,22 @@ pub(crate) fn routes() -> Router<App> {
 }
 
 /// Kinds of events, for filters. Detection will produce these.
-pub(crate) const KINDS: [(&str, &str); 6] = [
+pub(crate) const KINDS: [(&str, &str); 9] = [
     ("motion", "Motion"),
     ("person", "Person"),
     ("vehicle", "Vehicle"),
     ("animal", "Animal"),
+    ("package_delivered", "Package delivered"),
+    ("package_taken", "Package taken"),
     ("package", "Package"),
     ("doorbell", "Doorbell"),
+    ("alarm", "Alarm"),
 ];
 
-/// Whether anything produces events on this hub yet.
-pub(crate) const DETECTION_AVAILABLE: bool = false;
+/// Whether this process runs the event path (detection, triggers).
+pub(crate) fn detection_available(app: &App) -> bool {
+    app.events.is_some()
+}
 
 /// Seconds of video shown before an event's start when the event does not
 /// say (`detail.preroll_s`, written by detection).
@@ -220,7 +225,7 @@ async fn list(
     let (cameras, kind, from, to) = resolve_query(&app, &u.session, &u.visitor, &q).await?;
     let events = events_between(&app, &cameras, kind.as_deref(), from, to).await?;
     Ok(Json(json!({
-        "detection": if DETECTION_AVAILABLE { "on" } else { "not set up" },
+        "detection": if detection_available(&app) { "on" } else { "not set up" },
         "from": from.to_string(),
         "to": to.to_string(),
         "events": events,

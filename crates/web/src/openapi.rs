@@ -281,14 +281,34 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
             "/api/v1/events",
             json!({
                 "tags": ["events"], "summary": "Events (motion, person, doorbell …), newest first",
-                "description": "Detection is not part of this hub yet: `detection` says `not set up` and the list is empty.",
+                "description": "`detection` says `on` when this hub runs the event path (`serve`, `demo`), `not set up` otherwise.",
                 "parameters": [
                     query_param("camera", "Only this camera."),
-                    query_param("kind", "Only this kind: motion, person, vehicle, animal, package, doorbell."),
+                    query_param("kind", "Only this kind: motion, person, vehicle, animal, package_delivered, package_taken, doorbell, alarm."),
                     query_param("from", &format!("{INSTANT} Default: `-7d`.")),
                     query_param("to", &format!("{INSTANT} Default: `now`.")),
                 ],
                 "responses": with(json!({ "200": ok("Events", schema("Events")), "400": { "$ref": "#/components/responses/BadRequest" } }), errors.clone()),
+            }),
+        ),
+        (
+            "post",
+            "/api/v1/events",
+            json!({
+                "tags": ["events"], "summary": "Record an event from outside (doorbell, button, automation)",
+                "description": "Body: `{\"camera\": NAME?, \"kind\": \"doorbell\", \"alert\": true, \"detail\": {…}}`. `kind`: 1–40 lower-case letters, digits, `_`, `-`. A snapshot of the camera's latest picture (at most 5 s old) is attached, encrypted like every snapshot. A member may only name cameras granted to them (a refusal is audited); events without a camera are for owners. Audited as `event.trigger`. CSRF token required.",
+                "requestBody": json_body(json!({
+                    "type": "object", "required": ["kind"], "additionalProperties": false,
+                    "properties": {
+                        "camera": { "type": "string" }, "kind": { "type": "string" },
+                        "alert": { "type": "boolean", "default": true }, "detail": { "type": "object" }
+                    }
+                })),
+                "responses": with(json!({
+                    "201": ok("Recorded", json!({ "type": "object", "properties": { "id": { "type": "integer" }, "snapshot": { "type": "boolean" } } })),
+                    "400": { "$ref": "#/components/responses/BadRequest" },
+                    "404": { "$ref": "#/components/responses/NotFound" }
+                }), errors.clone()),
             }),
         ),
         (

@@ -730,7 +730,7 @@ async fn camera_page_timeline_and_downloads() {
         "Nothing recorded in this day.",
         "data-live=\"front\"",
         "/static/timeline.js",
-        "detection is not set up",
+        "No events.",
     ] {
         assert!(page.body.contains(needle), "camera page has {needle}");
     }

@@ -198,6 +198,7 @@ impl Server {
             recorder.live(),
             &alarm.client(),
             notifier.clone(),
+            &ctx.config.mqtt.base_topic,
         )
         .await;
         // porchlight-neighborhood (issue 7), on its own listener.

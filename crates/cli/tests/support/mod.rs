@@ -133,6 +133,8 @@ pub fn porchlight_with(dir: &Path, env: &[(&str, &str)]) -> Command {
         )
         .env("PORCHLIGHT_RECORDER_FLUSH_INTERVAL_SECONDS", "1")
         .env("PORCHLIGHT_RECORDER_MIN_FREE_MIB", "1")
+        // Hubs under test run side by side: no fixed neighborhood port.
+        .env("PORCHLIGHT_NEIGHBORHOOD_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info");
     for (k, v) in env {
         c.env(k, v);

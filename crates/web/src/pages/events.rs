@@ -10,7 +10,7 @@ use maud::html;
 use super::layout::{page_in, time_el, Tab};
 use crate::access::visible_cameras;
 use crate::error::PageError;
-use crate::events::{events_between, resolve_query, EventsQ, DETECTION_AVAILABLE, KINDS};
+use crate::events::{events_between, resolve_query, EventsQ, detection_available, KINDS};
 use crate::session::PageUser;
 use crate::App;
 
@@ -60,7 +60,7 @@ pub(super) async fn events(
             @if list.is_empty() {
                 div.empty-state data-testid="events-empty" {
                     p { strong { "No events" } " between " (time_el(from, "datetime")) " and " (time_el(to, "datetime")) "." }
-                    @if !DETECTION_AVAILABLE {
+                    @if !detection_available(&app) {
                         p.muted { "Motion, person and doorbell detection are not set up on this hub yet, so nothing creates events. Recordings are still kept: find them on each camera's timeline." }
                     }
                     @if !all.is_empty() {

@@ -107,7 +107,7 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
                 @if events.is_empty() {
                     p.muted.empty-state {
                         "No events in the last day."
-                        @if !crate::events::DETECTION_AVAILABLE { " Motion, person and doorbell detection are not set up on this hub yet." }
+                        @if !crate::events::detection_available(&app) { " Motion, person and doorbell detection are not set up on this hub yet." }
                     }
                 } @else {
                     ul.events.with-thumbs {

@@ -239,7 +239,7 @@ pub(crate) fn render(
                 }
                 " "
                 @if events.is_empty() {
-                    span.tl-events { "No events" (if crate::events::DETECTION_AVAILABLE { "." } else { " (detection is not set up on this hub yet)." }) }
+                    span.tl-events { "No events." }
                 } @else {
                     span.tl-events { (events.len()) " events (marks above the bar)." }
                 }
