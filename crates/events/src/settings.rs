@@ -27,7 +27,9 @@ pub struct CameraDetection {
     /// lower than people do; see design/detection.md).
     pub parcel_threshold: f32,
     /// Which stream to analyse: `auto` (the sub-stream when the camera has
-    /// one, else the main stream), `main` or `sub`.
+    /// one, else the main stream if it is at most 1280 wide — a bigger
+    /// main stream pauses detection with a warning rather than decoding
+    /// every full-size frame), `main` or `sub`.
     pub stream: String,
     /// Labels that make an event an alert (`person`, `vehicle`, `animal`,
     /// `parcel`); zones may narrow this down per zone.

@@ -72,6 +72,10 @@ pub(crate) struct Worker {
     pub latest: Arc<Mutex<Latest>>,
 }
 
+/// The widest picture `stream = "auto"` decodes (sub-streams are 640 to
+/// 1280 wide; a wider one is a main stream).
+const MAX_AUTO_WIDTH: u32 = 1280;
+
 /// Least time between two detector runs on motion (per camera).
 const DETECT_INTERVAL_US: i64 = 400_000;
 
@@ -110,8 +114,24 @@ impl Worker {
             ..DetectOptions::default()
         };
         let mut last_t = 0;
+        let mut too_big_warned = false;
         while let Ok(inp) = input.recv() {
             last_t = inp.t_us;
+            // `auto` means the sub-stream: a camera without one would have
+            // its full-size main stream decoded, every frame — several
+            // times the cost of recording it. Refuse, and say how to fix.
+            if self.settings.stream == "auto" && u32::from(inp.entry.width) > MAX_AUTO_WIDTH {
+                if !too_big_warned {
+                    tracing::warn!(
+                        camera = %self.camera,
+                        "detection is paused: the camera sends {}x{} and has no sub-stream; add one (camera add/edit --sub-url) or set its detection stream to \"main\" to decode the full picture anyway",
+                        inp.entry.width,
+                        inp.entry.height
+                    );
+                    too_big_warned = true;
+                }
+                continue;
+            }
             if inp.resync {
                 decoder = VideoDecoder::new();
             }

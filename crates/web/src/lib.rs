@@ -32,6 +32,7 @@ mod api;
 mod assets;
 mod camera_admin;
 pub mod csrf;
+mod detection;
 mod error;
 mod events;
 mod live;
@@ -125,6 +126,7 @@ impl App {
             .merge(users::routes())
             .merge(events::routes())
             .merge(triggers::routes())
+            .merge(detection::routes())
             .merge(still::routes())
             .merge(openapi::routes())
             .merge(push::routes())

@@ -292,6 +292,27 @@ pub(crate) fn operations() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ),
         (
+            "get",
+            "/api/v1/cameras/{name}/detection",
+            json!({
+                "tags": ["cameras"], "summary": "A camera's detection settings",
+                "description": "Analysis rate and stream, motion sensitivity and minimum area, polygon zones (`include`) and masks, alert labels per camera and per zone, parcel tracking. Defaults when never set.",
+                "parameters": [path_param("name", "The camera's name.")],
+                "responses": with(json!({ "200": ok("The settings", json!({ "type": "object" })), "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
+            "put",
+            "/api/v1/cameras/{name}/detection",
+            json!({
+                "tags": ["cameras"], "summary": "Change a camera's detection settings (owners)",
+                "description": "The whole document; every field optional (`{}` is the defaults), unknown fields refused with their name. Example: `{\"alert_labels\": [\"person\", \"parcel\"], \"motion\": {\"sensitivity\": 0.6, \"zones\": [{\"name\": \"porch\", \"polygon\": [[0.4, 0.2], [0.9, 0.2], [0.9, 1], [0.4, 1]], \"labels\": [\"person\", \"parcel\"]}, {\"name\": \"street\", \"kind\": \"mask\", \"polygon\": [[0, 0], [1, 0], [1, 0.15]]}]}}`. Coordinates are fractions of the picture. A running hub applies it within seconds. Audited as `camera.detection`. CSRF token required.",
+                "parameters": [path_param("name", "The camera's name.")],
+                "requestBody": json_body(json!({ "type": "object" })),
+                "responses": with(json!({ "200": ok("Saved (with defaults filled in)", json!({ "type": "object" })), "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" } }), errors.clone()),
+            }),
+        ),
+        (
             "post",
             "/api/v1/events",
             json!({

@@ -2,152 +2,29 @@
 //! running alarm (no broker configured) in a temporary folder, with
 //! browser-style cookie sessions so the CSRF guard applies.
 
-use std::sync::Arc;
+#[allow(dead_code)]
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use porchlight_alarm::{Alarm, AlarmHandle, AlarmOptions, Delays};
-use porchlight_base::ManualClock;
-use porchlight_config::Config;
-use porchlight_store::{NewSensor, Role, SensorTelemetry, Store};
-use porchlight_vault::accounts::{Policy, Vault};
-use porchlight_vault::keys::KdfParams;
-use porchlight_vault::Actor;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use porchlight_store::{NewSensor, Role, SensorTelemetry};
+use serde_json::json;
+use support::{Cookies, Hub};
 
-const PW: &str = "correct horse battery staple";
-
-struct Resp {
-    status: StatusCode,
-    body: String,
+/// A hub whose requests come from browsers, with a running alarm (exit
+/// delay `exit_ms`) when `alarm`.
+async fn hub_with(alarm: bool, exit_ms: u64) -> Hub<Cookies> {
+    let b = Hub::builder().browser_sessions();
+    let b = if alarm { b.with_alarm(exit_ms) } else { b };
+    b.build().await
 }
 
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-struct Hub {
-    router: Router,
-    vault: Arc<Vault>,
-    store: Store,
-    alarm: Option<AlarmHandle>,
-    _dir: tempfile::TempDir,
-}
-
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-async fn hub_with(alarm: bool, exit_ms: u64) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let policy = Policy {
-        kdf: KdfParams::insecure_for_tests(),
-        require_totp_for_owners: false,
-        ..Policy::default()
-    };
-    let vault = Arc::new(Vault::new(store.clone(), clock, policy));
-    let mut app = porchlight_web::App::new(vault.clone(), Arc::new(Config::default()));
-    let mut handle = None;
-    if alarm {
-        let opts = AlarmOptions {
-            delays: Delays {
-                exit_ms,
-                entry_ms: 30_000,
-                siren_ms: 60_000,
-            },
-            poll_interval: Duration::from_millis(50),
-            ..Default::default()
-        };
-        let h = Alarm::start(store.clone(), porchlight_base::clock::system(), opts)
-            .await
-            .unwrap();
-        app = app.with_alarm(h.client());
-        handle = Some(h);
-    }
-    Hub {
-        router: app.router(),
-        vault,
-        store,
-        alarm: handle,
-        _dir: dir,
-    }
-}
-
-impl Hub {
-    async fn send(&self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
-            .into_owned();
-        Resp { status, body }
-    }
-
-    async fn browser(&self, name: &str, role: Role) -> Browser {
-        self.vault
-            .create_user(name, role, PW, &Actor::cli())
-            .await
-            .unwrap();
-        let r = self
-            .send(
-                Request::post("/api/v1/sessions")
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(
-                        json!({ "username": name, "password": PW }).to_string(),
-                    ))
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let cookie = format!("pl_session={}", r.json()["token"].as_str().unwrap());
-        let mut b = Browser {
-            cookie,
-            csrf: String::new(),
-        };
-        let me = self.call(&b, "GET", "/api/v1/me", None, false).await.json();
-        b.csrf = me["session"]["csrf_token"].as_str().unwrap().to_owned();
-        b
-    }
-
-    async fn call(
-        &self,
-        b: &Browser,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        with_csrf: bool,
-    ) -> Resp {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, "hub.local")
-            .header(header::COOKIE, &b.cookie);
-        if with_csrf {
-            req = req.header("x-csrf-token", &b.csrf);
-        }
-        let req = match body {
-            Some(j) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(j.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        self.send(req).await
-    }
-
+impl Hub<Cookies> {
     async fn audit_actions(&self) -> Vec<(String, String)> {
-        self.store
-            .audit_entries(None, 1000)
+        self.audit_log()
             .await
-            .unwrap()
             .into_iter()
             .map(|e| (e.actor, e.action))
             .collect()

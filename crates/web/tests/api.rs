@@ -3,168 +3,23 @@
 //! temporary folder, bearer tokens (the CSRF guard lets those through, so
 //! the same client posts the settings forms too).
 
-use std::sync::Arc;
+#[allow(dead_code)]
+mod support;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use porchlight_base::ManualClock;
-use porchlight_config::Config;
-use porchlight_store::{NewCamera, Role, Store};
-use porchlight_vault::accounts::{Policy, Vault};
-use porchlight_vault::keys::KdfParams;
-use porchlight_vault::Actor;
+use axum::http::{Request, StatusCode};
+use porchlight_store::Role;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-
-const PW: &str = "correct horse battery staple";
-
-struct Hub {
-    router: Router,
-    vault: Arc<Vault>,
-    _dir: tempfile::TempDir,
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let policy = Policy {
-        kdf: KdfParams::insecure_for_tests(),
-        // Two-factor sign-in has its own tests (web.rs); here owners sign
-        // in with a password so the tests can use bearer tokens directly.
-        require_totp_for_owners: false,
-        ..Policy::default()
-    };
-    let vault = Arc::new(Vault::new(store, clock, policy));
-    let app = porchlight_web::App::new(vault.clone(), Arc::new(Config::default()));
-    Hub {
-        router: app.router(),
-        vault,
-        _dir: dir,
-    }
-}
+use support::{closed_port, hub, Hub, PW};
 
 impl Hub {
-    async fn send(&self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
-            .into_owned();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
-        let b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, "hub.local")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let req = match body {
-            Some(j) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(j.to_string())),
-            None => b.body(Body::empty()),
-        }
-        .unwrap();
-        self.send(req).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Resp {
-        self.call("GET", path, token, None).await
-    }
-
-    async fn form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> Resp {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let req = Request::post(path)
-            .header(header::HOST, "hub.local")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        self.send(req).await
-    }
-
-    async fn user(&self, name: &str, role: Role) -> String {
-        self.vault
-            .create_user(name, role, PW, &Actor::cli())
-            .await
-            .unwrap();
-        self.token(name).await
-    }
-
-    async fn token(&self, name: &str) -> String {
-        let req = Request::post("/api/v1/sessions")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({ "username": name, "password": PW }).to_string(),
-            ))
-            .unwrap();
-        let r = self.send(req).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.json()["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn camera(&self, name: &str) {
-        self.vault
-            .store()
-            .create_camera(
-                &NewCamera {
-                    name: name.into(),
-                    main_url: format!("rtsp://127.0.0.1:9/{name}"),
-                    ..Default::default()
-                },
-                self.vault.now(),
-            )
-            .await
-            .unwrap();
-    }
-
     async fn audit_actions(&self) -> Vec<(String, String, String, Value)> {
-        self.vault
-            .store()
-            .audit_entries(None, 1000)
+        self.audit_log()
             .await
-            .unwrap()
             .into_iter()
             .map(|e| (e.actor, e.action, e.target, e.detail))
             .collect()
     }
-}
-
-/// A port with nothing listening on it.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

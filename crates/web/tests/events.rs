@@ -3,124 +3,16 @@
 //! real encrypted format (`porchlight_vault::snapshot`) to the camera's
 //! recipients, as the detection pipeline writes them.
 
-use std::sync::Arc;
+#[allow(dead_code)]
+mod support;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use porchlight_base::ManualClock;
-use porchlight_config::Config;
-use porchlight_store::{NewCamera, NewEvent, Role, Store};
-use porchlight_vault::accounts::{Policy, Vault};
-use porchlight_vault::keys::KdfParams;
+use axum::http::{header, StatusCode};
+use porchlight_store::{NewEvent, Role, Store};
 use porchlight_vault::snapshot::{self, Kind};
-use porchlight_vault::Actor;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-
-const PW: &str = "correct horse battery staple";
-
-struct Hub {
-    router: Router,
-    vault: Arc<Vault>,
-    dir: tempfile::TempDir,
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
-    }
-    fn header(&self, h: header::HeaderName) -> &str {
-        self.headers
-            .get(h)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-fn policy() -> Policy {
-    Policy {
-        kdf: KdfParams::insecure_for_tests(),
-        require_totp_for_owners: false,
-        ..Policy::default()
-    }
-}
-
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let vault = Arc::new(Vault::new(store, clock, policy()));
-    let app = porchlight_web::App::new(vault.clone(), Arc::new(Config::default()));
-    Hub {
-        router: app.router(),
-        vault,
-        dir,
-    }
-}
+use support::{hub, Hub};
 
 impl Hub {
-    async fn get(&self, path: &str, token: &str) -> Resp {
-        let req = Request::get(path)
-            .header(header::HOST, "hub.local")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::empty())
-            .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn user(&self, name: &str, role: Role) -> String {
-        self.vault
-            .create_user(name, role, PW, &Actor::cli())
-            .await
-            .unwrap();
-        let req = Request::post("/api/v1/sessions")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({ "username": name, "password": PW }).to_string(),
-            ))
-            .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn camera(&self, name: &str) -> i64 {
-        self.vault
-            .store()
-            .create_camera(
-                &NewCamera {
-                    name: name.into(),
-                    main_url: format!("rtsp://127.0.0.1:9/{name}"),
-                    ..Default::default()
-                },
-                self.vault.now(),
-            )
-            .await
-            .unwrap()
-            .id
-    }
-
     /// Records an event on `camera_id` and, with `pictures`, writes its
     /// snapshot and thumbnail encrypted to the camera's recipients now.
     async fn event(&self, camera_id: i64, pictures: Option<(&[u8], &[u8])>) -> i64 {
@@ -164,11 +56,8 @@ impl Hub {
     }
 
     async fn audit(&self) -> Vec<(String, String, Value)> {
-        self.vault
-            .store()
-            .audit_entries(None, 1000)
+        self.audit_log()
             .await
-            .unwrap()
             .into_iter()
             .map(|e| (e.action, e.target, e.detail))
             .collect()
@@ -220,14 +109,14 @@ async fn snapshots_are_decrypted_for_who_may_see_the_camera_and_audited_per_view
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.header(header::CONTENT_TYPE), "image/jpeg");
     assert_eq!(r.header(header::CACHE_CONTROL), "private, no-store");
-    assert_eq!(r.body, full);
+    assert_eq!(r.bytes, full);
     assert_eq!(h.count("event.snapshot").await, 1);
     // Every view is a new entry, naming the camera and the event.
     let r = h
         .get(&format!("/api/v1/events/{id}/snapshot.jpg"), &member)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.body, full);
+    assert_eq!(r.bytes, full);
     let views: Vec<_> = h
         .audit()
         .await
@@ -243,7 +132,7 @@ async fn snapshots_are_decrypted_for_who_may_see_the_camera_and_audited_per_view
         .get(&format!("/api/v1/events/{id}/thumb.jpg"), &member)
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, thumb);
+    assert_eq!(r.bytes, thumb);
     assert_eq!(r.header(header::CACHE_CONTROL), "private, no-store");
     assert_eq!(h.count("event.snapshot").await, 2);
 
@@ -256,7 +145,7 @@ async fn snapshots_are_decrypted_for_who_may_see_the_camera_and_audited_per_view
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
         assert!(r.json()["error"].as_str().unwrap().contains("front"));
-        assert!(!r.body.windows(4).any(|w| w == [0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(!r.bytes.windows(4).any(|w| w == [0xFF, 0xD8, 0xFF, 0xE0]));
     }
     let r = h.get(&format!("/api/v1/events/{id}"), &stranger).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -335,7 +224,7 @@ async fn missing_unknown_damaged_and_not_encrypted_to_you() {
         .get(&format!("/api/v1/events/{id}/snapshot.jpg"), &owner)
         .await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(!r.body.starts_with(&[0xFF, 0xD8]));
+    assert!(!r.bytes.starts_with(&[0xFF, 0xD8]));
     // A thumbnail that is gone falls back to the full picture.
     let thumb = h
         .dir
@@ -347,7 +236,7 @@ async fn missing_unknown_damaged_and_not_encrypted_to_you() {
         .get(&format!("/api/v1/events/{id}/thumb.jpg"), &owner)
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, jpeg(3, 900));
+    assert_eq!(r.bytes, jpeg(3, 900));
 }
 
 #[tokio::test]
@@ -359,16 +248,7 @@ async fn a_locked_key_is_a_423_asking_to_sign_in_again() {
     // The hub "restarts": same folder, a new vault with no unlocked keys;
     // the session itself is still valid.
     let store = Store::open(h.dir.path()).await.unwrap();
-    let vault = Arc::new(Vault::new(
-        store,
-        Arc::new(ManualClock::at_unix(1_800_000_000)),
-        policy(),
-    ));
-    let restarted = Hub {
-        router: porchlight_web::App::new(vault.clone(), Arc::new(Config::default())).router(),
-        vault,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let restarted = Hub::builder().with_store(store).build().await;
     let r = restarted
         .get(&format!("/api/v1/events/{id}/snapshot.jpg"), &owner)
         .await;

@@ -3,192 +3,29 @@
 //! cookie sessions (so the CSRF guard applies), and a local push service
 //! (axum on 127.0.0.1:0) that records what it receives.
 
+#[allow(dead_code)]
+mod support;
+
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
 use axum::extract::Path;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http_body_util::BodyExt;
-use porchlight_base::ManualClock;
-use porchlight_config::Config;
-use porchlight_notify::Notifier;
-use porchlight_store::{NewCamera, Role, Store};
-use porchlight_vault::accounts::{Policy, Vault};
-use porchlight_vault::keys::KdfParams;
-use porchlight_vault::Actor;
+use porchlight_store::Role;
 use rand::RngCore;
 use serde_json::{json, Value};
-use tower::ServiceExt;
+use support::{Browser, Cookies, Hub};
 use web_push_native::p256;
 use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
 
-const PW: &str = "correct horse battery staple";
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-struct Hub {
-    router: Router,
-    vault: Arc<Vault>,
-    notifier: Option<Notifier>,
-    _dir: tempfile::TempDir,
-}
-
-/// A signed-in browser: its session cookie and the session's CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-async fn hub_with(push: bool) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let policy = Policy {
-        kdf: KdfParams::insecure_for_tests(),
-        require_totp_for_owners: false,
-        ..Policy::default()
-    };
-    let vault = Arc::new(Vault::new(store.clone(), clock, policy));
-    let mut app = porchlight_web::App::new(vault.clone(), Arc::new(Config::default()));
-    let mut notifier = None;
-    if push {
-        let n = Notifier::open(store, dir.path(), "mailto:owner@example.org".into())
-            .unwrap()
-            .allow_http_endpoints();
-        app = app.with_notifier(n.clone());
-        notifier = Some(n);
-    }
-    Hub {
-        router: app.router(),
-        vault,
-        notifier,
-        _dir: dir,
-    }
-}
-
-impl Hub {
-    async fn send(&self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
-            .into_owned();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Creates `name` and signs them in as a browser would (cookie).
-    async fn browser(&self, name: &str, role: Role) -> Browser {
-        self.vault
-            .create_user(name, role, PW, &Actor::cli())
-            .await
-            .unwrap();
-        let r = self
-            .send(
-                Request::post("/api/v1/sessions")
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(
-                        json!({ "username": name, "password": PW }).to_string(),
-                    ))
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let cookie = format!("pl_session={}", r.json()["token"].as_str().unwrap());
-        let mut b = Browser {
-            cookie,
-            csrf: String::new(),
-        };
-        let me = self.call(&b, "GET", "/api/v1/me", None, false).await.json();
-        b.csrf = me["session"]["csrf_token"].as_str().unwrap().to_owned();
-        b
-    }
-
-    /// A request from `b`'s page: with its cookie, and with its CSRF token
-    /// when `with_csrf`.
-    async fn call(
-        &self,
-        b: &Browser,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        with_csrf: bool,
-    ) -> Resp {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, "hub.local")
-            .header(header::COOKIE, &b.cookie);
-        if with_csrf {
-            req = req.header("x-csrf-token", &b.csrf);
-        }
-        let req = match body {
-            Some(j) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(j.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        self.send(req).await
-    }
-
-    async fn form(&self, b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        self.send(
-            Request::post(path)
-                .header(header::HOST, "hub.local")
-                .header(header::COOKIE, &b.cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn camera(&self, name: &str) -> i64 {
-        self.vault
-            .store()
-            .create_camera(
-                &NewCamera {
-                    name: name.into(),
-                    main_url: format!("rtsp://127.0.0.1:9/{name}"),
-                    ..Default::default()
-                },
-                jiff::Timestamp::now(),
-            )
-            .await
-            .unwrap()
-            .id
-    }
-
-    async fn user_id(&self, name: &str) -> i64 {
-        self.vault
-            .store()
-            .user_by_name(name)
-            .await
-            .unwrap()
-            .unwrap()
-            .id
-    }
+/// A hub whose requests come from browsers, with Web Push when `push`.
+async fn hub_with(push: bool) -> Hub<Cookies> {
+    let b = Hub::builder().browser_sessions();
+    let b = if push { b.with_notifier() } else { b };
+    b.build().await
 }
 
 /// A browser's `PushSubscription.toJSON()` with a fresh test key pair.

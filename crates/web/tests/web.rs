@@ -1,6 +1,9 @@
 //! The web layer end to end in-process: real router, real store in a
 //! temporary folder, real vault; a tiny cookie-keeping client.
 
+#[allow(dead_code)]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,49 +11,13 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use porchlight_base::ManualClock;
 use porchlight_config::Config;
-use porchlight_store::{Role, Store};
-use porchlight_vault::accounts::{Policy, Vault};
-use porchlight_vault::keys::KdfParams;
+use porchlight_store::Role;
+use porchlight_vault::accounts::Vault;
 use porchlight_vault::{totp, Actor};
+use support::{form_request, json_request, Hub, Resp, HOST, PW};
 use tower::ServiceExt;
-
-const PW: &str = "correct horse battery staple";
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-    /// The value of a hidden `csrf` field in the page.
-    fn csrf(&self) -> String {
-        let re = regex::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap();
-        re.captures(&self.body).expect("page has a csrf field")[1].to_owned()
-    }
-    fn testid(&self, id: &str) -> String {
-        let re = regex::Regex::new(&format!(r#"data-testid="{id}">([^<]+)<"#)).unwrap();
-        re.captures(&self.body)
-            .unwrap_or_else(|| panic!("no {id} in {}", self.body))[1]
-            .to_owned()
-    }
-}
 
 struct Client {
     router: Router,
@@ -60,22 +27,20 @@ struct Client {
     _dir: tempfile::TempDir,
 }
 
+/// A client of a hub whose owners need two-factor sign-in (the default
+/// policy's rule), under `config`.
 async fn client_with(config: Config) -> Client {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let policy = Policy {
-        kdf: KdfParams::insecure_for_tests(),
-        ..Policy::default()
-    };
-    let vault = Arc::new(Vault::new(store, clock.clone(), policy));
-    let app = porchlight_web::App::new(vault.clone(), Arc::new(config));
+    let hub = Hub::builder()
+        .config(config)
+        .owners_need_totp()
+        .build()
+        .await;
     Client {
-        router: app.router(),
+        router: hub.router,
         cookies: HashMap::new(),
-        clock,
-        vault,
-        _dir: dir,
+        clock: hub.clock,
+        vault: hub.vault,
+        _dir: hub.dir,
     }
 }
 
@@ -85,16 +50,7 @@ async fn client() -> Client {
 
 impl Client {
     async fn send(&mut self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
-            .into_owned();
-        let r = Resp {
-            status,
-            headers,
-            body,
-        };
+        let r = Resp::read(self.router.clone().oneshot(req).await.unwrap()).await;
         for c in r.set_cookies() {
             let (kv, _) = c.split_once(';').unwrap_or((&c, ""));
             let (k, v) = kv.split_once('=').unwrap();
@@ -115,6 +71,7 @@ impl Client {
             .join("; ")
     }
 
+    /// A GET with the cookies and no `Host`.
     async fn get(&mut self, path: &str) -> Resp {
         let req = Request::get(path)
             .header(header::COOKIE, self.cookie_header())
@@ -124,15 +81,10 @@ impl Client {
     }
 
     async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let req = Request::post(path)
-            .header(header::COOKIE, self.cookie_header())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::HOST, "hub.local")
-            .body(Body::from(body))
-            .unwrap();
+        let cookie = self.cookie_header();
+        let req = form_request(path, fields, |b| {
+            b.header(header::COOKIE, cookie).header(header::HOST, HOST)
+        });
         self.send(req).await
     }
 
@@ -437,14 +389,7 @@ async fn api(
     if let Some(t) = token {
         b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let req = match body {
-        Some(j) => b
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(j.to_string())),
-        None => b.body(Body::empty()),
-    }
-    .unwrap();
-    c.send(req).await
+    c.send(json_request(b, body)).await
 }
 
 #[tokio::test]
