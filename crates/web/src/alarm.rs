@@ -8,7 +8,9 @@
 //! (owners, and members for cameras granted to them; also a form post
 //! from the alarm page) and `GET`/`PUT /api/v1/cameras/{name}/modes`
 //! (per mode `disarmed`/`home`/`away`: record, detect, notify; owners
-//! change them). Every change is audited (`camera.privacy`,
+//! change them; the alarm page's per-camera form posts to
+//! `/alarm/cameras/{name}/modes` and saves through the same
+//! [`save_modes`]). Every change is audited (`camera.privacy`,
 //! `camera.modes`). The recorder stops a camera whose policy says no
 //! recording within one housekeeping tick; live view and stills refuse a
 //! camera in privacy mode.
@@ -42,6 +44,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/v1/cameras/{name}/privacy", put(privacy))
         .route("/api/v1/cameras/{name}/modes", get(modes).put(put_modes))
         .route("/alarm/cameras/{name}/privacy", post(privacy_form))
+        .route(
+            "/alarm/cameras/{name}/modes",
+            post(crate::pages::alarm::modes_form),
+        )
         .route("/alarm", get(crate::pages::alarm::page))
         .route("/alarm/arm", post(arm_form))
         .route("/alarm/disarm", post(disarm_form))
@@ -220,7 +226,7 @@ async fn disarm(
 }
 
 /// `/alarm?msg=…` or `?error=…`.
-fn back(key: &str, text: &str) -> Response {
+pub(crate) fn back(key: &str, text: &str) -> Response {
     Redirect::to(&format!("/alarm?{key}={}", crate::pages::layout::q(text))).into_response()
 }
 
@@ -355,18 +361,25 @@ async fn modes(
     Ok(Json(modes_json(&app, &cam).await?))
 }
 
-/// `{"home": {"record": false, "detect": true, "notify": false}, …}`:
-/// the modes given are replaced whole; the others are kept.
-async fn put_modes(
-    State(app): State<App>,
-    u: ApiUser,
-    Path(name): Path<String>,
-    Json(b): Json<std::collections::BTreeMap<String, porchlight_store::camera_modes::ModeFlags>>,
-) -> Result<Json<Value>, ApiError> {
-    require_role(&u.session, &[Role::Owner])?;
+/// Per mode, what one camera does: `{"home": {"record": …}, …}`.
+pub(crate) type ModesBody =
+    std::collections::BTreeMap<String, porchlight_store::camera_modes::ModeFlags>;
+
+/// Saves camera `name`'s flags for the modes in `b` (each replaced whole,
+/// the others kept) and audits it as `camera.modes`; owners only. The one
+/// path for the API (`PUT /api/v1/cameras/{name}/modes`) and the alarm
+/// page's form. Answers what `GET …/modes` would.
+pub(crate) async fn save_modes(
+    app: &App,
+    session: &SessionRow,
+    visitor: &crate::session::Visitor,
+    name: &str,
+    b: &ModesBody,
+) -> Result<Value, WebError> {
+    require_role(session, &[Role::Owner])?;
     let store = app.vault.store();
     let cam = store
-        .camera_by_name(&name)
+        .camera_by_name(name)
         .await?
         .ok_or_else(|| WebError::NotFoundBecause(format!("there is no camera `{name}`")))?;
     // Check every mode name before saving any.
@@ -374,15 +387,27 @@ async fn put_modes(
         if !porchlight_store::camera_modes::MODES.contains(&m.as_str()) {
             return Err(WebError::BadRequest(format!(
                 "unknown mode `{m}`: the modes are disarmed, home and away"
-            ))
-            .into());
+            )));
         }
     }
-    for (m, f) in &b {
+    for (m, f) in b {
         store.set_camera_mode(cam.id, m, *f).await?;
     }
     app.vault
-        .audit(&u.visitor.actor(), "camera.modes", &cam.name, json!(b))
+        .audit(&visitor.actor(), "camera.modes", &cam.name, json!(b))
         .await?;
-    Ok(Json(modes_json(&app, &cam).await?))
+    modes_json(app, &cam).await
+}
+
+/// `{"home": {"record": false, "detect": true, "notify": false}, …}`:
+/// the modes given are replaced whole; the others are kept.
+async fn put_modes(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(name): Path<String>,
+    Json(b): Json<ModesBody>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        save_modes(&app, &u.session, &u.visitor, &name, &b).await?,
+    ))
 }

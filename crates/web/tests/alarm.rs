@@ -409,3 +409,208 @@ async fn privacy_and_modes_per_camera_are_checked_audited_and_enforced() {
     );
     hub.alarm.unwrap().shutdown().await;
 }
+
+/// The ticked boxes of camera `name`'s per-mode table on the alarm page,
+/// as `(mode, [record, detect, notify])`, and whether they are editable.
+fn modes_table(page: &str, name: &str) -> (Vec<(String, [bool; 3])>, bool) {
+    let start = page
+        .find(&format!("data-testid=\"camera-modes-{name}\""))
+        .unwrap_or_else(|| panic!("no modes table for {name} in {page}"));
+    let table = &page[start..start + page[start..].find("</table>").unwrap()];
+    let input = regex::Regex::new(r#"<input type="checkbox" name="(\w+)\.(\w+)"[^>]*>"#).unwrap();
+    let mut out: Vec<(String, [bool; 3])> = Vec::new();
+    let mut editable = true;
+    for c in input.captures_iter(table) {
+        let (mode, flag, tag) = (&c[1], &c[2], &c[0]);
+        if tag.contains(" disabled") {
+            editable = false;
+        }
+        if out.last().map(|(m, _)| m.as_str()) != Some(mode) {
+            out.push((mode.to_owned(), [false; 3]));
+        }
+        let i = ["record", "detect", "notify"]
+            .iter()
+            .position(|f| *f == flag)
+            .unwrap();
+        out.last_mut().unwrap().1[i] = tag.contains(" checked");
+    }
+    (out, editable)
+}
+
+fn flags(record: bool, detect: bool, notify: bool) -> porchlight_store::camera_modes::ModeFlags {
+    porchlight_store::camera_modes::ModeFlags {
+        record,
+        detect,
+        notify,
+    }
+}
+
+#[tokio::test]
+async fn the_modes_form_shows_saves_and_audits_for_owners_only() {
+    let hub = hub_with(true, 0).await;
+    let owner = hub.browser("olive", Role::Owner).await;
+    let member = hub.browser("max", Role::Member).await;
+    let hall = hub.camera("hall").await;
+    let porch = hub.camera("porch").await;
+    hub.store
+        .grant_camera(porch, hub.user_id("max").await, true)
+        .await
+        .unwrap();
+    // Indoor camera saved earlier: nothing while home.
+    hub.store
+        .set_camera_mode(hall, "home", flags(false, false, false))
+        .await
+        .unwrap();
+
+    // The form shows the current flags of every camera in every mode.
+    let page = hub.call(&owner, "GET", "/alarm", None, false).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("<script>"), "no inline script");
+    let (hall_rows, editable) = modes_table(&page.body, "hall");
+    assert!(editable);
+    assert_eq!(
+        hall_rows,
+        vec![
+            ("disarmed".to_owned(), [true, true, true]),
+            ("home".to_owned(), [false, false, false]),
+            ("away".to_owned(), [true, true, true]),
+        ]
+    );
+    assert_eq!(modes_table(&page.body, "porch").0.len(), 3);
+    assert!(page.body.contains("action=\"/alarm/cameras/hall/modes\""));
+
+    // Posted: disarmed records only, home detects and notifies, away
+    // keeps everything. A box not sent is off.
+    let ticked = [
+        ("csrf", owner.csrf.as_str()),
+        ("disarmed.record", "1"),
+        ("home.detect", "1"),
+        ("home.notify", "1"),
+        ("away.record", "1"),
+        ("away.detect", "1"),
+        ("away.notify", "1"),
+    ];
+    let r = hub.form(&owner, "/alarm/cameras/hall/modes", &ticked).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with("/alarm?msg="), "{}", r.location());
+    let p = hub.store.camera_policy(hall).await.unwrap();
+    assert_eq!(
+        (p.mode, p.record, p.detect, p.notify),
+        ("disarmed", true, false, false)
+    );
+    assert_eq!(
+        hub.store.camera_modes(hall).await.unwrap(),
+        vec![
+            ("disarmed", flags(true, false, false)),
+            ("home", flags(false, true, true)),
+            ("away", flags(true, true, true)),
+        ]
+    );
+    // The other camera is untouched.
+    assert!(hub.store.camera_policy(porch).await.unwrap().detect);
+    // Back on the page: the confirmation and the new flags.
+    let page = hub.call(&owner, "GET", r.location(), None, false).await;
+    assert!(page.body.contains("Saved what hall does"), "{}", page.body);
+    assert_eq!(
+        modes_table(&page.body, "hall").0[1],
+        ("home".to_owned(), [false, true, true])
+    );
+    // The policy follows the mode the alarm is in.
+    let r = hub
+        .call(
+            &owner,
+            "POST",
+            "/api/v1/alarm/arm",
+            Some(json!({"mode": "home"})),
+            true,
+        )
+        .await;
+    assert_eq!(r.json()["state"], "armed_home");
+    let p = hub.store.camera_policy(hall).await.unwrap();
+    assert_eq!(
+        (p.mode, p.record, p.detect, p.notify),
+        ("home", false, true, true)
+    );
+    hub.call(&owner, "POST", "/api/v1/alarm/disarm", None, true)
+        .await;
+    // Audited by the same path as the API: one camera.modes entry by olive.
+    let audit = hub.audit_log().await;
+    let e = audit
+        .iter()
+        .find(|e| e.action == "camera.modes")
+        .expect("camera.modes audited");
+    assert_eq!(e.actor, "olive");
+    assert_eq!(
+        audit.iter().filter(|e| e.action == "camera.modes").count(),
+        1
+    );
+
+    let before = hub.store.camera_modes(hall).await.unwrap();
+    let none = [
+        ("disarmed.record", "1"),
+        ("disarmed.detect", "1"),
+        ("disarmed.notify", "1"),
+    ];
+
+    // Without the CSRF token: refused, nothing changes.
+    let r = hub.form(&owner, "/alarm/cameras/hall/modes", &none).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let mut wrong = vec![("csrf", "not-the-token")];
+    wrong.extend(none);
+    let r = hub.form(&owner, "/alarm/cameras/hall/modes", &wrong).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(hub.store.camera_modes(hall).await.unwrap(), before);
+
+    // A field that is no mode's flag: refused, nothing changes.
+    let r = hub
+        .form(
+            &owner,
+            "/alarm/cameras/hall/modes",
+            &[("csrf", owner.csrf.as_str()), ("night.record", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location().starts_with("/alarm?error="),
+        "{}",
+        r.location()
+    );
+    assert_eq!(hub.store.camera_modes(hall).await.unwrap(), before);
+
+    // A member sees the flags of the cameras granted to them, read-only,
+    // and cannot change them, even with a valid token.
+    let page = hub.call(&member, "GET", "/alarm", None, false).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let (rows, editable) = modes_table(&page.body, "porch");
+    assert_eq!(rows.len(), 3);
+    assert!(!editable, "read-only for members");
+    assert!(!page.body.contains("camera-modes-hall"), "not granted");
+    assert!(!page.body.contains("/modes\""), "no form for members");
+    for cam in ["porch", "hall"] {
+        let mut fields = vec![("csrf", member.csrf.as_str())];
+        fields.extend(none);
+        let r = hub
+            .form(&member, &format!("/alarm/cameras/{cam}/modes"), &fields)
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert!(
+            r.location().starts_with("/alarm?error="),
+            "{}",
+            r.location()
+        );
+    }
+    assert_eq!(hub.store.camera_modes(hall).await.unwrap(), before);
+    assert_eq!(
+        hub.store.camera_modes(porch).await.unwrap(),
+        vec![
+            ("disarmed", flags(true, true, true)),
+            ("home", flags(true, true, true)),
+            ("away", flags(true, true, true)),
+        ]
+    );
+    assert!(!hub
+        .audit_actions()
+        .await
+        .contains(&("max".into(), "camera.modes".into())));
+    hub.alarm.unwrap().shutdown().await;
+}

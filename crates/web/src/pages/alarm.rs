@@ -2,7 +2,9 @@
 //! buttons (plain form posts, so it works without JavaScript), a countdown
 //! during the exit and entry delays, bypass warnings, the sensor list
 //! (open/closed, battery, link quality, last seen) and the MQTT broker's
-//! status, with "broker away" impossible to miss. `assets/js/alarm.js`
+//! status, with "broker away" impossible to miss, and per camera the
+//! privacy switch and what it does in each mode (record, detect, notify:
+//! a form for owners, read-only for members). `assets/js/alarm.js`
 //! refreshes it from `GET /api/v1/alarm` and runs the countdown.
 
 use axum::extract::{Query, State};
@@ -11,10 +13,141 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{csrf_field, page_in, Tab};
+use axum::extract::Path;
+use maud::Markup;
+use porchlight_store::camera_modes::{ModeFlags, MODES};
+use porchlight_store::Role;
+
+use super::layout::{csrf_field, page_in, q, Tab};
+use crate::alarm::{back, save_modes, ModesBody};
 use crate::error::PageError;
 use crate::session::{require_role, PageUser};
 use crate::App;
+
+/// The flags of the per-mode form, in column order.
+const FLAGS: [&str; 3] = ["record", "detect", "notify"];
+
+fn flag(f: &ModeFlags, name: &str) -> bool {
+    match name {
+        "record" => f.record,
+        "detect" => f.detect,
+        _ => f.notify,
+    }
+}
+
+/// Per camera a table of modes × record/detect/notify. Owners get
+/// checkboxes in a form (one per camera, posted to
+/// `/alarm/cameras/{name}/modes`); members, like the API's `GET …/modes`,
+/// only read them for the cameras they see.
+fn modes_section(
+    modes: &[(String, Vec<(&'static str, ModeFlags)>)],
+    now_mode: &str,
+    owner: bool,
+    csrf: &str,
+) -> Markup {
+    let table = |name: &str, flags: &[(&'static str, ModeFlags)]| {
+        html! {
+            table.list data-testid={ "camera-modes-" (name) } {
+                thead { tr { th { "Mode" } @for f in FLAGS { th { (f) } } } }
+                tbody {
+                    @for (m, fl) in flags {
+                        tr data-mode=(m) {
+                            td { (m) @if *m == now_mode { span.muted { " (now)" } } }
+                            @for f in FLAGS {
+                                td {
+                                    input type="checkbox" name={ (m) "." (f) } value="1"
+                                        aria-label={ (name) ": " (f) " when " (m) }
+                                        checked[flag(fl, f)] disabled[!owner];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        section.card data-testid="alarm-camera-modes" {
+            h2 { "What cameras do in each mode" }
+            p.muted {
+                "Per camera and alarm mode: record, detect (people, vehicles, parcels…) and notify. Privacy mode above overrides them."
+                @if !owner { " Only an owner can change them." }
+            }
+            @if modes.is_empty() { p.muted { "No cameras." } }
+            @for (name, flags) in modes {
+                h3 { (name) }
+                @if owner {
+                    form method="post" action={ "/alarm/cameras/" (q(name)) "/modes" } {
+                        (csrf_field(csrf))
+                        (table(name, flags))
+                        button.secondary type="submit" { "Save " (name) }
+                    }
+                } @else {
+                    (table(name, flags))
+                }
+            }
+        }
+    }
+}
+
+/// The per-mode form's fields, `{mode}.{flag}` for each ticked box, as the
+/// API's body: every mode, a box not sent is off.
+fn parse_modes(body: &[u8]) -> Result<ModesBody, String> {
+    let mut b: ModesBody = MODES
+        .iter()
+        .map(|m| {
+            (
+                (*m).to_owned(),
+                ModeFlags {
+                    record: false,
+                    detect: false,
+                    notify: false,
+                },
+            )
+        })
+        .collect();
+    for (k, _) in form_urlencoded::parse(body) {
+        if k == "csrf" {
+            continue;
+        }
+        let known = k.split_once('.').and_then(|(m, f)| {
+            let fl = b.get_mut(m)?;
+            match f {
+                "record" => fl.record = true,
+                "detect" => fl.detect = true,
+                "notify" => fl.notify = true,
+                _ => return None,
+            }
+            Some(())
+        });
+        if known.is_none() {
+            return Err(format!(
+                "unknown field `{k}`: the modes are disarmed, home and away, each with record, detect and notify"
+            ));
+        }
+    }
+    Ok(b)
+}
+
+/// `POST /alarm/cameras/{name}/modes`: the form above, saved through the
+/// API's own [`save_modes`] (owners only, audited `camera.modes`), then
+/// back to `/alarm` saying so.
+pub(crate) async fn modes_form(
+    State(app): State<App>,
+    u: PageUser,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let b = match parse_modes(&body) {
+        Ok(b) => b,
+        Err(e) => return Ok(back("error", &e)),
+    };
+    match save_modes(&app, &u.session, &u.visitor, &name, &b).await {
+        Ok(_) => Ok(back("msg", &format!("Saved what {name} does in each mode"))),
+        Err(e) if e.status().is_client_error() => Ok(back("error", &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Flash {
@@ -39,10 +172,14 @@ pub(crate) async fn page(
     let csrf = &u.session.csrf_token;
     let store = app.vault.store();
     let mut cams = Vec::new();
+    let mut modes = Vec::new();
     for c in crate::access::visible_cameras(&app, &u.session).await? {
         let p = store.camera_policy(c.id).await?;
+        modes.push((c.name.clone(), store.camera_modes(c.id).await?));
         cams.push((c.name, p));
     }
+    let owner = u.session.role == Role::Owner;
+    let now_mode = store.current_camera_mode().await?;
     Ok(page_in(
         Some(Tab::Alarm),
         "Alarm",
@@ -149,6 +286,7 @@ pub(crate) async fn page(
                             }
                         }
                     }
+                    (modes_section(&modes, now_mode, owner, csrf))
                     script src="/static/js/alarm.js" defer {}
                 }
             }
