@@ -133,3 +133,34 @@ export function watchErrors(page) {
   });
   return errors;
 }
+
+/** The demo neighborhood's accounts (crates/neighborhood/src/demo.rs). */
+export const NEIGHBORS = {
+  resident: { username: "maria", password: "demo-resident-password", displayName: "Maria" },
+  agency: { username: "firedept", password: "demo-agency-password", displayName: "Station 8", agencyName: "Seattle Fire Department" },
+  moderator: { username: "mod", password: "demo-moderator-password", displayName: "Sam (moderator)" },
+};
+
+/** `porchlight demo` with its neighborhood server on a free port
+ *  (`PORCHLIGHT_NEIGHBORHOOD_LISTEN`), waited for until it answers (it is
+ *  seeded before it listens). Resolves with the household's fields plus
+ *  `neighborhood` (its base URL). */
+export async function startNeighborhoodDemo() {
+  const port = await freePort();
+  const neighborhood = `http://127.0.0.1:${port}`;
+  const hub = await startHub("demo", { ...ENV, PORCHLIGHT_NEIGHBORHOOD_LISTEN: `127.0.0.1:${port}` },
+    { args: ["--rtsp-listen", "127.0.0.1:0"] });
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    try {
+      const r = await fetch(`${neighborhood}/signin`);
+      if (r.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) {
+      hub.stop();
+      throw new Error(`the demo's neighborhood server did not answer at ${neighborhood} in 30 s:\n${hub.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { ...hub, neighborhood };
+}

@@ -254,6 +254,13 @@ async fn every_form_post_needs_the_session_csrf_token() {
     let v = t.n.viewer(id).await.unwrap();
     assert_eq!(v.home_cell, Some(home()));
     assert_eq!(v.radius_km, 2.0);
+    // What a browser sends under `Referrer-Policy: no-referrer` is
+    // `Origin: null`: then the token alone decides.
+    let r = t.post_raw("/area", &token, &[("csrf", "0123456789abcdef0123456789abcdef"), ("cell", &cell)], Some("null")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = t.post_raw("/area", &token, &[("csrf", &good), ("cell", &cell), ("radius_km", "3")], Some("null")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
+    assert_eq!(t.n.viewer(id).await.unwrap().radius_km, 3.0);
     // The multipart new-post form is checked too.
     let (ct, body) = multipart(&[("csrf", "wrong"), ("category", "wildlife"), ("title", "Heron"), ("body", "At the pond."), ("cell", &cell)], &[]);
     let r = t.send("POST", "/posts/new", Some(&format!("nb_session={token}")), Some(&ct), body, None).await;
