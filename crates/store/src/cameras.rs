@@ -230,33 +230,69 @@ pub struct CameraStatusRow {
     pub updated_at: jiff::Timestamp,
 }
 
+/// Which stream's status table: a fixed name, never user input.
+#[derive(Clone, Copy)]
+enum StatusTable {
+    Main,
+    Sub,
+}
+
+impl StatusTable {
+    fn name(self) -> &'static str {
+        match self {
+            StatusTable::Main => "camera_status",
+            StatusTable::Sub => "camera_sub_status",
+        }
+    }
+
+    fn storing(self) -> &'static str {
+        match self {
+            StatusTable::Main => "storing camera status",
+            StatusTable::Sub => "storing camera sub-stream status",
+        }
+    }
+
+    fn reading(self) -> &'static str {
+        match self {
+            StatusTable::Main => "reading camera status",
+            StatusTable::Sub => "reading camera sub-stream status",
+        }
+    }
+}
+
 impl Store {
-    pub async fn put_camera_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO camera_status (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
+    async fn put_status(&self, table: StatusTable, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
              SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM cameras WHERE id = ?)
              ON CONFLICT (camera_id) DO UPDATE SET connected = excluded.connected, fps = excluded.fps,
                bitrate_bps = excluded.bitrate_bps, last_error = excluded.last_error, updated_at = excluded.updated_at",
-        )
-        .bind(camera_id)
-        .bind(s.connected as i64)
-        .bind(s.fps)
-        .bind(s.bitrate_bps)
-        .bind(&s.last_error)
-        .bind(micros(s.updated_at))
-        .bind(camera_id)
-        .execute(&self.pool)
-        .await
-        .doing("storing camera status")?;
+            table.name()
+        );
+        sqlx::query(&sql)
+            .bind(camera_id)
+            .bind(s.connected as i64)
+            .bind(s.fps)
+            .bind(s.bitrate_bps)
+            .bind(&s.last_error)
+            .bind(micros(s.updated_at))
+            .bind(camera_id)
+            .execute(&self.pool)
+            .await
+            .doing(table.storing())?;
         Ok(())
     }
 
-    pub async fn camera_status(&self, camera_id: i64) -> Result<Option<CameraStatusRow>> {
-        let r = sqlx::query("SELECT connected, fps, bitrate_bps, last_error, updated_at FROM camera_status WHERE camera_id = ?")
+    async fn status(&self, table: StatusTable, camera_id: i64) -> Result<Option<CameraStatusRow>> {
+        let sql = format!(
+            "SELECT connected, fps, bitrate_bps, last_error, updated_at FROM {} WHERE camera_id = ?",
+            table.name()
+        );
+        let r = sqlx::query(&sql)
             .bind(camera_id)
             .fetch_optional(&self.pool)
             .await
-            .doing("reading camera status")?;
+            .doing(table.reading())?;
         Ok(r.map(|r| CameraStatusRow {
             connected: r.get::<i64, _>("connected") != 0,
             fps: r.get("fps"),
@@ -265,46 +301,26 @@ impl Store {
             updated_at: from_micros(r.get("updated_at")),
         }))
     }
-}
 
-impl Store {
+    /// Stores what the hub last saw of the camera's main stream.
+    pub async fn put_camera_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
+        self.put_status(StatusTable::Main, camera_id, s).await
+    }
+
+    /// What the hub last reported about the camera's main stream.
+    pub async fn camera_status(&self, camera_id: i64) -> Result<Option<CameraStatusRow>> {
+        self.status(StatusTable::Main, camera_id).await
+    }
+
     /// Stores what the hub last saw of the camera's sub-stream (cameras
-    /// with a `sub_url` only); the same fields as the main stream's
-    /// [`Store::put_camera_status`].
+    /// with a `sub_url` only).
     pub async fn put_camera_sub_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO camera_sub_status (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
-             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM cameras WHERE id = ?)
-             ON CONFLICT (camera_id) DO UPDATE SET connected = excluded.connected, fps = excluded.fps,
-               bitrate_bps = excluded.bitrate_bps, last_error = excluded.last_error, updated_at = excluded.updated_at",
-        )
-        .bind(camera_id)
-        .bind(s.connected as i64)
-        .bind(s.fps)
-        .bind(s.bitrate_bps)
-        .bind(&s.last_error)
-        .bind(micros(s.updated_at))
-        .bind(camera_id)
-        .execute(&self.pool)
-        .await
-        .doing("storing camera sub-stream status")?;
-        Ok(())
+        self.put_status(StatusTable::Sub, camera_id, s).await
     }
 
     /// What the hub last reported about the camera's sub-stream, if it
     /// has one and a hub has run since.
     pub async fn camera_sub_status(&self, camera_id: i64) -> Result<Option<CameraStatusRow>> {
-        let r = sqlx::query("SELECT connected, fps, bitrate_bps, last_error, updated_at FROM camera_sub_status WHERE camera_id = ?")
-            .bind(camera_id)
-            .fetch_optional(&self.pool)
-            .await
-            .doing("reading camera sub-stream status")?;
-        Ok(r.map(|r| CameraStatusRow {
-            connected: r.get::<i64, _>("connected") != 0,
-            fps: r.get("fps"),
-            bitrate_bps: r.get("bitrate_bps"),
-            last_error: r.get("last_error"),
-            updated_at: from_micros(r.get("updated_at")),
-        }))
+        self.status(StatusTable::Sub, camera_id).await
     }
 }
