@@ -244,7 +244,7 @@ impl EventsHandle {
         if let Some(cam) = &camera {
             self.attach_snapshot(id, cam.id).await;
         }
-        let _ = s.changes.send(EventChange {
+        s.announce(EventChange {
             change: "new",
             id,
             camera: camera.as_ref().map(|c| c.name.clone()),
@@ -257,10 +257,6 @@ impl EventsHandle {
             start: now,
             end: Some(now),
         });
-        if let (Some(m), Some(cam)) = (&s.mqtt, &camera) {
-            let ev = serde_json::json!({"type": "new", "id": id, "kind": kind, "source": t.source, "start": now});
-            m.publish(&format!("{}/{}/events", s.opts.prefix, cam.name), false, ev.to_string().into_bytes());
-        }
         Ok(id)
     }
 
@@ -564,7 +560,7 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                             score: None,
                             objects: Vec::new(),
                         });
-                        announce(s, st, "new", None);
+                        announce(s, st, "new");
                     }
                     Err(e) => tracing::warn!(camera = %name, "cannot record an event: {e}"),
                 }
@@ -602,7 +598,7 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                 if let Err(e) = s.store.update_event(id, &u).await {
                     tracing::warn!(camera = %name, "cannot update event {id}: {e}");
                 }
-                announce(s, st, "update", None);
+                announce(s, st, "update");
             }
             Action::Snapshot => {
                 if let (Some(open), Some(p)) = (&st.open, &out.pictures) {
@@ -619,8 +615,7 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                     if let Err(e) = s.store.end_event(open.id, end).await {
                         tracing::warn!(camera = %name, "cannot end event {}: {e}", open.id);
                     }
-                    let _ = s.changes.send(change_of(st, &open, "end", Some(end)));
-                    publish_event(s, st, &open, "end", Some(end));
+                    s.announce(change_of(st, &open, "end", Some(end)));
                 }
             }
         }
@@ -683,8 +678,7 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                     start: at,
                     end: Some(at),
                 };
-                publish(topic("events"), false, serde_json::to_vec(&change).unwrap_or_default());
-                let _ = s.changes.send(change);
+                s.announce(change);
             }
             Err(e) => tracing::warn!(camera = %name, "cannot record {kind}: {e}"),
         }
@@ -707,20 +701,25 @@ fn change_of(st: &CameraState, open: &OpenEvent, change: &'static str, end: Opti
     }
 }
 
-fn publish_event(s: &Shared, st: &CameraState, open: &OpenEvent, change: &'static str, end: Option<jiff::Timestamp>) {
-    if let Some(m) = &s.mqtt {
-        let c = change_of(st, open, change, end);
-        m.publish(
-            &format!("{}/{}/events", s.opts.prefix, st.camera.name),
-            false,
-            serde_json::to_vec(&c).unwrap_or_default(),
-        );
+impl Shared {
+    /// Tells the rest of the hub (notifications) and MQTT
+    /// (`<prefix>/<camera>/events`, one JSON shape for every source) about
+    /// a new, updated or ended event.
+    fn announce(&self, c: EventChange) {
+        if let (Some(m), Some(cam)) = (&self.mqtt, &c.camera) {
+            m.publish(
+                &format!("{}/{}/events", self.opts.prefix, cam),
+                false,
+                serde_json::to_vec(&c).unwrap_or_default(),
+            );
+        }
+        let _ = self.changes.send(c);
     }
 }
 
-fn announce(s: &Shared, st: &CameraState, change: &'static str, end: Option<jiff::Timestamp>) {
+/// Announces the camera's open event.
+fn announce(s: &Shared, st: &CameraState, change: &'static str) {
     if let Some(open) = &st.open {
-        let _ = s.changes.send(change_of(st, open, change, end));
-        publish_event(s, st, open, change, end);
+        s.announce(change_of(st, open, change, None));
     }
 }

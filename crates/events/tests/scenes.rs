@@ -389,7 +389,8 @@ async fn synthetic_scenes_through_rtsp() {
     let jpeg = porchlight_vault::snapshot::read(dir.path(), std::path::Path::new(snap), &owner_key).unwrap();
     assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
     let raw = std::fs::read(dir.path().join(snap)).unwrap();
-    assert!(!raw.windows(2).any(|w| w == [0xff, 0xd8]) || !raw.starts_with(&[0xff, 0xd8]), "stored encrypted");
+    assert!(raw.starts_with(b"age-encryption.org/v1\n"), "stored as an age file");
+    assert!(!raw.windows(jpeg.len().min(64)).any(|w| w == &jpeg[..jpeg.len().min(64)]), "no JPEG bytes on disk");
 
     // MQTT motion ON for the walker, shortly after the first moving frame.
     let on = motion_on.lock().unwrap().get("walker").copied().expect("motion ON was published for the walker");
