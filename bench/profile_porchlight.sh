@@ -7,7 +7,9 @@
 #
 # Run bench/recording.sh once first (it makes the clips and the release
 # build). Needs strace and perf. Output goes to stdout; the work folder is
-# removed at the end.
+# removed at the end. Cameras are added with `--no-detect` (the recorder
+# alone). PORCHLIGHT_RECORDER_READ_BATCH_MS=0 in the environment turns
+# read batching off, for a before/after comparison.
 set -euo pipefail
 n="${1:-16}"
 secs="${2:-20}"
@@ -27,7 +29,7 @@ sim=$!
 sleep 2
 echo "a long household passphrase" | "$bin" --data-dir "$work/data" user add owner --role owner --password-stdin >/dev/null
 for i in $(seq 0 $((n - 1))); do
-    "$bin" --data-dir "$work/data" camera add "cam$i" --url "rtsp://127.0.0.1:$port/cam$i" >/dev/null
+    "$bin" --data-dir "$work/data" camera add "cam$i" --url "rtsp://127.0.0.1:$port/cam$i" --no-detect >/dev/null
 done
 "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 --rtsp-listen 127.0.0.1:0 >"$work/hub.out" 2>"$work/hub.log" &
 hub=$!
@@ -39,6 +41,9 @@ sleep 10
 c1="$(ctx)"; t1="$(awk '{print $14 + $15}' /proc/"$hub"/stat)"
 echo "CPU $(awk "BEGIN {print ($t1 - $t0) / 10}")% of one core over 10 s," \
      "context switches $(( (c1 - c0) / 10 ))/s, $(grep VmRSS /proc/"$hub"/status)"
+echo "--- perf stat over $secs s (counts are less noisy than CPU % on a busy machine)"
+perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$hub" -- sleep "$secs" 2>&1 \
+    | grep -E "task-clock|context-switches|cpu-migrations|page-faults" || true
 echo "--- syscalls over $secs s (strace -c -f)"
 timeout "$secs" strace -c -f -p "$hub" -o "$work/strace.txt" 2>/dev/null || true
 head -14 "$work/strace.txt"

@@ -8,6 +8,12 @@
 #                      [--warmup 20] [--runs 3] [--tools "porchlight ffmpeg"]
 #                      [--no-build]
 #
+# Porchlight's cameras are added with `--no-detect`: the bench measures the
+# recorder (ingest, encryption, writing), not the detection pipeline. The
+# tool `porchlight` runs the hub with read batching on
+# (PORCHLIGHT_RECORDER_READ_BATCH_MS=200; opt-in, off by default) and
+# `porchlight-nobatch` with it off (the shipped default), side by side.
+#
 # Needs: cargo, ffmpeg, Debian's /usr/bin/python3 with GStreamer's RTSP
 # server bindings (see ../shared/tools/README.md). Clips are generated once
 # into bench/.cache/ (gitignored). Porchlight is measured as a release build
@@ -40,7 +46,7 @@ while [ $# -gt 0 ]; do
         --runs) runs="$2"; shift 2 ;;
         --tools) tools="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done

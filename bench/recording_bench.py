@@ -141,19 +141,23 @@ class Sim:
 
 class Porchlight:
     """Release build, fresh folder, an owner (so recordings are encrypted to
-    a household key: encryption is always on), N cameras, `serve`."""
+    a household key: encryption is always on), N cameras added with
+    `--no-detect` (the recorder alone: no detection pipeline), `serve`.
+    Default recorder settings, including read batching (200 ms)."""
 
     PW = "a long household passphrase for the bench"
+    EXTRA_ENV = {}
 
     def __init__(self, args, n, sim, work):
         self.bin, self.n, self.work = args.porchlight, n, work
         self.data = os.path.join(work, "data")
         self.env = dict(os.environ, RUST_LOG="warn",
                         # Only sign-in cost; recording does not depend on it.
-                        PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB="8192", PORCHLIGHT_ACCOUNTS_ARGON2_T="1")
+                        PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB="8192", PORCHLIGHT_ACCOUNTS_ARGON2_T="1",
+                        **self.EXTRA_ENV)
         self.cli(["user", "add", "owner", "--role", "owner", "--password-stdin"], self.PW + "\n")
         for i in range(n):
-            self.cli(["camera", "add", f"cam{i}", "--url", sim.url(i)])
+            self.cli(["camera", "add", f"cam{i}", "--url", sim.url(i), "--no-detect"])
         self.log = open(os.path.join(work, "porchlight.log"), "w")
         self.proc = subprocess.Popen(
             [self.bin, "--data-dir", self.data, "serve", "--listen", "127.0.0.1:0",
@@ -289,7 +293,21 @@ class Moonfire:
         self.log.close()
 
 
-TOOLS = {"porchlight": Porchlight, "ffmpeg": Ffmpeg, "moonfire": Moonfire}
+class PorchlightNoBatch(Porchlight):
+    """The same with read batching off (a wake-up per frame; the default
+    since the batching was made opt-in), for comparison."""
+
+    EXTRA_ENV = {"PORCHLIGHT_RECORDER_READ_BATCH_MS": "0"}
+
+
+class PorchlightBatch(Porchlight):
+    """Read batching on at 200 ms (opt-in; see crates/recorder/src/readbatch.rs)."""
+
+    EXTRA_ENV = {"PORCHLIGHT_RECORDER_READ_BATCH_MS": "200"}
+
+
+TOOLS = {"porchlight": PorchlightBatch, "porchlight-nobatch": PorchlightNoBatch,
+         "ffmpeg": Ffmpeg, "moonfire": Moonfire}
 
 
 def one_run(args, tool, n):

@@ -12,13 +12,18 @@
 //! writing when it died. The standard age STREAM format cannot do that
 //! (fixed 64 KiB chunks and a final-chunk flag), hence this format.
 //!
-//! # Format, version 1
+//! # Format, version 2 (and 1)
+//!
+//! Versions 1 and 2 differ only in the magic and in which digest of the
+//! whole file the recording's row holds ([`DigestKind`]): version 1
+//! (`PLSEGv1\n`, no longer written) SHA-256, version 2 (`PLSEGv2\n`)
+//! BLAKE3, about three times cheaper per byte. Readers take both.
 //!
 //! All integers are little-endian. File header:
 //!
 //! | offset   | bytes | field |
 //! |---------:|------:|-------|
-//! | 0        | 8     | magic `b"PLSEGv1\n"` |
+//! | 0        | 8     | magic `b"PLSEGv2\n"` (version 1: `b"PLSEGv1\n"`) |
 //! | 8        | 4     | `K`: length of the wrapped key, u32, `1..=65536` |
 //! | 12       | `K`   | wrapped file key: a binary age v1 file, X25519 recipients, whose plaintext is the 32-byte key |
 //! | 12 + `K` | 4     | `M`: metadata length, u32, `0..=4096`; v1 writes 0 |
@@ -48,21 +53,21 @@
 //!   writer that rotates files mid-GOP.
 //! * There is no trailer and no "last record" flag: a file is complete at
 //!   any record boundary. Whether it is the file the database expects is
-//!   decided by comparing length and SHA-256 with the recording's row.
+//!   decided by comparing length and file digest with the recording's row.
 //!
 //! # Writing, and the fsync order the caller must keep
 //!
 //! [`SegmentWriter::create`] makes the file (`create_new`) and writes the
 //! header. [`SegmentWriter::append_gop`] seals the GOP in place (no copy of
 //! the payload) and writes the whole record with one vectored write (one
-//! `writev(2)` for the header, payload and tag), keeping a running SHA-256
-//! of every byte written. Nothing is fsynced until asked:
+//! `writev(2)` for the header, payload and tag), keeping a running BLAKE3
+//! digest of every byte written. Nothing is fsynced until asked:
 //!
 //! 1. write records ([`SegmentWriter::append_gop`]);
 //! 2. fsync the file ([`SegmentWriter::sync`] / [`SegmentWriter::finish`]);
 //! 3. fsync the directory ([`sync_dir`]) so the new name is durable —
 //!    once per file is enough, any time after `create`;
-//! 4. only then commit the database row (bytes, SHA-256,
+//! 4. only then commit the database row (bytes, digest,
 //!    [`crate::index::encode`] of the frames).
 //!
 //! A row must never describe bytes that are not yet durable.
@@ -76,7 +81,7 @@
 //! every few seconds). At start-up, for the segment that has no row yet,
 //! the hub calls [`recover`]: [`scan`] finds the last complete, well-formed
 //! record, the file is truncated there and fsynced, and the returned
-//! [`ScanResult`] (frames, length, SHA-256) is what to commit — all without
+//! [`ScanResult`] (frames, length, digest) is what to commit — all without
 //! any key. A recovered file is never appended to again: its key was only
 //! in the dead writer's memory, which also guarantees no nonce is reused.
 //!
@@ -100,12 +105,95 @@ use std::path::Path;
 
 use porchlight_vault::keys::MemberKey;
 use porchlight_vault::sealed::{self, FileKey, SealError, TAG_LEN};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::FrameInfo;
 
-/// First 8 bytes of every version-1 segment file.
-pub const FILE_MAGIC: &[u8; 8] = b"PLSEGv1\n";
+/// First 8 bytes of every segment file written now (version 2: the row's
+/// file digest is BLAKE3).
+pub const FILE_MAGIC: &[u8; 8] = b"PLSEGv2\n";
+/// First 8 bytes of a version-1 segment file (the row's file digest is
+/// SHA-256). Still read and checked; no longer written.
+pub const FILE_MAGIC_V1: &[u8; 8] = b"PLSEGv1\n";
+
+/// The file digest a recording's row holds, fixed by the file's version:
+/// SHA-256 for version 1, BLAKE3 (256-bit) for version 2. Both are over
+/// every byte of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestKind {
+    Sha256,
+    Blake3,
+}
+
+impl DigestKind {
+    /// `SHA-256` or `BLAKE3`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestKind::Sha256 => "SHA-256",
+            DigestKind::Blake3 => "BLAKE3",
+        }
+    }
+
+    fn of_magic(magic: &[u8; 8]) -> Option<DigestKind> {
+        if magic == FILE_MAGIC {
+            Some(DigestKind::Blake3)
+        } else if magic == FILE_MAGIC_V1 {
+            Some(DigestKind::Sha256)
+        } else {
+            None
+        }
+    }
+}
+
+/// A running file digest of either kind.
+#[derive(Clone)]
+enum FileHasher {
+    Sha256(Sha256),
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl FileHasher {
+    fn new(kind: DigestKind) -> FileHasher {
+        match kind {
+            DigestKind::Sha256 => FileHasher::Sha256(Sha256::new()),
+            DigestKind::Blake3 => FileHasher::Blake3(Box::new(blake3::Hasher::new())),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            FileHasher::Sha256(h) => h.update(data),
+            FileHasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    fn finalize(&self) -> [u8; 32] {
+        match self {
+            FileHasher::Sha256(h) => h.clone().finalize().into(),
+            FileHasher::Blake3(h) => *h.finalize().as_bytes(),
+        }
+    }
+}
+
+/// The digest of a whole segment file held in memory, of the kind its
+/// version calls for (what `porchlight check` compares with the row).
+/// [`SegmentError::BadHeader`] if `data` does not start with a known magic.
+pub fn file_digest(data: &[u8]) -> Result<(DigestKind, [u8; 32]), SegmentError> {
+    let kind = data
+        .get(..8)
+        .and_then(|m| DigestKind::of_magic(m.try_into().expect("8 bytes")))
+        .ok_or_else(|| {
+            SegmentError::BadHeader(format!(
+                "no segment magic at offset 0: found {:?}",
+                String::from_utf8_lossy(&data[..data.len().min(8)])
+            ))
+        })?;
+    let mut h = FileHasher::new(kind);
+    h.update(data);
+    Ok((kind, h.finalize()))
+}
 /// First 4 bytes of every record.
 pub const RECORD_MAGIC: &[u8; 4] = b"GOP1";
 /// Largest wrapped key accepted (about 650 recipients).
@@ -226,8 +314,11 @@ pub struct ScanResult {
     pub valid_len: u64,
     /// Length of the file as scanned.
     pub file_len: u64,
-    /// SHA-256 of the first `valid_len` bytes.
-    pub sha256_of_valid: [u8; 32],
+    /// The file's digest kind (by its version; a file cut inside its
+    /// magic counts as the current version).
+    pub digest_kind: DigestKind,
+    /// Digest ([`ScanResult::digest_kind`]) of the first `valid_len` bytes.
+    pub digest_of_valid: [u8; 32],
     /// Why the scan stopped before the end of the file, if it did: an
     /// incomplete header or record (an interrupted write), or invalid
     /// bytes. `None` exactly when the whole file is a complete header
@@ -241,8 +332,8 @@ pub struct ScanResult {
 pub struct SegmentSummary {
     /// Length of the file.
     pub bytes: u64,
-    /// SHA-256 of the whole file.
-    pub sha256: [u8; 32],
+    /// BLAKE3 of the whole file (files are written as version 2).
+    pub digest: [u8; 32],
     /// Every frame, in order.
     pub frames: Vec<FrameInfo>,
     /// Every record, in order.
@@ -255,7 +346,10 @@ pub struct SegmentSummary {
 struct Src<R> {
     r: R,
     pos: u64,
-    hasher: Option<Sha256>,
+    /// Hash what is read? The hasher itself starts once the magic has
+    /// said which digest the file uses.
+    hash: bool,
+    hasher: Option<FileHasher>,
 }
 
 impl<R: BufRead> Src<R> {
@@ -263,7 +357,8 @@ impl<R: BufRead> Src<R> {
         Src {
             r,
             pos: 0,
-            hasher: hash.then(Sha256::new),
+            hash,
+            hasher: None,
         }
     }
 
@@ -323,11 +418,17 @@ fn read_u32(src: &mut Src<impl BufRead>) -> io::Result<Option<u32>> {
 fn read_header(src: &mut Src<impl BufRead>) -> Result<Header, SegmentError> {
     let mut magic = [0u8; 8];
     let got = src.fill(&mut magic)?;
-    if magic[..got] != FILE_MAGIC[..got] {
+    if magic[..got] != FILE_MAGIC[..got] && magic[..got] != FILE_MAGIC_V1[..got] {
         return Err(SegmentError::BadHeader(format!(
-            "bad magic at offset 0: expected \"PLSEGv1\\n\", found {:?}",
+            "bad magic at offset 0: expected \"PLSEGv2\\n\" (or version 1's \"PLSEGv1\\n\"), found {:?}",
             String::from_utf8_lossy(&magic[..got])
         )));
+    }
+    if got == magic.len() && src.hash {
+        let kind = DigestKind::of_magic(&magic).expect("checked above");
+        let mut h = FileHasher::new(kind);
+        h.update(&magic);
+        src.hasher = Some(h);
     }
     if got == 0 {
         return Ok(Header::Incomplete("the file is empty (no header)".into()));
@@ -507,7 +608,8 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
         header_len: 0,
         valid_len: 0,
         file_len,
-        sha256_of_valid: Sha256::digest([]).into(),
+        digest_kind: DigestKind::Blake3,
+        digest_of_valid: FileHasher::new(DigestKind::Blake3).finalize(),
         problem: None,
     };
     match read_header(&mut src)? {
@@ -520,7 +622,15 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
             out.valid_len = len;
         }
     }
-    let mut valid_hash = src.hasher.clone().unwrap_or_default();
+    let Some(mut valid_hash) = src.hasher.clone() else {
+        return Err(SegmentError::BadHeader(
+            "internal: a complete header without a digest".into(),
+        ));
+    };
+    out.digest_kind = match valid_hash {
+        FileHasher::Sha256(_) => DigestKind::Sha256,
+        FileHasher::Blake3(_) => DigestKind::Blake3,
+    };
     let mut seq: u32 = 0;
     loop {
         let offset = src.pos;
@@ -544,7 +654,9 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
                     payload_len: payload_len as u32,
                 });
                 out.valid_len = next;
-                valid_hash = src.hasher.clone().unwrap_or_default();
+                if let Some(h) = &src.hasher {
+                    valid_hash = h.clone();
+                }
                 match seq.checked_add(1) {
                     Some(s) => seq = s,
                     None => {
@@ -560,7 +672,7 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
             }
         }
     }
-    out.sha256_of_valid = valid_hash.finalize().into();
+    out.digest_of_valid = valid_hash.finalize();
     Ok(out)
 }
 
@@ -607,7 +719,7 @@ pub struct SegmentWriter {
     key: FileKey,
     next_seq: u32,
     len: u64,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     frames: Vec<FrameInfo>,
     records: Vec<RecordInfo>,
     broken: bool,
@@ -661,7 +773,7 @@ impl SegmentWriter {
             let _ = std::fs::remove_file(path);
             return Err(e.into());
         }
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         hasher.update(&header);
         Ok(SegmentWriter {
             file,
@@ -764,7 +876,7 @@ impl SegmentWriter {
         }
         self.hasher.update(&aad);
         self.hasher.update(&payload[..]);
-        self.hasher.update(tag);
+        self.hasher.update(&tag);
         payload.clear();
 
         let first_frame = self.frames.len();
@@ -814,7 +926,7 @@ impl SegmentWriter {
         self.sync()?;
         Ok(SegmentSummary {
             bytes: self.len,
-            sha256: self.hasher.finalize().into(),
+            digest: *self.hasher.finalize().as_bytes(),
             frames: self.frames,
             records: self.records,
         })
@@ -1035,9 +1147,9 @@ mod tests {
         assert_eq!(s.valid_len, bytes.len() as u64);
         assert_eq!(s.file_len, bytes.len() as u64);
         assert_eq!(fx.summary.bytes, bytes.len() as u64);
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        assert_eq!(s.sha256_of_valid, digest);
-        assert_eq!(fx.summary.sha256, digest);
+        let digest: [u8; 32] = *blake3::hash(&bytes).as_bytes();
+        assert_eq!(s.digest_of_valid, digest);
+        assert_eq!(fx.summary.digest, digest);
         // The frame ranges and offsets tile the file.
         assert_eq!(s.records[0].offset, s.header_len);
         for w in s.records.windows(2) {
@@ -1047,6 +1159,44 @@ mod tests {
         assert_eq!(s.records[2].end(), bytes.len() as u64);
         assert!(bytes.starts_with(FILE_MAGIC));
         assert_eq!(&bytes[s.records[1].offset as usize..][..4], RECORD_MAGIC);
+        assert_eq!(s.digest_kind, DigestKind::Blake3);
+        assert_eq!(file_digest(&bytes).unwrap(), (DigestKind::Blake3, digest));
+    }
+
+    /// Version-1 files (SHA-256 in the row) written by earlier hubs still
+    /// scan, digest with SHA-256, open with a key and verify. (Versions 1
+    /// and 2 differ only in the magic, so a version-1 file is made by
+    /// writing the magic back.)
+    #[test]
+    fn version_1_files_still_verify_with_sha256() {
+        let fx = three_gops([(10, 5_000, 700), (10, 5_100, 650), (3, 400, 30)]);
+        let mut bytes = std::fs::read(&fx.path).unwrap();
+        bytes[..8].copy_from_slice(FILE_MAGIC_V1);
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        let s = scan(Cursor::new(&bytes)).unwrap();
+        assert_eq!(s.problem, None);
+        assert_eq!(s.digest_kind, DigestKind::Sha256);
+        assert_eq!(s.digest_of_valid, sha);
+        assert_eq!(file_digest(&bytes).unwrap(), (DigestKind::Sha256, sha));
+        assert_ne!(sha, *blake3::hash(&bytes).as_bytes());
+        let mut r = SegmentReader::open(Cursor::new(&bytes), &fx.key).unwrap();
+        r.verify_all().unwrap();
+        let recs = r.records().unwrap();
+        assert_eq!(r.read_gop(&recs[1]).unwrap(), fx.gops[1].1);
+        // A cut version-1 file: the valid prefix's SHA-256.
+        let cut = &bytes[..recs[2].offset as usize + 10];
+        let s = scan(Cursor::new(cut)).unwrap();
+        let sha_prefix: [u8; 32] = Sha256::digest(&bytes[..recs[2].offset as usize]).into();
+        assert_eq!(s.digest_of_valid, sha_prefix);
+        // Another magic is refused by name.
+        bytes[..8].copy_from_slice(b"PLSEGv9\n");
+        assert!(matches!(
+            scan(Cursor::new(&bytes)),
+            Err(SegmentError::BadHeader(_))
+        ));
+        let e = file_digest(&bytes).unwrap_err().to_string();
+        assert!(e.contains("PLSEGv9"), "{e}");
+        assert!(file_digest(b"PLS").is_err());
     }
 
     #[test]
@@ -1157,8 +1307,8 @@ mod tests {
             );
             let on_disk = std::fs::read(&cut_path).unwrap();
             assert_eq!(on_disk.len() as u64, expect_len, "cut {cut}: not truncated");
-            let digest: [u8; 32] = Sha256::digest(&on_disk).into();
-            assert_eq!(res.sha256_of_valid, digest, "cut {cut}");
+            let digest: [u8; 32] = *blake3::hash(&on_disk).as_bytes();
+            assert_eq!(res.digest_of_valid, digest, "cut {cut}");
             // Recovering again finds nothing more to do.
             if c >= header_len {
                 let again = recover(&cut_path).unwrap();
@@ -1192,7 +1342,7 @@ mod tests {
             let s = scan_file(&p).unwrap();
             assert_eq!(s.records, fx.summary.records, "{garbage:?}");
             assert_eq!(s.valid_len, len);
-            assert_eq!(s.sha256_of_valid, fx.summary.sha256);
+            assert_eq!(s.digest_of_valid, fx.summary.digest);
             let problem = s.problem.expect("a problem is reported");
             assert!(
                 problem.contains(&format!("record 3 at offset {len}")),
@@ -1228,7 +1378,7 @@ mod tests {
             let s = scan_file(&p).unwrap();
             assert_eq!(s.problem, None);
             assert_eq!(s.records, fx.summary.records);
-            assert_ne!(s.sha256_of_valid, fx.summary.sha256, "the hash notices");
+            assert_ne!(s.digest_of_valid, fx.summary.digest, "the hash notices");
             let mut r = SegmentReader::open(File::open(&p).unwrap(), &fx.key).unwrap();
             assert_eq!(r.read_gop(&s.records[0]).unwrap(), fx.gops[0].1);
             let err = r.read_gop(&s.records[1]).unwrap_err();
@@ -1532,6 +1682,32 @@ mod tests {
     /// Throughput of the hot path: a minute of 4 Mbit/s video as 30 GOPs
     /// of ~1 MB. `cargo test -p porchlight-media --lib -- --ignored
     /// --nocapture segment_throughput` (numbers in design/storage.md).
+    /// What a file digest costs per byte, SHA-256 (version 1) against
+    /// BLAKE3 (version 2), in GOP-sized updates as the writer makes them:
+    /// `cargo test --release -p porchlight-media -- --ignored --nocapture
+    /// digest_speed`. Prints; asserts only that both digest something.
+    #[test]
+    #[ignore]
+    fn digest_speed() {
+        let gop = pseudo_random(1 << 20, 3);
+        let rounds = 200;
+        for kind in [DigestKind::Sha256, DigestKind::Blake3] {
+            let t = std::time::Instant::now();
+            let mut h = FileHasher::new(kind);
+            for _ in 0..rounds {
+                h.update(&gop);
+            }
+            let d = h.finalize();
+            let secs = t.elapsed().as_secs_f64();
+            assert_ne!(d, [0u8; 32]);
+            println!(
+                "{}: {:.0} MB/s ({rounds} MiB)",
+                kind.name(),
+                rounds as f64 * 1.048_576 / secs
+            );
+        }
+    }
+
     #[test]
     #[ignore]
     fn segment_throughput() {

@@ -44,6 +44,7 @@ pub(crate) struct CameraTask {
     pub opts: WriterOptions,
     pub status: Arc<StatusBoard>,
     pub live: Arc<crate::LiveHub>,
+    pub batcher: Arc<crate::readbatch::ReadBatcher>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -92,6 +93,19 @@ impl CameraTask {
         };
         let url = url::Url::parse(raw)
             .map_err(|e| RecorderError::Camera(format!("bad URL `{raw}`: {e}")))?;
+        // Where the connection goes, for read batching (crate::readbatch);
+        // resolved before retina connects so the addresses match.
+        let peers: Vec<std::net::SocketAddr> = match url.host_str() {
+            Some(h) => {
+                let h = h.trim_start_matches('[').trim_end_matches(']');
+                let port = url.port().unwrap_or(554);
+                tokio::net::lookup_host((h, port))
+                    .await
+                    .map(|a| a.collect())
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
         let creds = match (&self.camera.username, &self.camera.password) {
             (Some(u), p) => Some(retina::client::Credentials {
                 username: u.clone(),
@@ -136,23 +150,36 @@ impl CameraTask {
             .map_err(|e| RecorderError::Camera(e.to_string()))?;
 
         let live = self.live.publisher(self.camera.id, self.kind);
+        let _batching = self.batcher.register(peers, live.watched());
         let record = self.kind == StreamKind::Main;
         let mut writer: Option<StreamWriter> = None;
         let mut entry: Option<Arc<VideoSampleEntry>> = None;
+        // Stall detection without a timer per frame: a tick every second
+        // checks when the last video frame came.
+        let mut last_video = std::time::Instant::now();
+        let mut stall_check = tokio::time::interval(Duration::from_secs(1));
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             let item = tokio::select! {
+                biased;
                 _ = self.shutdown.changed() => break Ok(()),
-                item = tokio::time::timeout(STALL_TIMEOUT, demuxed.next()) => item,
+                item = demuxed.next() => item,
+                _ = stall_check.tick() => {
+                    if last_video.elapsed() >= STALL_TIMEOUT {
+                        break Err(RecorderError::Camera("no video for 10 s (stalled)".into()));
+                    }
+                    continue;
+                }
             };
             let item = match item {
-                Err(_) => break Err(RecorderError::Camera("no video for 10 s (stalled)".into())),
-                Ok(None) => break Err(RecorderError::Camera("the camera ended the stream".into())),
-                Ok(Some(Err(e))) => break Err(RecorderError::Camera(e.to_string())),
-                Ok(Some(Ok(item))) => item,
+                None => break Err(RecorderError::Camera("the camera ended the stream".into())),
+                Some(Err(e)) => break Err(RecorderError::Camera(e.to_string())),
+                Some(Ok(item)) => item,
             };
             let CodecItem::VideoFrame(frame) = item else {
                 continue;
             };
+            last_video = std::time::Instant::now();
             if frame.loss() > 0 {
                 tracing::debug!(camera = %self.camera.name, lost = frame.loss(), "packets lost before a frame");
             }

@@ -114,6 +114,13 @@ impl LiveHub {
 pub(crate) struct Publisher(broadcast::Sender<Arc<LiveFrame>>);
 
 impl Publisher {
+    /// Whether anyone listens (for read batching: a watched stream is not
+    /// batched, see [`crate::readbatch`]).
+    pub(crate) fn watched(&self) -> crate::readbatch::Watched {
+        let s = self.0.clone();
+        std::sync::Arc::new(move || s.receiver_count() > 0)
+    }
+
     /// Publishes a frame; free (no allocation) when nobody listens.
     pub(crate) fn publish(&self, make: impl FnOnce() -> LiveFrame) {
         if self.0.receiver_count() > 0 {

@@ -74,7 +74,7 @@ pub async fn recover(
                     frames: scan.frames.len() as i64,
                     sample_bytes: sample_bytes as i64,
                     file_bytes: scan.valid_len as i64,
-                    sha256: scan.sha256_of_valid.to_vec(),
+                    sha256: scan.digest_of_valid.to_vec(), // the file digest (BLAKE3 for version-2 files)
                     frame_index: index::encode(&scan.frames),
                 },
             )

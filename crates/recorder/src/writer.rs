@@ -330,7 +330,7 @@ impl StreamWriter {
                     frames: seg.frames.len() as i64,
                     sample_bytes: sample_bytes as i64,
                     file_bytes: summary.bytes as i64,
-                    sha256: summary.sha256.to_vec(),
+                    sha256: summary.digest.to_vec(), // BLAKE3 (version-2 file); the column keeps its old name
                     frame_index: index::encode(&seg.frames),
                 },
             )

@@ -1,5 +1,5 @@
-//! `porchlight camera add|list|remove|grant|revoke|privacy`: the cameras
-//! this hub records.
+//! `porchlight camera add|list|remove|grant|revoke|privacy|detection`: the
+//! cameras this hub records.
 //! Changes reach a running hub within a few seconds (it re-reads the list).
 
 use std::io::Write;
@@ -28,6 +28,18 @@ pub enum Command {
     /// notifications for the camera (whatever the alarm mode); `off`
     /// resumes. A running hub follows within a few seconds.
     Privacy(PrivacyArgs),
+    /// Detection (motion, objects, events) for the camera: `on` or `off`.
+    /// Off, the hub only records and streams it, and decodes nothing.
+    /// Other detection settings (zones, labels) are kept.
+    Detection(DetectionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DetectionArgs {
+    pub name: String,
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    pub state: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +72,10 @@ pub struct AddArgs {
     /// Keep at most this many GiB of this camera's recordings.
     #[arg(long = "retain-gib")]
     pub retain_gib: Option<f64>,
+    /// Record only: no detection (motion, objects, events) for this camera.
+    /// `porchlight camera detection NAME on` turns it on later.
+    #[arg(long = "no-detect")]
+    pub no_detect: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +104,60 @@ pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Grant(a) => grant(a, true, &ctx).await,
         Command::Revoke(a) => grant(a, false, &ctx).await,
         Command::Privacy(a) => privacy(a, &ctx).await,
+        Command::Detection(a) => {
+            let vault = ctx.open_existing_vault().await?;
+            let cam = vault
+                .store()
+                .camera_by_name(&a.name)
+                .await?
+                .with_context(|| format!("no camera named `{}`", a.name))?;
+            let on = a.state == "on";
+            set_detection(&vault, &cam, on).await?;
+            if on {
+                println!("Detection is on for `{}`.", cam.name);
+            } else {
+                println!(
+                    "Detection is off for `{}`: it is recorded and streamed, not analysed.",
+                    cam.name
+                );
+            }
+            Ok(())
+        }
     }
+}
+
+/// Turns detection on or off for a camera, keeping its other detection
+/// settings (the same document and audit entry as
+/// `PUT /api/v1/cameras/{name}/detection`).
+async fn set_detection(
+    vault: &porchlight_vault::Vault,
+    cam: &porchlight_store::Camera,
+    on: bool,
+) -> anyhow::Result<()> {
+    let store = vault.store();
+    let mut settings = match store.camera_detection(cam.id).await? {
+        Some(v) => porchlight_events::CameraDetection::from_json(&v).with_context(|| {
+            format!(
+                "`{}` has detection settings this version cannot read; fix them over the API first",
+                cam.name
+            )
+        })?,
+        None => porchlight_events::CameraDetection::default(),
+    };
+    settings.enabled = on;
+    let doc = serde_json::json!(settings);
+    store
+        .set_camera_detection(cam.id, &doc, vault.now())
+        .await?;
+    vault
+        .audit(
+            &Actor::cli(),
+            "camera.detection",
+            &cam.name,
+            serde_json::json!({ "zones": settings.motion.zones.len(), "enabled": on }),
+        )
+        .await?;
+    Ok(())
 }
 
 async fn privacy(a: PrivacyArgs, ctx: &Context) -> anyhow::Result<()> {
@@ -164,9 +233,13 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
             serde_json::json!({ "url": cam.main_url }),
         )
         .await?;
+    if a.no_detect {
+        set_detection(&vault, &cam, false).await?;
+    }
     println!(
-        "Added camera `{}`. A running hub starts recording it within a few seconds.",
-        cam.name
+        "Added camera `{}`{}. A running hub starts recording it within a few seconds.",
+        cam.name,
+        if a.no_detect { " (detection off)" } else { "" }
     );
     if vault
         .store()
@@ -198,21 +271,29 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
     for c in store.cameras().await? {
         let (bytes, segments) = store.camera_usage(c.id).await?;
         let status = store.camera_status(c.id).await?;
+        // Unreadable settings count as the defaults (what the hub does).
+        let detection = store
+            .camera_detection(c.id)
+            .await?
+            .and_then(|v| porchlight_events::CameraDetection::from_json(&v).ok())
+            .unwrap_or_default()
+            .enabled;
         // A status older than this means no hub is running on the folder.
         let fresh = status
             .as_ref()
             .is_some_and(|s| (now - s.updated_at).get_seconds() < 20);
-        rows.push((c, bytes, segments, status, fresh));
+        rows.push((c, bytes, segments, status, fresh, detection));
     }
     if a.json {
         let v: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(c, bytes, segments, s, fresh)| {
+            .map(|(c, bytes, segments, s, fresh, detection)| {
                 serde_json::json!({
                     "name": c.name,
                     "url": c.main_url,
                     "sub_url": c.sub_url,
                     "enabled": c.enabled,
+                    "detection": detection,
                     "hub_running": fresh,
                     "connected": *fresh && s.as_ref().is_some_and(|s| s.connected),
                     "fps": s.as_ref().filter(|_| *fresh).map(|s| s.fps),
@@ -239,7 +320,7 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
         "{:<16} {:<12} {:>6} {:>11} {:>10}  LAST ERROR",
         "NAME", "STATUS", "FPS", "BITRATE", "RECORDED"
     )?;
-    for (c, bytes, _, s, fresh) in &rows {
+    for (c, bytes, _, s, fresh, _) in &rows {
         let (state, fps, rate) = match (fresh, s) {
             (false, _) => ("hub stopped".to_string(), "-".to_string(), "-".to_string()),
             (true, Some(s)) if s.connected => (

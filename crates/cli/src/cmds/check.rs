@@ -270,8 +270,9 @@ fn contains_ignoring_case(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
 }
 
 /// Rows ⇄ files: every closed recording's file exists with the recorded
-/// size and SHA-256, its GOP records parse (no key needed) and agree with
-/// the stored frame index; no segment file lacks a row.
+/// size and file digest (SHA-256 or BLAKE3, by the file's version), its
+/// GOP records parse (no key needed) and agree with the stored frame
+/// index; no segment file lacks a row.
 async fn recordings(store: &Store, dir: &Path) -> Outcome {
     use porchlight_media::{index, segment};
     let rec_dir = dir.join(porchlight_recorder::RECORDINGS_DIR);
@@ -314,13 +315,14 @@ async fn recordings(store: &Store, dir: &Path) -> Outcome {
                 r.file_bytes
             ));
         }
-        let sum: [u8; 32] = {
-            use sha2::Digest;
-            sha2::Sha256::digest(&data).into()
-        };
+        // The row's digest column (named `sha256` for history) holds the
+        // digest the file's version calls for: SHA-256 for version 1,
+        // BLAKE3 for version 2.
+        let (kind, sum) = segment::file_digest(&data).map_err(|e| format!("{what}: {e}"))?;
         if r.sha256.as_deref() != Some(&sum[..]) {
             return Err(format!(
-                "{what}: the file's SHA-256 differs from the one recorded (altered or corrupted)"
+                "{what}: the file's {} digest differs from the one recorded (altered or corrupted)",
+                kind.name()
             ));
         }
         let scan =
