@@ -5,6 +5,10 @@
 //! alarm state machine ([`machine`]), and Home Assistant MQTT discovery
 //! ([`ha`]). Read design/alarm.md first.
 //!
+//! It also hears external triggers on `<base>/<camera>/trigger`
+//! ([`trigger`]) and hands them to the hub's event path
+//! ([`AlarmClient::triggers`]).
+//!
 //! The hub runs it with [`Alarm::start`]; the CLI (which may run while a
 //! hub does, or while none does) never talks to MQTT: it queues requests in
 //! the store ([`porchlight_store::Store::push_alarm_request`]), which a
@@ -23,9 +27,11 @@
 pub mod ha;
 pub mod machine;
 mod mqtt;
+pub mod trigger;
 pub mod zigbee;
 
 pub use mqtt::MqttPublisher;
+pub use trigger::TriggerRequest;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -38,7 +44,7 @@ use porchlight_store::{
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use machine::{Delays, Effect, Kind, Machine, Mode, Phase};
+pub use machine::{Delays, Effect, Kind, Machine, Mode, Modes, Phase};
 
 /// Errors starting the alarm.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +119,22 @@ impl Topics {
     pub fn doorbell(&self, sensor: &str) -> String {
         format!("{}/doorbell/{sensor}", self.base)
     }
+    /// External triggers for a camera (see [`trigger`]), subscribed to.
+    pub fn camera_trigger(&self, camera: &str) -> String {
+        format!("{}/{camera}/trigger", self.base)
+    }
+    /// The subscription for every camera's trigger topic.
+    pub fn triggers_filter(&self) -> String {
+        format!("{}/+/trigger", self.base)
+    }
+    /// The camera a trigger topic names, if `topic` is one.
+    pub fn trigger_camera<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let cam = topic
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix('/')?
+            .strip_suffix("/trigger")?;
+        (!cam.is_empty() && !cam.contains('/')).then_some(cam)
+    }
 }
 
 /// How the alarm runs.
@@ -127,6 +149,9 @@ pub struct AlarmOptions {
     pub password: Option<String>,
     /// PEM of a private CA for `mqtts://`; None: the system's roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key for `mqtts://` brokers that
+    /// require one (mutual TLS); checked by [`ClientAuth::check`].
+    pub client_auth: Option<ClientAuth>,
     pub topics: Topics,
     /// Delays used when an arm request names none.
     pub delays: Delays,
@@ -145,6 +170,7 @@ impl Default for AlarmOptions {
             username: None,
             password: None,
             ca_pem: None,
+            client_auth: None,
             topics: Topics::default(),
             delays: Delays::default(),
             poll_interval: Duration::from_millis(250),
@@ -157,7 +183,9 @@ impl Default for AlarmOptions {
 impl AlarmOptions {
     /// From the configuration (`[mqtt]` and `[alarm]`, environment
     /// overrides already applied): reads `mqtt.password_file` (unless
-    /// `PORCHLIGHT_MQTT_PASSWORD` gave the password) and `mqtt.ca_file`.
+    /// `PORCHLIGHT_MQTT_PASSWORD` gave the password), `mqtt.ca_file`, and
+    /// `mqtt.client_cert_file` with `mqtt.client_key_file` (checked to be
+    /// a certificate and the key that belongs to it).
     pub fn from_config(c: &porchlight_config::Config) -> Result<AlarmOptions, AlarmError> {
         let m = &c.mqtt;
         let read = |key: &'static str, p: &std::path::Path| {
@@ -194,11 +222,44 @@ impl AlarmOptions {
             }
             None => None,
         };
+        let client_auth = match (&m.client_cert_file, &m.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let a = ClientAuth {
+                    cert_pem: read("mqtt.client_cert_file", cert)?,
+                    key_pem: read("mqtt.client_key_file", key)?,
+                };
+                a.check().map_err(|e| match e {
+                    ClientAuthError::Cert(message) => AlarmError::File {
+                        key: "mqtt.client_cert_file",
+                        path: cert.display().to_string(),
+                        message,
+                    },
+                    ClientAuthError::Key(message) => AlarmError::File {
+                        key: "mqtt.client_key_file",
+                        path: key.display().to_string(),
+                        message,
+                    },
+                    ClientAuthError::Mismatch => AlarmError::Tls(format!(
+                        "the key in mqtt.client_key_file ({}) does not belong to the certificate in mqtt.client_cert_file ({})",
+                        key.display(),
+                        cert.display()
+                    )),
+                })?;
+                Some(a)
+            }
+            (None, None) => None,
+            // The configuration's own check refuses one without the other.
+            _ => return Err(AlarmError::Config(
+                "mqtt.client_cert_file and mqtt.client_key_file go together: set both or neither"
+                    .into(),
+            )),
+        };
         let mut o = AlarmOptions {
             mqtt_url: m.url.clone().filter(|s| !s.trim().is_empty()),
             username: m.username.clone(),
             password,
             ca_pem,
+            client_auth,
             topics: Topics {
                 base: m.base_topic.trim_end_matches('/').to_owned(),
                 discovery_prefix: m.discovery_prefix.trim_end_matches('/').to_owned(),
@@ -227,6 +288,47 @@ impl AlarmOptions {
         let c = porchlight_config::load_from_process_env(None)
             .map_err(|e| AlarmError::Config(e.to_string()))?;
         AlarmOptions::from_config(&c)
+    }
+}
+
+/// A client certificate (chain, PEM) and its private key (PEM: PKCS#8,
+/// SEC1 or PKCS#1) for mutual TLS. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ClientAuth {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &format_args!("(hidden)"))
+            .finish()
+    }
+}
+
+/// What is wrong with a [`ClientAuth`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAuthError {
+    /// The certificate file: no certificate, or unreadable.
+    #[error("{0}")]
+    Cert(String),
+    /// The key file: no key, or of a kind that cannot sign.
+    #[error("{0}")]
+    Key(String),
+    /// Both read, but the key is not the certificate's.
+    #[error("the private key does not belong to the client certificate")]
+    Mismatch,
+}
+
+impl ClientAuth {
+    /// Parses both files and checks that the key belongs to the first
+    /// certificate (it signs a test message the certificate's public key
+    /// verifies), so a mix-up is reported at start, not as a broker's
+    /// terse handshake failure.
+    pub fn check(&self) -> Result<(), ClientAuthError> {
+        mqtt::client_auth(self).map(|_| ())
     }
 }
 
@@ -282,6 +384,7 @@ pub struct AlarmClient {
     link: watch::Receiver<LinkStatus>,
     publisher: Option<MqttPublisher>,
     notices: broadcast::Sender<EventNotice>,
+    triggers: broadcast::Sender<TriggerRequest>,
 }
 
 /// The running alarm. Dropping it without [`AlarmHandle::shutdown`] aborts
@@ -337,6 +440,14 @@ impl AlarmClient {
     /// (`RecvError::Lagged`).
     pub fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
         self.notices.subscribe()
+    }
+
+    /// Every checked trigger heard on `<base>/<camera>/trigger` from now
+    /// on (see [`trigger`]), for the event path to record. With no
+    /// receiver, triggers are logged and dropped. Same lag rule as
+    /// [`AlarmClient::event_notices`].
+    pub fn triggers(&self) -> broadcast::Receiver<TriggerRequest> {
+        self.triggers.subscribe()
     }
 
     /// The machine as of now.
@@ -436,9 +547,11 @@ impl Alarm {
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (stop_tx, stop_rx) = oneshot::channel();
         let (notices, _) = broadcast::channel(256);
+        let (triggers, _) = broadcast::channel(256);
         let publisher = link.as_ref().map(|l| l.publisher());
         let mut core = Core {
             notices: notices.clone(),
+            triggers: triggers.clone(),
             store,
             clock,
             topics: options.topics.clone(),
@@ -469,6 +582,7 @@ impl Alarm {
                 link: link_rx,
                 publisher,
                 notices,
+                triggers,
             },
             stop: Some(stop_tx),
             task: Some(task),
@@ -480,11 +594,14 @@ impl Alarm {
 #[derive(Debug)]
 pub(crate) enum Inbound {
     Connected,
-    Publish(String, Vec<u8>),
+    /// Topic, payload, and the retain flag (set only on a stored message
+    /// the broker replays on subscription).
+    Publish(String, Vec<u8>, bool),
 }
 
 struct Core {
     notices: broadcast::Sender<EventNotice>,
+    triggers: broadcast::Sender<TriggerRequest>,
     store: Store,
     clock: SharedClock,
     topics: Topics,
@@ -613,6 +730,7 @@ impl Core {
             want.insert(format!("{}/availability", s.topic));
         }
         want.insert(self.topics.alarm_set());
+        want.insert(self.topics.triggers_filter());
         for t in want.difference(&self.subscribed.clone()) {
             if link.subscribe(t) {
                 self.subscribed.insert(t.clone());
@@ -732,11 +850,14 @@ impl Core {
         let now = self.clock.now();
         let res = match cmd {
             Command::Arm { mode, delays } => {
-                let open: Vec<(String, Kind)> = self
+                let open: Vec<(String, Modes)> = self
                     .sensors
                     .iter()
                     .filter(|s| s.active == Some(true))
-                    .filter_map(|s| Kind::parse(&s.kind).map(|k| (s.name.clone(), k)))
+                    .filter_map(|s| {
+                        Kind::parse(&s.kind)
+                            .map(|k| (s.name.clone(), Modes::effective(k, s.modes.as_deref())))
+                    })
                     .collect();
                 self.machine
                     .arm(mode, delays.unwrap_or(self.defaults), &open, by, now)
@@ -919,12 +1040,41 @@ impl Core {
                 // A (re)connection: the broker forgot our subscriptions.
                 self.sync_mqtt(true);
             }
-            Inbound::Publish(topic, payload) => self.publish(topic, payload).await,
+            Inbound::Publish(topic, payload, retained) => {
+                self.publish(topic, payload, retained).await
+            }
         }
     }
 
-    async fn publish(&mut self, topic: String, payload: Vec<u8>) {
+    /// A message on `<base>/<camera>/trigger`: checked, then handed to the
+    /// event path. A retained one is an old message the broker replays on
+    /// every (re)subscription, never "something happened now": ignored.
+    fn external_trigger(&self, camera: &str, topic: &str, payload: &[u8], retained: bool) {
+        if retained {
+            tracing::warn!(%topic, "alarm: ignoring a retained trigger on {topic} (publish triggers without the retain flag)");
+            return;
+        }
+        if !self.cameras.iter().any(|c| c.1 == camera) {
+            tracing::warn!(%topic, "alarm: ignoring a trigger on {topic}: there is no camera `{camera}`");
+            return;
+        }
+        match trigger::parse(camera, topic, payload) {
+            Ok(r) => {
+                tracing::info!(%topic, kind = %r.kind, "alarm: trigger `{}` for camera `{camera}`", r.kind);
+                if self.triggers.send(r).is_err() {
+                    tracing::warn!(%topic, "alarm: trigger on {topic} dropped: this process does not record events");
+                }
+            }
+            Err(e) => tracing::warn!(%topic, "alarm: ignoring a trigger on {topic}: {e}"),
+        }
+    }
+
+    async fn publish(&mut self, topic: String, payload: Vec<u8>, retained: bool) {
         let now = self.clock.now();
+        if let Some(camera) = self.topics.trigger_camera(&topic) {
+            self.external_trigger(camera, &topic, &payload, retained);
+            return;
+        }
         if topic == self.topics.alarm_set() {
             let text = String::from_utf8_lossy(&payload).trim().to_owned();
             let cmd = match text.as_str() {
@@ -986,7 +1136,8 @@ impl Core {
         };
         // Trip first, record after: the siren's latency matters more.
         if r.active == Some(true) {
-            let fx = self.machine.sensor_active(&sensor.name, kind, now);
+            let counts_in = Modes::effective(kind, sensor.modes.as_deref());
+            let fx = self.machine.sensor_active(&sensor.name, counts_in, now);
             if !fx.is_empty() {
                 self.apply(fx).await;
                 self.save().await;

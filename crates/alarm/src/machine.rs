@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// People are home: only doors and windows (contact sensors) count.
+    /// People are home: by default only doors and windows (contact
+    /// sensors) count.
     Home,
-    /// Nobody is home: contact and motion sensors count.
+    /// Nobody is home: by default contact and motion sensors count.
     Away,
 }
 
@@ -76,12 +77,118 @@ impl Kind {
     }
 }
 
-/// Whether a sensor of `kind` can set the alarm off in `mode`.
+/// Whether a sensor of `kind` can set the alarm off in `mode` by default
+/// (no per-sensor choice): home → doors and windows (contacts); away →
+/// every intrusion sensor (contacts and motion). Doorbells, sirens and
+/// keypads never do.
 pub fn counts(mode: Mode, kind: Kind) -> bool {
-    match mode {
-        Mode::Home => kind == Kind::Contact,
-        Mode::Away => matches!(kind, Kind::Contact | Kind::Motion),
+    Modes::default_for(kind).contains(mode)
+}
+
+/// The armed modes in which a sensor sets the alarm off.
+///
+/// Written `home`, `away`, `home,away` or `none`; a sensor without a choice
+/// of its own uses [`Modes::default_for`] its kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modes {
+    pub home: bool,
+    pub away: bool,
+}
+
+impl Modes {
+    pub const NONE: Modes = Modes {
+        home: false,
+        away: false,
+    };
+    pub const BOTH: Modes = Modes {
+        home: true,
+        away: true,
+    };
+
+    /// The kind's default: see [`counts`].
+    pub fn default_for(kind: Kind) -> Modes {
+        match kind {
+            Kind::Contact => Modes::BOTH,
+            Kind::Motion => Modes {
+                home: false,
+                away: true,
+            },
+            Kind::Doorbell | Kind::Siren | Kind::Keypad => Modes::NONE,
+        }
     }
+
+    /// What a sensor of `kind` with the stored choice `stored` (None: the
+    /// default) counts in. An unreadable stored value falls back to the
+    /// default (the store's CHECK constraint keeps it readable).
+    pub fn effective(kind: Kind, stored: Option<&str>) -> Modes {
+        match stored.map(Modes::parse) {
+            Some(Ok(m)) if kind_can_count(kind) => m,
+            _ => Modes::default_for(kind),
+        }
+    }
+
+    pub fn contains(self, mode: Mode) -> bool {
+        match mode {
+            Mode::Home => self.home,
+            Mode::Away => self.away,
+        }
+    }
+
+    /// `home`, `away`, `home,away` (either order, spaces allowed) or `none`.
+    pub fn parse(s: &str) -> Result<Modes, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Modes::NONE);
+        }
+        let mut m = Modes::NONE;
+        for part in s.split(',').map(str::trim) {
+            match Mode::parse(&part.to_ascii_lowercase()) {
+                Some(Mode::Home) => m.home = true,
+                Some(Mode::Away) => m.away = true,
+                None => {
+                    return Err(format!(
+                        "`{part}` is not a mode: use home, away, home,away or none"
+                    ))
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// The canonical spelling: `home`, `away`, `home,away` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match (self.home, self.away) {
+            (true, true) => "home,away",
+            (true, false) => "home",
+            (false, true) => "away",
+            (false, false) => "none",
+        }
+    }
+
+    /// The modes as a list (`["home", "away"]`), for JSON.
+    pub fn list(self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.home {
+            v.push("home");
+        }
+        if self.away {
+            v.push("away");
+        }
+        v
+    }
+}
+
+impl std::fmt::Display for Modes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a sensor of this kind can be chosen to set the alarm off at all
+/// (contacts and motion sensors; a doorbell, siren or keypad has no
+/// "open" state).
+pub fn kind_can_count(kind: Kind) -> bool {
+    matches!(kind, Kind::Contact | Kind::Motion)
 }
 
 /// Where the machine is.
@@ -215,12 +322,13 @@ impl Machine {
     }
 
     /// Arms in `mode`. `open` lists sensors that are open (active) right
-    /// now; those that count in `mode` are bypassed, with a warning.
+    /// now, with the modes they count in; those that count in `mode` are
+    /// bypassed, with a warning.
     pub fn arm(
         &mut self,
         mode: Mode,
         delays: Delays,
-        open: &[(String, Kind)],
+        open: &[(String, Modes)],
         by: &str,
         now: Timestamp,
     ) -> Result<Vec<Effect>, Refused> {
@@ -236,7 +344,7 @@ impl Machine {
         self.siren_until = None;
         self.bypassed = open
             .iter()
-            .filter(|(_, k)| counts(mode, *k))
+            .filter(|(_, m)| m.contains(mode))
             .map(|(n, _)| n.clone())
             .collect();
         self.bypassed.sort();
@@ -271,13 +379,14 @@ impl Machine {
         fx
     }
 
-    /// A sensor reported active (contact open, motion seen).
-    pub fn sensor_active(&mut self, name: &str, kind: Kind, now: Timestamp) -> Vec<Effect> {
+    /// A sensor reported active (contact open, motion seen); `counts_in`:
+    /// the modes it counts in ([`Modes::effective`]).
+    pub fn sensor_active(&mut self, name: &str, counts_in: Modes, now: Timestamp) -> Vec<Effect> {
         let Some(mode) = self.mode else {
             return Vec::new();
         };
         if self.phase != Phase::Armed
-            || !counts(mode, kind)
+            || !counts_in.contains(mode)
             || self.bypassed.iter().any(|b| b == name)
         {
             return Vec::new();
@@ -382,7 +491,7 @@ mod tests {
         assert_eq!(names(&fx), ["arming"]);
         // Motion during the exit delay is ignored.
         assert!(m
-            .sensor_active("hall", Kind::Motion, clock.now())
+            .sensor_active("hall", Modes::default_for(Kind::Motion), clock.now())
             .is_empty());
         clock.advance(Duration::from_millis(9_999));
         assert!(m.tick(clock.now()).is_empty());
@@ -391,10 +500,10 @@ mod tests {
         assert_eq!(m.state_name(), "armed_away");
         // A doorbell never counts.
         assert!(m
-            .sensor_active("bell", Kind::Doorbell, clock.now())
+            .sensor_active("bell", Modes::default_for(Kind::Doorbell), clock.now())
             .is_empty());
         assert_eq!(
-            names(&m.sensor_active("door", Kind::Contact, clock.now())),
+            names(&m.sensor_active("door", Modes::default_for(Kind::Contact), clock.now())),
             ["pending"]
         );
         assert_eq!(m.next_deadline(), Some(after(clock.now(), 5_000)));
@@ -430,7 +539,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.state_name(), "armed_away");
-        m.sensor_active("door", Kind::Contact, clock.now());
+        m.sensor_active("door", Modes::default_for(Kind::Contact), clock.now());
         clock.advance(Duration::from_secs(4));
         assert_eq!(names(&m.disarm("keypad", clock.now())), ["disarmed"]);
         clock.advance(Duration::from_secs(100));
@@ -443,8 +552,8 @@ mod tests {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let mut m = Machine::disarmed(now);
         let open = vec![
-            ("window".to_string(), Kind::Contact),
-            ("hall".to_string(), Kind::Motion),
+            ("window".to_string(), Modes::default_for(Kind::Contact)),
+            ("hall".to_string(), Modes::default_for(Kind::Motion)),
         ];
         let fx = m
             .arm(
@@ -459,10 +568,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(names(&fx), ["armed_home", "bypass:window"]);
-        assert!(m.sensor_active("hall", Kind::Motion, now).is_empty());
-        assert!(m.sensor_active("window", Kind::Contact, now).is_empty());
+        assert!(m
+            .sensor_active("hall", Modes::default_for(Kind::Motion), now)
+            .is_empty());
+        assert!(m
+            .sensor_active("window", Modes::default_for(Kind::Contact), now)
+            .is_empty());
         assert_eq!(
-            names(&m.sensor_active("door", Kind::Contact, now)),
+            names(&m.sensor_active("door", Modes::default_for(Kind::Contact), now)),
             ["pending"]
         );
     }
@@ -484,7 +597,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            names(&m.sensor_active("hall", Kind::Motion, now)),
+            names(&m.sensor_active("hall", Modes::default_for(Kind::Motion), now)),
             ["triggered", "siren_on"]
         );
     }
@@ -504,7 +617,7 @@ mod tests {
         clock.advance(Duration::from_secs(7));
         assert_eq!(names(&back.tick(clock.now())), ["armed_away"]);
         // Pending, then off for 20 s: triggers on start with 45 s of siren left.
-        back.sensor_active("door", Kind::Contact, clock.now());
+        back.sensor_active("door", Modes::default_for(Kind::Contact), clock.now());
         let saved = serde_json::to_value(&back).unwrap();
         clock.advance(Duration::from_secs(20));
         let mut again: Machine = serde_json::from_value(saved).unwrap();
@@ -517,5 +630,57 @@ mod tests {
         clock.advance(Duration::from_secs(600));
         assert_eq!(names(&late.tick(clock.now())), ["triggered"]);
         assert_eq!(late.next_deadline(), None);
+    }
+
+    #[test]
+    fn per_sensor_modes_override_the_kind_default() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let no_delay = Delays {
+            exit_ms: 0,
+            ..delays()
+        };
+        // A hall motion sensor chosen to count at home too.
+        let hall = Modes::effective(Kind::Motion, Some("home,away"));
+        assert_eq!(hall, Modes::BOTH);
+        let mut m = Machine::disarmed(now);
+        m.arm(Mode::Home, no_delay, &[], "cli", now).unwrap();
+        assert_eq!(names(&m.sensor_active("hall", hall, now)), ["pending"]);
+        // A garage door chosen to count only when away.
+        let garage = Modes::effective(Kind::Contact, Some("away"));
+        let mut m = Machine::disarmed(now);
+        m.arm(Mode::Home, no_delay, &[], "cli", now).unwrap();
+        assert!(m.sensor_active("garage", garage, now).is_empty());
+        // `none`: never, in either mode; and an open one is not bypassed.
+        let shed = Modes::effective(Kind::Contact, Some("none"));
+        let mut m = Machine::disarmed(now);
+        let fx = m
+            .arm(Mode::Away, no_delay, &[("shed".into(), shed)], "cli", now)
+            .unwrap();
+        assert_eq!(names(&fx), ["armed_away"]);
+        assert!(m.sensor_active("shed", shed, now).is_empty());
+        assert_eq!(names(&m.sensor_active("garage", garage, now)), ["pending"]);
+        // A doorbell cannot be made to count.
+        assert_eq!(
+            Modes::effective(Kind::Doorbell, Some("home,away")),
+            Modes::NONE
+        );
+    }
+
+    #[test]
+    fn modes_parse_and_print() {
+        assert_eq!(Modes::parse("away, home").unwrap(), Modes::BOTH);
+        assert_eq!(Modes::parse("HOME").unwrap().as_str(), "home");
+        assert_eq!(Modes::parse("none").unwrap(), Modes::NONE);
+        let e = Modes::parse("home,night").unwrap_err();
+        assert!(e.contains("`night` is not a mode"), "{e}");
+        assert!(Modes::parse("").is_err());
+        assert!(Modes::parse("home,").is_err());
+        for k in Kind::ALL {
+            for mode in [Mode::Home, Mode::Away] {
+                assert_eq!(counts(mode, k), Modes::effective(k, None).contains(mode));
+            }
+        }
+        assert!(counts(Mode::Home, Kind::Contact) && !counts(Mode::Home, Kind::Motion));
+        assert!(counts(Mode::Away, Kind::Motion) && !counts(Mode::Away, Kind::Siren));
     }
 }

@@ -3,8 +3,9 @@
 //! `porchlight/status` as the retained last will, and a `Connected` message
 //! to the core on every ConnAck so it resubscribes. `mqtts://` brokers are
 //! spoken to over TLS (rustls, see [`tls_config`]), with optional user name
-//! and password; a refused login shows as a "not authorised" `last_error`
-//! and is retried with backoff, never a crash.
+//! and password and an optional client certificate (mutual TLS); a refused
+//! login or certificate shows as a `last_error` that says so
+//! ([`explain`]) and is retried with backoff, never a crash.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use rumqttc::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::{AlarmError, AlarmOptions, Inbound, LinkStatus};
+use crate::{AlarmError, AlarmOptions, ClientAuth, ClientAuthError, Inbound, LinkStatus};
 
 /// `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (TLS, 8883) →
 /// (host, port, tls).
@@ -123,22 +124,92 @@ impl Link {
     }
 }
 
-/// rumqttc's TLS settings: the configured CA (PEM) or the system's roots.
+type ClientCert = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+use rumqttc::tokio_rustls::rustls;
+
+/// Reads a [`ClientAuth`]'s PEM and checks that the key belongs to the
+/// first certificate: the key signs a message and the certificate's
+/// public key must verify it (with any algorithm webpki knows).
+pub(crate) fn client_auth(a: &ClientAuth) -> Result<ClientCert, ClientAuthError> {
+    let certs = rustls_pemfile::certs(&mut &a.cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientAuthError::Cert(format!("not a readable PEM file: {e}")))?;
+    if certs.is_empty() {
+        return Err(ClientAuthError::Cert(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        ));
+    }
+    let key = rustls_pemfile::private_key(&mut &a.key_pem[..])
+        .map_err(|e| ClientAuthError::Key(format!("not a readable PEM file: {e}")))?
+        .ok_or_else(|| {
+            ClientAuthError::Key(
+                "no PEM private key (-----BEGIN PRIVATE KEY-----, EC PRIVATE KEY or RSA PRIVATE KEY) in it"
+                    .into(),
+            )
+        })?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
+        ClientAuthError::Key(format!(
+            "a private key of a kind that cannot be used (ECDSA P-256/P-384, Ed25519 or RSA): {e}"
+        ))
+    })?;
+    use rustls::SignatureScheme as S;
+    let signer = signing
+        .choose_scheme(&[
+            S::ECDSA_NISTP256_SHA256,
+            S::ECDSA_NISTP384_SHA384,
+            S::ED25519,
+            S::RSA_PKCS1_SHA256,
+            S::RSA_PSS_SHA256,
+        ])
+        .ok_or_else(|| ClientAuthError::Key("a private key that cannot sign for TLS".into()))?;
+    const PROBE: &[u8] = b"porchlight: does this key belong to this certificate?";
+    let sig = signer
+        .sign(PROBE)
+        .map_err(|e| ClientAuthError::Key(format!("the private key cannot sign: {e}")))?;
+    let ee = webpki::EndEntityCert::try_from(&certs[0]).map_err(|e| {
+        ClientAuthError::Cert(format!("the first certificate cannot be read: {e:?}"))
+    })?;
+    if !webpki::ALL_VERIFICATION_ALGS
+        .iter()
+        .any(|alg| ee.verify_signature(*alg, PROBE, &sig).is_ok())
+    {
+        return Err(ClientAuthError::Mismatch);
+    }
+    Ok((certs, key))
+}
+
+/// rumqttc's TLS settings: the configured CA (PEM) or the system's roots,
+/// and the client certificate when one is configured.
 ///
 /// rumqttc 0.24 speaks TLS through tokio-rustls 0.25 / rustls 0.22, whose
 /// `ClientConfig::builder()` picks the `ring` provider itself; rustls 0.22
 /// has no process-wide default provider to install, so nothing needs
 /// installing, and `ring` is the only provider compiled in.
-fn tls_config(ca_pem: Option<&[u8]>) -> Result<TlsConfiguration, AlarmError> {
-    use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
+fn tls_config(
+    ca_pem: Option<&[u8]>,
+    client: Option<&ClientAuth>,
+) -> Result<TlsConfiguration, AlarmError> {
+    use rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
     match ca_pem {
-        Some(ca) => Ok(TlsConfiguration::Simple {
-            ca: ca.to_vec(),
-            alpn: None,
-            client_auth: None,
-        }),
+        Some(ca) => {
+            let certs = rustls_pemfile::certs(&mut &ca[..])
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    AlarmError::Tls(format!("mqtt.ca_file: not a readable PEM file: {e}"))
+                })?;
+            let (_, _) = roots.add_parsable_certificates(certs);
+            if roots.is_empty() {
+                return Err(AlarmError::Tls(
+                    "mqtt.ca_file: no usable CA certificate in it".into(),
+                ));
+            }
+        }
         None => {
-            let mut roots = RootCertStore::empty();
             let certs = rustls_native_certs::load_native_certs().map_err(|e| {
                 AlarmError::Tls(format!(
                     "cannot read the system's trusted certificates: {e}"
@@ -150,12 +221,54 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<TlsConfiguration, AlarmError> {
                     "the system has no trusted certificates; set mqtt.ca_file".into(),
                 ));
             }
-            let c = ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(TlsConfiguration::Rustls(Arc::new(c)))
         }
     }
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let c = match client {
+        Some(a) => {
+            let (certs, key) =
+                client_auth(a).map_err(|e| AlarmError::Tls(format!("client certificate: {e}")))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| AlarmError::Tls(format!("client certificate: {e}")))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(TlsConfiguration::Rustls(Arc::new(c)))
+}
+
+/// The link's `last_error` for a failed connection: rumqttc's text, with
+/// what it means when the cause is known (credentials, client
+/// certificates).
+fn explain(e: &rumqttc::ConnectionError, has_client_cert: bool) -> String {
+    if refused_credentials(e) {
+        return format!("the broker refused the connection: not authorised (check mqtt.username and the password): {e}");
+    }
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificaterequired") || lower.contains("certificate required") {
+        return if has_client_cert {
+            format!("the broker asked for a client certificate and did not accept ours: {text}")
+        } else {
+            format!("the broker requires a client certificate (set mqtt.client_cert_file and mqtt.client_key_file): {text}")
+        };
+    }
+    if has_client_cert
+        && [
+            "unknownca",
+            "unknown ca",
+            "badcertificate",
+            "bad certificate",
+            "decrypterror",
+            "decrypt error",
+            "accessdenied",
+        ]
+        .iter()
+        .any(|k| lower.contains(k))
+    {
+        return format!("the broker refused our client certificate (is it signed by a CA the broker trusts, and not expired?): {text}");
+    }
+    text
 }
 
 /// Whether a connection error means the broker refused our credentials.
@@ -179,7 +292,10 @@ pub(crate) fn spawn(
 ) -> Result<Link, AlarmError> {
     let mut opts = MqttOptions::new(o.client_id.clone(), host, port);
     if tls {
-        opts.set_transport(Transport::tls_with_config(tls_config(o.ca_pem.as_deref())?));
+        opts.set_transport(Transport::tls_with_config(tls_config(
+            o.ca_pem.as_deref(),
+            o.client_auth.as_ref(),
+        )?));
     }
     if let Some(user) = &o.username {
         opts.set_credentials(user.clone(), o.password.clone().unwrap_or_default());
@@ -197,6 +313,7 @@ pub(crate) fn spawn(
     let connected = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let backoff_max = o.backoff_max;
+    let has_client_cert = tls && o.client_auth.is_some();
     let task = {
         let connected = connected.clone();
         let stop = stop.clone();
@@ -219,7 +336,11 @@ pub(crate) fn spawn(
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if inbound
-                            .send(Inbound::Publish(p.topic.clone(), p.payload.to_vec()))
+                            .send(Inbound::Publish(
+                                p.topic.clone(),
+                                p.payload.to_vec(),
+                                p.retain,
+                            ))
                             .await
                             .is_err()
                         {
@@ -240,11 +361,7 @@ pub(crate) fn spawn(
                             return;
                         }
                         let was = connected.swap(false, Ordering::SeqCst);
-                        let msg = if refused_credentials(&e) {
-                            format!("the broker refused the connection: not authorised (check mqtt.username and the password): {e}")
-                        } else {
-                            e.to_string()
-                        };
+                        let msg = explain(&e, has_client_cert);
                         if was {
                             tracing::warn!("alarm: lost the MQTT broker: {msg}; reconnecting");
                         } else {

@@ -195,6 +195,11 @@ impl Hub {
     }
 
     async fn sensor(&self, name: &str, kind: &str, camera: Option<i64>) {
+        self.sensor_in(name, kind, camera, None).await
+    }
+
+    /// A sensor with its own choice of modes (`home,away`, …).
+    async fn sensor_in(&self, name: &str, kind: &str, camera: Option<i64>, modes: Option<&str>) {
         self.store
             .add_sensor(
                 &NewSensor {
@@ -202,6 +207,7 @@ impl Hub {
                     kind: kind.into(),
                     topic: self.dev(name),
                     camera_id: camera,
+                    modes: modes.map(str::to_owned),
                 },
                 jiff::Timestamp::now(),
             )
@@ -587,6 +593,108 @@ async fn arming_with_a_window_open_bypasses_it_with_a_warning() {
         .send(&hub.dev("back_door"), r#"{"contact":false}"#)
         .await;
     hub.wait_state("triggered", Duration::from_secs(2)).await;
+    hub.stop().await;
+}
+
+/// Waits until the hub has recorded `name` as `active` (so it has handled
+/// the device's message).
+async fn wait_active(hub: &Hub, name: &str, active: bool) {
+    let t0 = Instant::now();
+    while hub
+        .store
+        .sensor_by_name(name)
+        .await
+        .unwrap()
+        .unwrap()
+        .active
+        != Some(active)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the hub never recorded `{name}` as active={active}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_sensor_modes_decide_what_counts_at_home() {
+    let _g = BROKER_LOCK.read().await;
+    let mut hub = Hub::new("modes", quick(0)).await;
+    // Chosen to count at home too (a hall sensor nobody walks past at night).
+    hub.sensor_in("hall", "motion", None, Some("home,away"))
+        .await;
+    // The kind's default: motion counts only when away.
+    hub.sensor("landing", "motion", None).await;
+    // A garage door chosen to count only when away.
+    hub.sensor_in("garage", "contact", None, Some("away")).await;
+    hub.start().await;
+    let probe = Probe::new(&[]).await;
+    let out = hub
+        .alarm()
+        .command(
+            Command::Arm {
+                mode: Mode::Home,
+                delays: None,
+            },
+            "alex",
+        )
+        .await;
+    assert!(out.ok, "{out:?}");
+    hub.wait_state("armed_home", Duration::from_secs(2)).await;
+    probe
+        .send(&hub.dev("landing"), r#"{"occupancy":true}"#)
+        .await;
+    probe.send(&hub.dev("garage"), r#"{"contact":false}"#).await;
+    wait_active(&hub, "landing", true).await;
+    wait_active(&hub, "garage", true).await;
+    assert_eq!(hub.alarm().state(), "armed_home");
+    probe.send(&hub.dev("hall"), r#"{"occupancy":true}"#).await;
+    hub.wait_state("triggered", Duration::from_secs(2)).await;
+    assert_eq!(hub.alarm().machine().cause.as_deref(), Some("hall"));
+
+    // Changed while the hub runs: the landing now counts at home, the
+    // hall no longer does; the hub re-reads sensors on its poll.
+    hub.alarm().command(Command::Disarm, "alex").await;
+    hub.store
+        .set_sensor_modes("landing", Some("home"))
+        .await
+        .unwrap();
+    hub.store
+        .set_sensor_modes("hall", Some("none"))
+        .await
+        .unwrap();
+    for name in ["hall", "landing", "garage"] {
+        let (key, v) = if name == "garage" {
+            ("contact", "true")
+        } else {
+            ("occupancy", "false")
+        };
+        probe
+            .send(&hub.dev(name), &format!(r#"{{"{key}":{v}}}"#))
+            .await;
+        wait_active(&hub, name, false).await;
+    }
+    // Several polls (100 ms each) so the hub has the new choices.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    hub.alarm()
+        .command(
+            Command::Arm {
+                mode: Mode::Home,
+                delays: None,
+            },
+            "alex",
+        )
+        .await;
+    hub.wait_state("armed_home", Duration::from_secs(2)).await;
+    probe.send(&hub.dev("hall"), r#"{"occupancy":true}"#).await;
+    wait_active(&hub, "hall", true).await;
+    assert_eq!(hub.alarm().state(), "armed_home");
+    probe
+        .send(&hub.dev("landing"), r#"{"occupancy":true}"#)
+        .await;
+    hub.wait_state("triggered", Duration::from_secs(2)).await;
+    assert_eq!(hub.alarm().machine().cause.as_deref(), Some("landing"));
     hub.stop().await;
 }
 

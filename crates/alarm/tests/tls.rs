@@ -155,6 +155,7 @@ async fn tls_with_credentials_connects_and_wrong_password_is_reported() {
                 kind: "contact".into(),
                 topic: "z2m/door".into(),
                 camera_id: None,
+                modes: None,
             },
             jiff::Timestamp::now(),
         )

@@ -6,7 +6,12 @@
 //! * Web Push: a notice for every new alert, and for every event the alarm
 //!   records (doorbell presses, alarm transitions);
 //! * snapshots for the alarm's events that name a camera (a doorbell
-//!   linked to the front door camera gets a picture of that moment).
+//!   linked to the front door camera gets a picture of that moment);
+//! * external triggers heard over MQTT on `<base>/<camera>/trigger`
+//!   (checked by `porchlight_alarm::trigger`), recorded through the same
+//!   [`EventsHandle::trigger`] as `POST /api/v1/events` — snapshot,
+//!   announcement and push alike — and audited as `event.trigger` by
+//!   `mqtt`.
 
 use std::sync::Arc;
 
@@ -66,6 +71,9 @@ impl HubEvents {
         if let Some(n) = notifier.clone() {
             tasks.push(tokio::spawn(push_alerts(events.subscribe(), n, store.clone())));
         }
+        // Subscribed before anything else runs, so no trigger is missed.
+        let triggers = alarm.triggers();
+        tasks.push(tokio::spawn(mqtt_triggers(events.handle(), triggers, store.clone())));
         tasks.push(tokio::spawn(alarm_events(events.handle(), alarm.clone(), store, notifier)));
         HubEvents { events, tasks }
     }
@@ -141,6 +149,48 @@ async fn push_alerts(mut rx: tokio::sync::broadcast::Receiver<EventChange>, n: N
             url: format!("/events/{}", c.id),
             at: c.start,
         });
+    }
+}
+
+/// Triggers heard over MQTT, recorded like `POST /api/v1/events` (source
+/// `mqtt`) and audited. A refusal (a camera removed meanwhile, …) is
+/// logged with the topic and ignored.
+async fn mqtt_triggers(
+    events: EventsHandle,
+    mut rx: tokio::sync::broadcast::Receiver<porchlight_alarm::TriggerRequest>,
+    store: Store,
+) {
+    loop {
+        let t = match rx.recv().await {
+            Ok(t) => t,
+            Err(RecvError::Lagged(k)) => {
+                tracing::warn!("MQTT triggers: skipped {k} (too many at once)");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let trigger = porchlight_events::Trigger {
+            camera: Some(t.camera.clone()),
+            kind: t.kind.clone(),
+            source: "mqtt".into(),
+            alert: t.alert,
+            detail: t.detail.clone(),
+        };
+        match events.trigger(trigger).await {
+            Ok(id) => {
+                let entry = porchlight_store::NewAuditEntry {
+                    actor: "mqtt".into(),
+                    action: "event.trigger".into(),
+                    target: t.camera.clone(),
+                    detail: serde_json::json!({ "event": id, "kind": t.kind, "topic": t.topic }),
+                    client: String::new(),
+                };
+                if let Err(e) = store.append_audit(&entry, jiff::Timestamp::now()).await {
+                    tracing::error!("MQTT trigger: cannot write the audit log: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(topic = %t.topic, "ignoring a trigger on {}: {e}", t.topic),
+        }
     }
 }
 

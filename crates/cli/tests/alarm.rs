@@ -308,3 +308,319 @@ fn camera_privacy_on_and_off_from_the_cli() {
     let (done, text) = run(&dir, prefix, &["camera", "privacy", "attic", "on"], "");
     assert!(!done && text.contains("no camera named `attic`"), "{text}");
 }
+
+fn unique_prefix(tag: &str) -> String {
+    format!(
+        "pltest-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn clear_retained(prefix: &str) {
+    let _ = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "--remove-retained", "-W", "1", "-t"])
+        .arg(format!("{prefix}/#"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[test]
+fn sensor_modes_from_the_cli_decide_what_sets_the_alarm_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let prefix = unique_prefix("modes");
+    let dev = |n: &str| format!("{prefix}/zigbee2mqtt/{n}");
+    let add = |args: &[&str]| run(&dir, &prefix, &[&["sensor", "add"][..], args].concat(), "");
+    // A motion sensor chosen to count at home too, one left at its default,
+    // and a garage door chosen to count only when away.
+    let (done, text) = add(&[
+        "hall",
+        "--kind",
+        "motion",
+        "--topic",
+        &dev("hall"),
+        "--modes",
+        "home,away",
+    ]);
+    assert!(done && text.contains("armed home or away"), "{text}");
+    let (done, text) = add(&["landing", "--kind", "motion", "--topic", &dev("landing")]);
+    assert!(done && text.contains("armed away"), "{text}");
+    let (done, text) = add(&[
+        "garage",
+        "--kind",
+        "contact",
+        "--topic",
+        &dev("garage"),
+        "--modes",
+        "home",
+    ]);
+    assert!(done, "{text}");
+    let (done, text) = run(
+        &dir,
+        &prefix,
+        &["sensor", "set", "garage", "--modes", "away"],
+        "",
+    );
+    assert!(done && text.contains("armed: away"), "{text}");
+    // Refusals name the problem.
+    let (done, text) = add(&[
+        "bell",
+        "--kind",
+        "doorbell",
+        "--topic",
+        &dev("bell"),
+        "--modes",
+        "home",
+    ]);
+    assert!(
+        !done && text.contains("doorbell never sets the alarm off"),
+        "{text}"
+    );
+    let (done, text) = add(&[
+        "x",
+        "--kind",
+        "contact",
+        "--topic",
+        &dev("x"),
+        "--modes",
+        "night",
+    ]);
+    assert!(!done && text.contains("`night` is not a mode"), "{text}");
+    let (done, text) = run(
+        &dir,
+        &prefix,
+        &["sensor", "set", "attic", "--modes", "away"],
+        "",
+    );
+    assert!(!done && text.contains("no sensor named `attic`"), "{text}");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &prefix, &["sensor", "list", "--json"])).unwrap();
+    let by = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by("hall")["modes"],
+        serde_json::json!(["home", "away"]),
+        "{list:#}"
+    );
+    assert_eq!(by("hall")["modes_chosen"], true);
+    assert_eq!(by("landing")["modes"], serde_json::json!(["away"]));
+    assert_eq!(by("landing")["modes_chosen"], false);
+    assert_eq!(by("garage")["modes"], serde_json::json!(["away"]));
+    let table = ok(&dir, &prefix, &["sensor", "list"]);
+    assert!(
+        table.contains("COUNTS IN") && table.contains("home,away*"),
+        "{table}"
+    );
+
+    // A running hub uses them: armed home, the landing and the garage do
+    // nothing, the hall sets the alarm off.
+    let hub = Serve::start(&dir, &prefix);
+    wait_status(&dir, &prefix, |s| s["broker"]["connected"] == true);
+    let out = ok(
+        &dir,
+        &prefix,
+        &["alarm", "arm", "home", "--exit-delay", "0"],
+    );
+    assert!(out.contains("Alarm armed_home"), "{out}");
+    pub_one(&dev("landing"), r#"{"occupancy": true}"#);
+    pub_one(&dev("garage"), r#"{"contact": false}"#);
+    let s = wait_status(&dir, &prefix, |s| {
+        let open = s["open_sensors"].to_string();
+        open.contains("landing") && open.contains("garage")
+    });
+    assert_eq!(s["state"], "armed_home", "{s:#}");
+    pub_one(&dev("hall"), r#"{"occupancy": true}"#);
+    let s = wait_status(&dir, &prefix, |s| {
+        s["state"] == "pending" || s["state"] == "triggered"
+    });
+    assert_eq!(s["cause"], "hall", "{s:#}");
+    ok(&dir, &prefix, &["alarm", "disarm"]);
+    hub.stop();
+    clear_retained(&prefix);
+}
+
+/// Issue 5 item 6 over MQTT: a message on `<base>/<camera>/trigger`
+/// becomes an event on that camera with a snapshot of that moment, like
+/// `POST /api/v1/events`, announced on `<base>/<camera>/events` and
+/// audited; malformed ones are logged and ignored. On `porchlight demo`,
+/// whose front door camera streams from the start.
+#[test]
+fn an_mqtt_trigger_becomes_an_event_with_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let prefix = unique_prefix("trigger");
+    let base = format!("{prefix}/porchlight");
+    let log = tmp.path().join("demo.log");
+    // A retained trigger left on the broker from before the hub started: the
+    // broker replays it on subscription; it is not "something happened now".
+    let trig = format!("{base}/front-door/trigger");
+    let st = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            &trig,
+            "-m",
+            r#"{"kind":"stale"}"#,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = porchlight(&dir, &prefix)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp-listen",
+            "127.0.0.1:0",
+        ])
+        .env("PORCHLIGHT_LOG_LEVEL", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let hub = Serve(child);
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("running"), "{first}");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    wait_status(&dir, &prefix, |s| s["broker"]["connected"] == true);
+    // The front door is streaming (a snapshot needs a picture ≤ 5 s old).
+    let t0 = Instant::now();
+    loop {
+        let cams: serde_json::Value =
+            serde_json::from_str(&ok(&dir, &prefix, &["camera", "list", "--json"])).unwrap();
+        let up = cams
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "front-door" && c["connected"] == true);
+        if up {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the front door never connected: {cams:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
+    let events = || -> Vec<serde_json::Value> {
+        serde_json::from_str(&ok(
+            &dir,
+            &prefix,
+            &["events", "list", "--camera", "front-door", "--json"],
+        ))
+        .unwrap()
+    };
+    let from_mqtt = || -> Vec<serde_json::Value> {
+        events()
+            .into_iter()
+            .filter(|e| e["source"] == "mqtt")
+            .collect()
+    };
+    // Malformed triggers and an unknown camera: ignored.
+    pub_one(&trig, "ding dong");
+    pub_one(&trig, r#"{"kind": "Door Bell"}"#);
+    pub_one(&trig, r#"{"kind": "doorbell", "camera": "driveway"}"#);
+    pub_one(&format!("{base}/attic/trigger"), r#"{"kind": "doorbell"}"#);
+
+    // The real one, while a client watches the camera's events topic.
+    // (The demo's own detections are announced there too: look for ours.)
+    let mut watch = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-t",
+            &format!("{base}/front-door/events"),
+            "-W",
+            "15",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    pub_one(
+        &trig,
+        r#"{"label": "doorbell", "note": "side gate button"}"#,
+    );
+    let announced = BufReader::new(watch.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(&l)
+                .ok()
+                .filter(|v| v["kind"] == "doorbell")
+        });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    println!(
+        "trigger published → event announced on MQTT after {:?}",
+        sent.elapsed()
+    );
+    let v = announced.expect("the doorbell event is announced on <base>/front-door/events");
+    assert_eq!(v["camera"], "front-door", "{v}");
+    let t0 = Instant::now();
+    let e = loop {
+        if let Some(e) = from_mqtt().into_iter().find(|e| e["kind"] == "doorbell") {
+            break e;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no event: {:#?}",
+            events()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(e["camera"], "front-door", "{e:#}");
+    assert_eq!(e["detail"]["note"], "side gate button", "{e:#}");
+    let snap = e["snapshot"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no snapshot: {e:#}"));
+    let raw = std::fs::read(dir.join(snap)).unwrap();
+    assert!(
+        raw.starts_with(b"age-encryption.org/v1"),
+        "the snapshot is encrypted at rest"
+    );
+    // Only that one: none of the malformed, unknown-camera or retained ones.
+    std::thread::sleep(Duration::from_secs(1));
+    let all = from_mqtt();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let audit = Command::new("sqlite3")
+        .arg(dir.join("porchlight.db"))
+        .arg("SELECT actor || ' ' || action || ' ' || target FROM audit_log WHERE action = 'event.trigger'")
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.trim(), "mqtt event.trigger front-door", "{audit}");
+    hub.stop();
+    clear_retained(&prefix);
+    let log = std::fs::read_to_string(&log).unwrap();
+    for want in [
+        "ignoring a trigger on",
+        "not a trigger",
+        "Door Bell",
+        "unknown field `camera`",
+        "there is no camera `attic`",
+        "ignoring a retained trigger",
+    ] {
+        assert!(log.contains(want), "the log should say {want:?}:\n{log}");
+    }
+}

@@ -27,6 +27,10 @@ pub struct Sensor {
     /// From `TOPIC/availability`; None: unknown.
     pub available: Option<bool>,
     pub last_seen: Option<jiff::Timestamp>,
+    /// The armed modes it sets the alarm off in, as chosen for this sensor:
+    /// `home`, `away`, `home,away` or `none`; None: its kind's default (the
+    /// alarm crate's `Modes::effective` reads it).
+    pub modes: Option<String>,
 }
 
 /// What it takes to add a sensor.
@@ -36,6 +40,9 @@ pub struct NewSensor {
     pub kind: String,
     pub topic: String,
     pub camera_id: Option<i64>,
+    /// See [`Sensor::modes`] (one of its four spellings); None: the kind's
+    /// default.
+    pub modes: Option<String>,
 }
 
 /// What a device last reported; `None` fields are left as they were.
@@ -78,6 +85,13 @@ pub struct AlarmRequest {
     pub outcome: Option<serde_json::Value>,
 }
 
+/// The sensor columns, named rather than `*`: a pool connection that loaded
+/// the schema before a migration added a column (migration 9's `modes`)
+/// would prepare `SELECT *` with the old column count, while a named
+/// column it does not know makes SQLite reload the schema and retry.
+const SENSOR_COLUMNS: &str = "id, name, kind, topic, camera_id, created_at, active, battery, \
+     linkquality, available, last_seen_us, modes";
+
 fn sensor_from_row(r: &sqlx::sqlite::SqliteRow) -> Sensor {
     Sensor {
         id: r.get("id"),
@@ -91,6 +105,7 @@ fn sensor_from_row(r: &sqlx::sqlite::SqliteRow) -> Sensor {
         linkquality: r.get("linkquality"),
         available: r.get::<Option<i64>, _>("available").map(|v| v != 0),
         last_seen: r.get::<Option<i64>, _>("last_seen_us").map(from_micros),
+        modes: r.get("modes"),
     }
 }
 
@@ -113,13 +128,14 @@ fn request_from_row(r: &sqlx::sqlite::SqliteRow) -> AlarmRequest {
 impl Store {
     pub async fn add_sensor(&self, s: &NewSensor, now: jiff::Timestamp) -> Result<Sensor> {
         let r = sqlx::query(
-            "INSERT INTO sensors (name, kind, topic, camera_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sensors (name, kind, topic, camera_id, created_at, modes) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.name)
         .bind(&s.kind)
         .bind(&s.topic)
         .bind(s.camera_id)
         .bind(micros(now))
+        .bind(&s.modes)
         .execute(&self.pool)
         .await;
         match r {
@@ -144,20 +160,44 @@ impl Store {
 
     /// Every sensor, by name.
     pub async fn sensors(&self) -> Result<Vec<Sensor>> {
-        let rows = sqlx::query("SELECT * FROM sensors ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .doing("listing sensors")?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SENSOR_COLUMNS} FROM sensors ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .doing("listing sensors")?;
         Ok(rows.iter().map(sensor_from_row).collect())
     }
 
     pub async fn sensor_by_name(&self, name: &str) -> Result<Option<Sensor>> {
-        let r = sqlx::query("SELECT * FROM sensors WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .doing("reading a sensor")?;
+        let r = sqlx::query(&format!(
+            "SELECT {SENSOR_COLUMNS} FROM sensors WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("reading a sensor")?;
         Ok(r.as_ref().map(sensor_from_row))
+    }
+
+    /// Sets (or, with None, clears back to the kind's default) the modes a
+    /// sensor counts in; returns the sensor as it is now. The table only
+    /// takes `home`, `away`, `home,away` or `none` (anything else is a
+    /// database error): callers spell it with the alarm crate's `Modes`.
+    pub async fn set_sensor_modes(&self, name: &str, modes: Option<&str>) -> Result<Sensor> {
+        let n = sqlx::query("UPDATE sensors SET modes = ? WHERE name = ?")
+            .bind(modes)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .doing("setting a sensor's modes")?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("sensor `{name}`")));
+        }
+        self.sensor_by_name(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("sensor `{name}`")))
     }
 
     pub async fn remove_sensor(&self, name: &str) -> Result<()> {
@@ -336,6 +376,7 @@ mod tests {
                     kind: "contact".into(),
                     topic: "z2m/door".into(),
                     camera_id: None,
+                    modes: None,
                 },
                 now,
             )
@@ -350,6 +391,7 @@ mod tests {
                         kind: "contact".into(),
                         topic: "z2m/other".into(),
                         camera_id: None,
+                        modes: None,
                     },
                     now,
                 )
@@ -408,6 +450,19 @@ mod tests {
             .await
             .unwrap();
         assert!(store.pending_alarm_requests().await.unwrap().is_empty());
+        assert_eq!(s.modes, None);
+        let s = store.set_sensor_modes("door", Some("away")).await.unwrap();
+        assert_eq!(s.modes.as_deref(), Some("away"));
+        assert!(matches!(
+            store.set_sensor_modes("door", Some("night")).await,
+            Err(StoreError::Db { .. })
+        ));
+        assert!(matches!(
+            store.set_sensor_modes("nobody", None).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let s = store.set_sensor_modes("door", None).await.unwrap();
+        assert_eq!(s.modes, None);
         store.remove_sensor("door").await.unwrap();
         assert!(store.remove_sensor("door").await.is_err());
     }

@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "detection",
         sql: include_str!("../migrations/sqlite/0008_detection.sql"),
     },
+    Migration {
+        version: 9,
+        name: "sensor_modes",
+        sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -1,5 +1,6 @@
 //! The alarm over HTTP: `GET /api/v1/alarm` (state, mode, delays left,
-//! bypassed sensors, siren, the MQTT link, every sensor), `POST
+//! bypassed sensors, siren, the MQTT link, every sensor with the armed
+//! modes it counts in), `POST
 //! /api/v1/alarm/arm {"mode":"home"|"away"}` and `POST
 //! /api/v1/alarm/disarm`, plus the same two as plain form posts for the
 //! `/alarm` page without JavaScript (`/alarm/arm`, `/alarm/disarm`).
@@ -27,7 +28,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use porchlight_alarm::{AlarmClient as AlarmHandle, Command, Mode, Phase};
+use porchlight_alarm::machine::kind_can_count;
+use porchlight_alarm::{AlarmClient as AlarmHandle, Command, Kind, Mode, Modes, Phase};
 use porchlight_store::{Role, SessionRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -121,6 +123,9 @@ pub(crate) async fn status_json(app: &App, alarm: &AlarmHandle) -> Result<Value,
     let sensors: Vec<Value> = sensors
         .iter()
         .map(|s| {
+            let kind = Kind::parse(&s.kind);
+            let counts = kind.map_or(Modes::NONE, |k| Modes::effective(k, s.modes.as_deref()));
+            let chosen = s.modes.is_some() && kind.is_some_and(kind_can_count);
             let state = match (s.kind.as_str(), s.active) {
                 ("contact", Some(true)) => Some("open"),
                 ("contact", Some(false)) => Some("closed"),
@@ -139,6 +144,11 @@ pub(crate) async fn status_json(app: &App, alarm: &AlarmHandle) -> Result<Value,
                 "available": s.available,
                 "last_seen": s.last_seen.map(|t| t.to_string()),
                 "bypassed": m.bypassed.contains(&s.name),
+                // The armed modes it sets the alarm off in, and whether
+                // that was chosen for it (`porchlight sensor set --modes`)
+                // rather than its kind's default.
+                "modes": counts.list(),
+                "modes_chosen": chosen,
             })
         })
         .collect();

@@ -560,6 +560,8 @@ fn components() -> Value {
         "active": { "type": ["boolean", "null"] }, "battery": { "type": ["number", "null"] },
         "linkquality": { "type": ["integer", "null"] }, "available": { "type": ["boolean", "null"] },
         "last_seen": { "type": ["string", "null"], "format": "date-time" }, "bypassed": { "type": "boolean" },
+        "modes": { "type": "array", "items": { "type": "string", "enum": ["home", "away"] }, "description": "The armed modes in which this sensor sets the alarm off (empty: never)." },
+        "modes_chosen": { "type": "boolean", "description": "true: chosen for this sensor (`porchlight sensor set NAME --modes …`); false: its kind's default (home: contacts; away: contacts and motion)." },
     } });
     let alarm_status = json!({ "type": "object", "required": ["state", "mqtt", "sensors"], "properties": {
         "state": { "type": "string", "enum": ["disarmed", "arming", "armed_home", "armed_away", "pending", "triggered"] },

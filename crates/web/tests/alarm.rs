@@ -42,6 +42,7 @@ async fn status_arm_disarm_with_csrf_and_audit() {
                 kind: "contact".into(),
                 topic: "zigbee2mqtt/kitchen_window".into(),
                 camera_id: None,
+                modes: None,
             },
             jiff::Timestamp::now(),
         )
@@ -612,5 +613,78 @@ async fn the_modes_form_shows_saves_and_audits_for_owners_only() {
         .audit_actions()
         .await
         .contains(&("max".into(), "camera.modes".into())));
+    hub.alarm.unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn sensor_modes_show_in_the_api_and_on_the_page() {
+    let hub = hub_with(true, 60_000).await;
+    let member = hub.browser("mia", Role::Member).await;
+    for (name, kind, modes) in [
+        ("front_door", "contact", None),
+        ("hall", "motion", Some("home,away")),
+        ("landing", "motion", None),
+        ("garage", "contact", Some("none")),
+        ("bell", "doorbell", None),
+    ] {
+        hub.store
+            .add_sensor(
+                &NewSensor {
+                    name: name.into(),
+                    kind: kind.into(),
+                    topic: format!("zigbee2mqtt/{name}"),
+                    camera_id: None,
+                    modes: modes.map(str::to_owned),
+                },
+                jiff::Timestamp::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let v = hub
+        .call(&member, "GET", "/api/v1/alarm", None, false)
+        .await
+        .json();
+    let by = |n: &str| {
+        v["sensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("front_door")["modes"], json!(["home", "away"]), "{v:#}");
+    assert_eq!(by("front_door")["modes_chosen"], false);
+    assert_eq!(by("hall")["modes"], json!(["home", "away"]));
+    assert_eq!(by("hall")["modes_chosen"], true);
+    assert_eq!(by("landing")["modes"], json!(["away"]));
+    assert_eq!(by("garage")["modes"], json!([]));
+    assert_eq!(by("garage")["modes_chosen"], true);
+    assert_eq!(by("bell")["modes"], json!([]));
+    assert_eq!(by("bell")["modes_chosen"], false);
+
+    let page = hub.call(&member, "GET", "/alarm", None, false).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let cell = |n: &str| {
+        let at = page
+            .body
+            .find(&format!("data-testid=\"sensor-modes-{n}\""))
+            .unwrap_or_else(|| panic!("no modes cell for {n}: {}", page.body));
+        let rest = &page.body[at..];
+        rest[rest.find('>').unwrap() + 1..rest.find("</td>").unwrap()].to_owned()
+    };
+    assert_eq!(cell("front_door"), "armed home or away");
+    assert!(cell("hall").starts_with("armed home or away") && cell("hall").contains("(chosen)"));
+    assert_eq!(cell("landing"), "armed away");
+    assert!(cell("garage").starts_with("never") && cell("garage").contains("(chosen)"));
+    assert_eq!(cell("bell"), "never");
+    // alarm.js redraws these parts in place (never a whole-page reload).
+    for part in ["status", "broker", "sensors", "cameras"] {
+        assert!(
+            page.body.contains(&format!("data-part=\"{part}\"")),
+            "part {part} marked"
+        );
+    }
     hub.alarm.unwrap().shutdown().await;
 }

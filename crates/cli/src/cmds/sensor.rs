@@ -1,12 +1,14 @@
-//! `porchlight sensor add|list|remove`: MQTT devices (Zigbee2MQTT topics)
-//! the alarm listens to or drives. A running hub picks changes up within a
-//! second (it subscribes to new topics and updates Home Assistant
-//! discovery).
+//! `porchlight sensor add|set|list|remove`: MQTT devices (Zigbee2MQTT
+//! topics) the alarm listens to or drives, and which armed modes each
+//! contact or motion sensor sets the alarm off in (`--modes`; by default
+//! home → contacts, away → contacts and motion). A running hub picks
+//! changes up within a second (it subscribes to new topics and updates
+//! Home Assistant discovery).
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail};
-use porchlight_alarm::Kind;
+use porchlight_alarm::{machine::kind_can_count, Kind, Modes};
 use porchlight_store::NewSensor;
 use porchlight_vault::Actor;
 
@@ -17,6 +19,8 @@ pub enum Command {
     /// Add a device: a door/window contact, motion sensor, doorbell
     /// button, siren or keypad.
     Add(AddArgs),
+    /// Change a device: which armed modes it sets the alarm off in.
+    Set(SetArgs),
     /// List devices with their last reported state, battery and link.
     List(ListArgs),
     /// Remove a device.
@@ -37,6 +41,19 @@ pub struct AddArgs {
     /// timeline).
     #[arg(long)]
     pub camera: Option<String>,
+    /// Contact and motion sensors: the armed modes in which this one sets
+    /// the alarm off: home, away, home,away or none. Default: home and
+    /// away for a contact, away for a motion sensor.
+    #[arg(long)]
+    pub modes: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    pub name: String,
+    /// home, away, home,away, none, or `default` (the kind's default).
+    #[arg(long)]
+    pub modes: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +71,7 @@ pub struct NameArg {
 pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
     match cmd {
         Command::Add(a) => add(a, &ctx).await,
+        Command::Set(a) => set(a, &ctx).await,
         Command::List(a) => list(a, &ctx).await,
         Command::Remove(a) => remove(&a.name, &ctx).await,
     }
@@ -83,6 +101,33 @@ fn check_topic(topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--modes` for a sensor of `kind`: None means the kind's default.
+fn parse_modes(kind: Kind, modes: &str) -> anyhow::Result<Option<Modes>> {
+    if modes.trim().eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    if !kind_can_count(kind) {
+        bail!(
+            "--modes: a {} never sets the alarm off; only contact and motion sensors take --modes",
+            kind.as_str()
+        );
+    }
+    Modes::parse(modes)
+        .map(Some)
+        .map_err(|e| anyhow!("--modes: {e}"))
+}
+
+/// The modes a sensor counts in, and whether they were chosen for it.
+fn modes_of(s: &porchlight_store::Sensor) -> (Modes, bool) {
+    match Kind::parse(&s.kind) {
+        Some(k) => (
+            Modes::effective(k, s.modes.as_deref()),
+            s.modes.is_some() && kind_can_count(k),
+        ),
+        None => (Modes::NONE, false),
+    }
+}
+
 async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
     check_name(&a.name)?;
     check_topic(&a.topic)?;
@@ -92,6 +137,10 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
             a.kind
         )
     })?;
+    let modes = match &a.modes {
+        Some(m) => parse_modes(kind, m)?,
+        None => None,
+    };
     let vault = ctx.open_vault().await?;
     let store = vault.store();
     let camera_id = match &a.camera {
@@ -111,6 +160,7 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
                 kind: kind.as_str().into(),
                 topic: a.topic.clone(),
                 camera_id,
+                modes: modes.map(|m| m.as_str().to_owned()),
             },
             vault.now(),
         )
@@ -120,12 +170,51 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
             &Actor::cli(),
             "sensor.add",
             &s.name,
-            serde_json::json!({"kind": s.kind, "topic": s.topic, "camera": a.camera}),
+            serde_json::json!({"kind": s.kind, "topic": s.topic, "camera": a.camera, "modes": s.modes}),
         )
         .await?;
+    let counts = match modes_of(&s).0 {
+        m if m == Modes::NONE => String::new(),
+        m => format!(
+            " It sets the alarm off when armed {}.",
+            m.list().join(" or ")
+        ),
+    };
     println!(
-        "Added {} `{}` on {}. A running hub listens to it within a second.",
+        "Added {} `{}` on {}.{counts} A running hub listens to it within a second.",
         s.kind, s.name, s.topic
+    );
+    Ok(())
+}
+
+async fn set(a: SetArgs, ctx: &Context) -> anyhow::Result<()> {
+    let vault = ctx.open_existing_vault().await?;
+    let store = vault.store();
+    let s = store
+        .sensor_by_name(&a.name)
+        .await?
+        .ok_or_else(|| anyhow!("no sensor named `{}` (see porchlight sensor list)", a.name))?;
+    let kind = Kind::parse(&s.kind)
+        .ok_or_else(|| anyhow!("sensor `{}` has an unknown kind `{}`", s.name, s.kind))?;
+    let modes = parse_modes(kind, &a.modes)?;
+    let before = s.modes.clone();
+    let s = store
+        .set_sensor_modes(&s.name, modes.map(|m| m.as_str()))
+        .await?;
+    vault
+        .audit(
+            &Actor::cli(),
+            "sensor.modes",
+            &s.name,
+            serde_json::json!({"from": before, "to": s.modes}),
+        )
+        .await?;
+    let (m, chosen) = modes_of(&s);
+    println!(
+        "Sensor `{}` now sets the alarm off when armed: {}{}. A running hub uses this within a second.",
+        s.name,
+        if m == Modes::NONE { "never".to_owned() } else { m.list().join(", ") },
+        if chosen { "" } else { " (the default for its kind)" }
     );
     Ok(())
 }
@@ -144,6 +233,11 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 v["camera"] = serde_json::json!(cam_name(s.camera_id));
+                // `modes`: where it counts now; `modes_chosen`: whether
+                // that was set for this sensor (false: its kind's default).
+                let (m, chosen) = modes_of(s);
+                v["modes"] = serde_json::json!(m.list());
+                v["modes_chosen"] = serde_json::json!(chosen);
                 v
             })
             .collect();
@@ -160,8 +254,8 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<16} {:<9} {:<32} {:<8} {:>7} {:>5}  LAST SEEN",
-        "NAME", "KIND", "TOPIC", "STATE", "BATTERY", "LINK"
+        "{:<16} {:<9} {:<32} {:<8} {:<10} {:>7} {:>5}  LAST SEEN",
+        "NAME", "KIND", "TOPIC", "STATE", "COUNTS IN", "BATTERY", "LINK"
     )?;
     for s in &sensors {
         let state = match (s.kind.as_str(), s.active, s.available) {
@@ -172,17 +266,26 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
             ("motion", Some(false), _) => "clear",
             _ => "-",
         };
+        let counts = match modes_of(s) {
+            (m, _) if m == Modes::NONE && s.modes.is_none() => "-".to_owned(),
+            (m, true) => format!("{m}*"),
+            (m, false) => m.to_string(),
+        };
         writeln!(
             out,
-            "{:<16} {:<9} {:<32} {:<8} {:>7} {:>5}  {}",
+            "{:<16} {:<9} {:<32} {:<8} {:<10} {:>7} {:>5}  {}",
             s.name,
             s.kind,
             s.topic,
             state,
+            counts,
             s.battery.map_or("-".into(), |b| format!("{b:.0}%")),
             s.linkquality.map_or("-".into(), |l| l.to_string()),
             s.last_seen.map_or("never".into(), |t| t.to_string()),
         )?;
+    }
+    if sensors.iter().any(|s| modes_of(s).1) {
+        writeln!(out, "* chosen for that sensor (porchlight sensor set NAME --modes …); others use their kind's default")?;
     }
     Ok(())
 }

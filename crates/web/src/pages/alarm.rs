@@ -1,11 +1,14 @@
 //! The `/alarm` page: the alarm's state with arm home / arm away / disarm
 //! buttons (plain form posts, so it works without JavaScript), a countdown
 //! during the exit and entry delays, bypass warnings, the sensor list
-//! (open/closed, battery, link quality, last seen) and the MQTT broker's
+//! (open/closed, which armed modes it sets the alarm off in, battery,
+//! link quality, last seen) and the MQTT broker's
 //! status, with "broker away" impossible to miss, and per camera the
 //! privacy switch and what it does in each mode (record, detect, notify:
 //! a form for owners, read-only for members). `assets/js/alarm.js`
-//! refreshes it from `GET /api/v1/alarm` and runs the countdown.
+//! watches `GET /api/v1/alarm`, runs the countdown, and on a change
+//! redraws the parts marked `data-part` except one holding an unsaved
+//! edit.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -75,15 +78,19 @@ fn modes_section(
             }
             @if modes.is_empty() { p.muted { "No cameras." } }
             @for (name, flags) in modes {
-                h3 { (name) }
-                @if owner {
-                    form method="post" action={ "/alarm/cameras/" (q(name)) "/modes" } {
-                        (csrf_field(csrf))
+                // One part per camera: alarm.js redraws it unless its
+                // boxes are being changed.
+                div data-part={ "modes-" (name) } {
+                    h3 { (name) }
+                    @if owner {
+                        form method="post" action={ "/alarm/cameras/" (q(name)) "/modes" } {
+                            (csrf_field(csrf))
+                            (table(name, flags))
+                            button.secondary type="submit" { "Save " (name) }
+                        }
+                    } @else {
                         (table(name, flags))
-                        button.secondary type="submit" { "Save " (name) }
                     }
-                } @else {
-                    (table(name, flags))
                 }
             }
         }
@@ -194,7 +201,7 @@ pub(crate) async fn page(
                     @let state = v["state"].as_str().unwrap_or("?");
                     // Switching home ↔ away is allowed until a sensor trips.
                     @let can_arm = !matches!(state, "pending" | "triggered");
-                    section.card #alarm data-testid="alarm-status" data-state=(state) {
+                    section.card #alarm data-testid="alarm-status" data-part="status" data-state=(state) {
                         p.alarm-state { "The alarm is " strong #alarm-state { (state.replace('_', " ")) } }
                         p #alarm-countdown hidden[v["exit_delay_left_ms"].is_null() && v["entry_delay_left_ms"].is_null()] {
                             @if let Some(s) = secs(&v["exit_delay_left_ms"]) { "Leave now: armed in " span.count data-ms=(v["exit_delay_left_ms"]) { (s) } " s" }
@@ -224,7 +231,7 @@ pub(crate) async fn page(
                             }
                         }
                     }
-                    section.card data-testid="alarm-broker" {
+                    section.card data-testid="alarm-broker" data-part="broker" {
                         h2 { "MQTT broker" }
                         @let m = &v["mqtt"];
                         @if m["enabled"] != true {
@@ -238,20 +245,26 @@ pub(crate) async fn page(
                             }
                         }
                     }
-                    section.card {
+                    section.card data-part="sensors" {
                         h2 { "Sensors" }
                         @let sensors = v["sensors"].as_array().cloned().unwrap_or_default();
                         @if sensors.is_empty() {
                             p.muted { "No sensors. Add one with " code { "porchlight sensor add NAME --kind contact --topic zigbee2mqtt/NAME" } "." }
                         } @else {
+                            p.muted { "By default doors and windows set the alarm off when armed home or away, motion sensors only when armed away. Change one with " code { "porchlight sensor set NAME --modes home,away" } "." }
                             table.sensors data-testid="alarm-sensors" {
-                                thead { tr { th { "Name" } th { "Kind" } th { "State" } th { "Battery" } th { "Link" } th { "Last seen" } } }
+                                thead { tr { th { "Name" } th { "Kind" } th { "State" } th { "Sets the alarm off" } th { "Battery" } th { "Link" } th { "Last seen" } } }
                                 tbody {
                                     @for s in &sensors {
                                         tr {
                                             td { (s["name"].as_str().unwrap_or("")) @if s["bypassed"] == true { " (bypassed)" } }
                                             td { (s["kind"].as_str().unwrap_or("")) }
                                             td { (s["state"].as_str().unwrap_or("—")) @if s["available"] == false { " · offline" } }
+                                            td data-testid={ "sensor-modes-" (s["name"].as_str().unwrap_or("")) } {
+                                                @let ms: Vec<&str> = s["modes"].as_array().map(|a| a.iter().filter_map(|m| m.as_str()).collect()).unwrap_or_default();
+                                                @if ms.is_empty() { "never" } @else { "armed " (ms.join(" or ")) }
+                                                @if s["modes_chosen"] == true { span.muted { " (chosen)" } }
+                                            }
                                             td { @if let Some(b) = s["battery"].as_f64() { (b) " %" } @else { "—" } }
                                             td { @if let Some(l) = s["linkquality"].as_i64() { (l) } @else { "—" } }
                                             td { (s["last_seen"].as_str().unwrap_or("never")) }
@@ -261,7 +274,7 @@ pub(crate) async fn page(
                             }
                         }
                     }
-                    section.card data-testid="alarm-cameras" {
+                    section.card data-testid="alarm-cameras" data-part="cameras" {
                         h2 { "Cameras in this mode" }
                         p.muted { "Privacy mode pauses recording, live view, detection and notifications for a camera (for example indoor cameras while people are home)." }
                         @if cams.is_empty() { p.muted { "No cameras." } }
