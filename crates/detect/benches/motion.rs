@@ -3,7 +3,9 @@
 //! - `decode_640x360`: decoding one frame of a 640x360 15 fps H.264
 //!   stream (the demo's front door with its visitor walking in, encoded by
 //!   the demo's OpenH264 encoder: baseline, key frame every 30 frames,
-//!   500 kbit/s), cycling over one GOP;
+//!   500 kbit/s), cycling over one GOP, with OpenH264;
+//! - `decode_640x360_ffmpeg`: the same with libavcodec (only in a build
+//!   with `--features ffmpeg`: `bench/detection.sh --ffmpeg`);
 //! - `luma_scaled_320`: the 320-column box-filtered luma plane of a frame;
 //! - `motion_analyse_320x180`: one analysed frame of motion detection on it
 //!   (default settings, one include zone and one mask);
@@ -17,8 +19,8 @@ use porchlight_demo::encode::{sample_entry, H264Encoder, FPS};
 use porchlight_demo::render::{self, HEIGHT, LOOP_MS, WIDTH};
 use porchlight_demo::Scene;
 use porchlight_detect::{
-    DetectOptions, Detector, Frame, LumaPlane, MotionConfig, MotionDetector, VideoDecoder, Zone,
-    ZoneKind,
+    Backend, DetectOptions, Detector, Frame, LumaPlane, MotionConfig, MotionDetector, VideoDecoder,
+    Zone, ZoneKind,
 };
 use std::hint::black_box;
 
@@ -50,7 +52,7 @@ fn stream() -> (Vec<Vec<u8>>, porchlight_media::VideoSampleEntry, Vec<Frame>) {
         units.push(f.data);
     }
     let entry = entry.expect("parameter sets");
-    let mut dec = VideoDecoder::new();
+    let mut dec = VideoDecoder::with_backend(Backend::OpenH264).expect("OpenH264");
     let frames = units
         .iter()
         .map(|u| dec.decode(u, &entry).expect("decode").expect("a picture"))
@@ -61,15 +63,23 @@ fn stream() -> (Vec<Vec<u8>>, porchlight_media::VideoSampleEntry, Vec<Frame>) {
 fn bench(c: &mut Criterion) {
     let (units, entry, frames) = stream();
 
-    let mut dec = VideoDecoder::new();
-    let mut i = 0;
-    c.bench_function("decode_640x360", |b| {
-        b.iter(|| {
-            let f = dec.decode(&units[i % units.len()], &entry).expect("decode");
-            i += 1;
-            black_box(f)
-        })
-    });
+    for (name, backend) in [
+        ("decode_640x360", Backend::OpenH264),
+        ("decode_640x360_ffmpeg", Backend::Ffmpeg),
+    ] {
+        let Ok(mut dec) = VideoDecoder::with_backend(backend) else {
+            eprintln!("{name} skipped: no {} backend in this build", backend.name());
+            continue;
+        };
+        let mut i = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let f = dec.decode(&units[i % units.len()], &entry).expect("decode");
+                i += 1;
+                black_box(f)
+            })
+        });
+    }
 
     let mut j = 0;
     c.bench_function("luma_scaled_320", |b| {

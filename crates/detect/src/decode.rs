@@ -1,25 +1,39 @@
-//! H.264 decoding of a camera's frames for analysis, with OpenH264 (the
-//! `openh264` crate, built from its bundled source), into [`Frame`]s that
-//! own their planes; plus the conversions analysis needs from a frame: a
-//! small box-filtered luma plane for motion ([`Frame::luma_scaled`]), RGB
-//! for the object detector ([`Frame::to_rgb`], [`Frame::crop_rgb`]) and
-//! JPEG for snapshots and thumbnails ([`Frame::to_jpeg`]).
+//! Decoding of a camera's frames for analysis into [`Frame`]s that own
+//! their planes; plus the conversions analysis needs from a frame: a small
+//! box-filtered luma plane for motion ([`Frame::luma_scaled`]), RGB for the
+//! object detector ([`Frame::to_rgb`], [`Frame::crop_rgb`]) and JPEG for
+//! snapshots and thumbnails ([`Frame::to_jpeg`]).
+//!
+//! Two backends ([`Backend`]) sit behind one [`VideoDecoder`]:
+//! - OpenH264 (the `openh264` crate, built from its bundled source; always
+//!   there, nothing but cargo needed): H.264 without B-frames, what camera
+//!   sub-streams send (Baseline, or Main/High with only I and P slices).
+//! - libavcodec (the `ffmpeg-next` crate, only in a build with
+//!   `--features ffmpeg`, linked to the system's FFmpeg libraries): H.264
+//!   of any profile, B-frames included, and H.265. When built in, it
+//!   decodes every stream (see `design/detection.md`, "Decoding").
 //!
 //! Input is what the recorder fans out: an access unit as length-prefixed
 //! NAL units (4-byte big-endian lengths) and the stream's
-//! [`VideoSampleEntry`] (its avcC record carries the SPS and PPS).
+//! [`VideoSampleEntry`] (its avcC or hvcC record carries the parameter
+//! sets).
 //!
 //! Invariants:
 //! - Never panics on bad input: malformed length prefixes, corrupt slices,
 //!   missing parameter sets and unsupported codecs are [`DecodeError`]s.
-//! - Parameter sets are fed to OpenH264 before the first key frame and
-//!   again whenever the sample entry's set changes (a camera that changes
-//!   resolution); in-band SPS/PPS in the access unit are passed through.
+//! - What this build cannot decode is a [`DecodeError::Unsupported`] whose
+//!   text says what to do (an H.265 stream, or B-frames with OpenH264):
+//!   it will not change until the stream does, so callers report it once.
+//! - Parameter sets from the sample entry are fed before the first key
+//!   frame and again whenever the entry's set changes (a camera that
+//!   changes resolution); in-band parameter sets are passed through.
 //! - After an error (or at start) the decoder outputs nothing until the
-//!   next key frame (IDR): it never hands out pictures predicted from a
-//!   broken reference.
-//! - H.265 is not decoded by this backend: [`DecodeError::Unsupported`]
-//!   (an ffmpeg backend behind a cargo feature is later work).
+//!   next key frame (IDR, or IRAP for H.265): it never hands out pictures
+//!   predicted from a broken reference.
+//! - Pictures come out in display order with the timestamp given with the
+//!   access unit that carried them ([`VideoDecoder::decode_at`]): with
+//!   B-frames that is not the access unit just fed, and a picture may
+//!   come out one or two access units later.
 //! - Colour conversion assumes BT.601 limited range, what IP cameras send.
 
 use image::RgbImage;
@@ -28,21 +42,39 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 use porchlight_media::{Codec, VideoSampleEntry};
 
+#[cfg(feature = "ffmpeg")]
+mod libav;
+
+/// What [`DecodeError::Unsupported`] says of an H.265 stream in a build
+/// without the ffmpeg backend.
+pub const H265_NEEDS_FFMPEG: &str =
+    "H.265 needs a build with --features ffmpeg; add an H.264 sub-stream";
+
+/// What [`DecodeError::Unsupported`] says of an H.264 stream with
+/// B-frames given to OpenH264.
+pub const B_FRAMES_NEED_FFMPEG: &str = "H.264 with B-frames needs a build with --features ffmpeg; \
+     add a sub-stream without B-frames (H.264 Baseline, or B-frames off in the camera)";
+
+/// What [`DecodeError::Unsupported`] says when the ffmpeg backend is
+/// asked for in a build without it.
+pub const NO_FFMPEG_BACKEND: &str = "the ffmpeg decoder is not in this build (--features ffmpeg)";
+
 /// Why a frame could not be decoded or converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// A codec this build cannot decode.
+    /// A stream this build cannot decode; the text says what to do. It
+    /// stays so until the stream changes.
     #[error("unsupported video: {0}")]
     Unsupported(&'static str),
-    /// The codec configuration (avcC) cannot be read.
-    #[error("bad codec configuration (avcC): {0}")]
+    /// The codec configuration (avcC or hvcC) cannot be read.
+    #[error("bad codec configuration: {0}")]
     BadConfig(String),
     /// The access unit is not well-formed length-prefixed NAL units.
     #[error("malformed access unit: {0}")]
     Malformed(String),
-    /// OpenH264 rejected the data (corrupt or undecodable bitstream); the
-    /// decoder waits for the next key frame.
-    #[error("corrupt H.264 frame: {0}")]
+    /// The decoder rejected the data (corrupt or undecodable bitstream);
+    /// the decoder waits for the next key frame.
+    #[error("corrupt video frame: {0}")]
     Corrupt(String),
     /// A plane or image size that does not fit.
     #[error("bad picture: {0}")]
@@ -55,14 +87,10 @@ pub enum DecodeError {
 /// NAL units, each without start code or length.
 pub type NalUnits = Vec<Vec<u8>>;
 
-/// Parameter sets about to be fed: SPS, PPS, and the bytes remembered to
-/// tell when they change.
-type NewParams<'a> = Option<(&'a NalUnits, &'a NalUnits, &'a [u8])>;
-
 /// The SPS and PPS NAL units (without start codes or lengths) of an
 /// AVCDecoderConfigurationRecord (ISO/IEC 14496-15, 5.3.3.1).
 pub fn avcc_parameter_sets(avcc: &[u8]) -> Result<(NalUnits, NalUnits), DecodeError> {
-    let bad = |what: &str| DecodeError::BadConfig(what.to_string());
+    let bad = |what: &str| DecodeError::BadConfig(format!("avcC: {what}"));
     if avcc.len() < 7 {
         return Err(bad(&format!("{} bytes, too short", avcc.len())));
     }
@@ -103,6 +131,57 @@ pub fn avcc_parameter_sets(avcc: &[u8]) -> Result<(NalUnits, NalUnits), DecodeEr
     Ok((sps, pps))
 }
 
+/// The VPS, SPS and PPS NAL units (in that order, without lengths) of an
+/// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15, 8.3.3.1); other
+/// arrays (SEI) are skipped.
+pub fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<NalUnits, DecodeError> {
+    let bad = |what: &str| DecodeError::BadConfig(format!("hvcC: {what}"));
+    if hvcc.len() < 23 {
+        return Err(bad(&format!("{} bytes, too short", hvcc.len())));
+    }
+    if hvcc[0] != 1 {
+        return Err(bad(&format!(
+            "configurationVersion {} (expected 1)",
+            hvcc[0]
+        )));
+    }
+    let num_arrays = hvcc[22] as usize;
+    let mut at = 23;
+    let mut by_type: [NalUnits; 3] = Default::default();
+    for a in 0..num_arrays {
+        let head = hvcc
+            .get(at..at + 3)
+            .ok_or_else(|| bad(&format!("array {a} cut off")))?;
+        let nal_type = head[0] & 0x3f;
+        let count = u16::from_be_bytes([head[1], head[2]]) as usize;
+        at += 3;
+        for i in 0..count {
+            let len_bytes = hvcc
+                .get(at..at + 2)
+                .ok_or_else(|| bad(&format!("array {a} NAL {i}: length cut off")))?;
+            let len = u16::from_be_bytes([len_bytes[0], len_bytes[1]]) as usize;
+            let nal = hvcc.get(at + 2..at + 2 + len).ok_or_else(|| {
+                bad(&format!(
+                    "array {a} NAL {i}: {len} bytes announced, fewer present"
+                ))
+            })?;
+            if nal.len() < 2 {
+                return Err(bad(&format!("array {a} NAL {i}: {len} bytes")));
+            }
+            if (32..=34).contains(&nal_type) {
+                by_type[usize::from(nal_type - 32)].push(nal.to_vec());
+            }
+            at += 2 + len;
+        }
+    }
+    for (sets, name) in by_type.iter().zip(["VPS", "SPS", "PPS"]) {
+        if sets.is_empty() {
+            return Err(bad(&format!("no {name}")));
+        }
+    }
+    Ok(by_type.into_iter().flatten().collect())
+}
+
 /// The NAL units of a length-prefixed (4-byte big-endian) access unit.
 pub fn split_nal_units(data: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     let mut out = Vec::new();
@@ -138,27 +217,197 @@ pub fn split_nal_units(data: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     Ok(out)
 }
 
+/// Whether an access unit (its NAL units) starts a picture that needs no
+/// earlier one: an IDR slice for H.264, an IRAP picture (BLA, IDR, CRA)
+/// for H.265.
+pub fn is_key_frame(codec: Codec, nals: &[&[u8]]) -> bool {
+    match codec {
+        Codec::H264 => nals.iter().any(|n| n[0] & 0x1f == 5),
+        Codec::H265 => nals.iter().any(|n| (16..=23).contains(&((n[0] >> 1) & 0x3f))),
+    }
+}
+
+/// Reads Exp-Golomb codes from the start of a NAL unit's payload, with
+/// emulation prevention bytes (`00 00 03`) removed.
+struct BitReader {
+    bytes: Vec<u8>,
+    bit: usize,
+}
+
+impl BitReader {
+    /// The first `max` payload bytes of `rbsp_with_emulation`.
+    fn new(rbsp_with_emulation: &[u8], max: usize) -> BitReader {
+        let mut bytes = Vec::with_capacity(max);
+        let mut zeros = 0;
+        for &b in rbsp_with_emulation {
+            if bytes.len() == max {
+                break;
+            }
+            if zeros >= 2 && b == 3 {
+                zeros = 0;
+                continue;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            bytes.push(b);
+        }
+        BitReader { bytes, bit: 0 }
+    }
+
+    fn bit(&mut self) -> Option<u32> {
+        let byte = *self.bytes.get(self.bit / 8)?;
+        let v = (byte >> (7 - self.bit % 8)) & 1;
+        self.bit += 1;
+        Some(u32::from(v))
+    }
+
+    /// ue(v); `None` when the data ends or the code is longer than 31 bits.
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let mut v = 1u64;
+        for _ in 0..zeros {
+            v = (v << 1) | u64::from(self.bit()?);
+        }
+        u32::try_from(v - 1).ok()
+    }
+}
+
+/// The `slice_type` (0–9, ITU-T H.264 7.4.3) of an H.264 coded slice NAL
+/// unit (types 1 and 5), `None` for other NAL units or a header cut off.
+pub fn h264_slice_type(nal: &[u8]) -> Option<u32> {
+    if !matches!(nal.first()? & 0x1f, 1 | 5) {
+        return None;
+    }
+    let mut r = BitReader::new(&nal[1..], 12);
+    let _first_mb_in_slice = r.ue()?;
+    r.ue().filter(|&t| t <= 9)
+}
+
+/// Whether an H.264 access unit holds a B slice (`slice_type` 1 or 6).
+pub fn h264_has_b_slice(nals: &[&[u8]]) -> bool {
+    nals.iter()
+        .any(|n| matches!(h264_slice_type(n), Some(1 | 6)))
+}
+
+/// The `profile_idc` of an H.264 SPS NAL unit.
+fn h264_profile(sps: &[u8]) -> Option<u8> {
+    (sps.first()? & 0x1f == 7).then(|| sps.get(1).copied())?
+}
+
 fn push_annexb(out: &mut Vec<u8>, nal: &[u8]) {
     out.extend_from_slice(&[0, 0, 0, 1]);
     out.extend_from_slice(nal);
 }
 
-/// A decoder for one camera's H.264 stream. Feed it every frame in order
-/// (analysis may then skip decoded pictures; a P-frame cannot be skipped
-/// before decoding).
+/// Which library decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// OpenH264, bundled: H.264 without B-frames.
+    OpenH264,
+    /// libavcodec through `ffmpeg-next` (`--features ffmpeg`): H.264 and
+    /// H.265, B-frames included.
+    Ffmpeg,
+}
+
+impl Backend {
+    /// What [`VideoDecoder::new`] uses: libavcodec when built in, for every
+    /// stream; OpenH264 otherwise.
+    pub const DEFAULT: Backend = if cfg!(feature = "ffmpeg") {
+        Backend::Ffmpeg
+    } else {
+        Backend::OpenH264
+    };
+
+    /// Whether this build has the backend.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::OpenH264 => true,
+            Backend::Ffmpeg => cfg!(feature = "ffmpeg"),
+        }
+    }
+
+    /// `openh264` or `ffmpeg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::OpenH264 => "openh264",
+            Backend::Ffmpeg => "ffmpeg",
+        }
+    }
+}
+
+/// A decoded picture and the timestamp of the access unit that carried it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub t_us: i64,
+    pub frame: Frame,
+}
+
+/// The parameter sets of the stream being decoded: VPS (H.265), SPS and
+/// PPS NAL units in feeding order, and the bytes they came from (the
+/// codec configuration record), to tell when they change.
+#[derive(Debug)]
+struct ParamSets {
+    codec: Codec,
+    nals: NalUnits,
+    key: Vec<u8>,
+    /// An H.264 SPS with profile_idc 66 (Baseline): it cannot have B
+    /// slices, no need to look for them.
+    baseline: bool,
+}
+
+impl ParamSets {
+    fn of(entry: &VideoSampleEntry) -> Result<ParamSets, DecodeError> {
+        let nals = match entry.codec {
+            Codec::H264 => {
+                let (sps, pps) = avcc_parameter_sets(&entry.config)?;
+                sps.into_iter().chain(pps).collect()
+            }
+            Codec::H265 => hvcc_parameter_sets(&entry.config)?,
+        };
+        Ok(ParamSets::new(entry.codec, nals, entry.config.clone()))
+    }
+
+    fn new(codec: Codec, nals: NalUnits, key: Vec<u8>) -> ParamSets {
+        let baseline = codec == Codec::H264
+            && nals
+                .iter()
+                .filter_map(|n| h264_profile(n))
+                .all(|p| p == 66);
+        ParamSets {
+            codec,
+            nals,
+            key,
+            baseline,
+        }
+    }
+}
+
+enum Inner {
+    OpenH264(OpenH264Decoder),
+    #[cfg(feature = "ffmpeg")]
+    Libav(libav::LibavDecoder),
+}
+
+/// A decoder for one camera's stream. Feed it every access unit in
+/// decoding order (analysis may then skip decoded pictures; a P-frame
+/// cannot be skipped before decoding).
 pub struct VideoDecoder {
-    dec: Option<Decoder>,
-    /// The parameter sets last fed to `dec` from a sample entry.
-    fed: Option<Vec<u8>>,
-    /// Output nothing until an IDR has been decoded.
-    need_key: bool,
-    annexb: Vec<u8>,
+    inner: Inner,
+    params: Option<ParamSets>,
+    /// Timestamps for [`VideoDecoder::decode`], which is given none.
+    auto_t: i64,
 }
 
 impl std::fmt::Debug for VideoDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VideoDecoder")
-            .field("need_key", &self.need_key)
+            .field("backend", &self.backend())
+            .field("need_key", &self.waiting_for_key_frame())
             .finish_non_exhaustive()
     }
 }
@@ -170,50 +419,94 @@ impl Default for VideoDecoder {
 }
 
 impl VideoDecoder {
-    /// A decoder waiting for its first key frame. OpenH264 itself is set
-    /// up lazily, at the first key frame.
+    /// A decoder with this build's [`Backend::DEFAULT`], waiting for its
+    /// first key frame. The library itself is set up lazily, at the first
+    /// key frame.
     pub fn new() -> VideoDecoder {
-        VideoDecoder {
-            dec: None,
-            fed: None,
-            need_key: true,
-            annexb: Vec::new(),
+        Self::with_backend(Backend::DEFAULT).expect("the default backend is built in")
+    }
+
+    /// A decoder with the given backend; an error when this build does
+    /// not have it.
+    pub fn with_backend(backend: Backend) -> Result<VideoDecoder, DecodeError> {
+        let inner = match backend {
+            Backend::OpenH264 => Inner::OpenH264(OpenH264Decoder::new()),
+            #[cfg(feature = "ffmpeg")]
+            Backend::Ffmpeg => Inner::Libav(libav::LibavDecoder::new()),
+            #[cfg(not(feature = "ffmpeg"))]
+            Backend::Ffmpeg => return Err(DecodeError::Unsupported(NO_FFMPEG_BACKEND)),
+        };
+        Ok(VideoDecoder {
+            inner,
+            params: None,
+            auto_t: 0,
+        })
+    }
+
+    /// The library decoding.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::OpenH264(_) => Backend::OpenH264,
+            #[cfg(feature = "ffmpeg")]
+            Inner::Libav(_) => Backend::Ffmpeg,
         }
     }
 
     /// True until a key frame has been decoded (at start and after an
     /// error): non-key frames are skipped meanwhile.
     pub fn waiting_for_key_frame(&self) -> bool {
-        self.need_key
+        match &self.inner {
+            Inner::OpenH264(d) => d.need_key,
+            #[cfg(feature = "ffmpeg")]
+            Inner::Libav(d) => d.waiting_for_key_frame(),
+        }
     }
 
-    /// Decodes one access unit of the stream described by `entry`.
-    /// `Ok(None)`: no picture (waiting for a key frame, or OpenH264 gave
-    /// none for this input). An error leaves the decoder waiting for the
-    /// next key frame.
+    /// Decodes one access unit of the stream described by `entry` and
+    /// returns the next picture in display order, if there is one.
+    /// `Ok(None)`: no picture yet (waiting for a key frame, or the decoder
+    /// holds it back to reorder B-frames). An error leaves the decoder
+    /// waiting for the next key frame.
+    ///
+    /// Without B-frames the picture is the one this access unit carried;
+    /// with them use [`VideoDecoder::decode_at`] to know which it is.
     pub fn decode(
         &mut self,
         data: &[u8],
         entry: &VideoSampleEntry,
     ) -> Result<Option<Frame>, DecodeError> {
-        match entry.codec {
-            Codec::H264 => {}
-            Codec::H265 => {
-                return Err(DecodeError::Unsupported(
-                    "H.265: build with the ffmpeg feature",
-                ))
-            }
-        }
-        // Parse the parameter sets only when they change.
-        if self.fed.as_deref() != Some(&entry.config[..]) {
-            let (sps, pps) = avcc_parameter_sets(&entry.config)?;
-            return self.decode_inner(data, Some((&sps, &pps, &entry.config)));
-        }
-        self.decode_inner(data, None)
+        let t = self.auto_t;
+        self.auto_t += 1;
+        Ok(self.decode_at(data, entry, t)?.map(|d| d.frame))
     }
 
-    /// [`VideoDecoder::decode`] with the SPS and PPS given directly
-    /// (NAL units without start codes); they are fed when they change.
+    /// [`VideoDecoder::decode`] of the access unit shown at `t_us`
+    /// (its presentation time, any epoch): the picture comes with the
+    /// timestamp of the access unit that carried it.
+    pub fn decode_at(
+        &mut self,
+        data: &[u8],
+        entry: &VideoSampleEntry,
+        t_us: i64,
+    ) -> Result<Option<Decoded>, DecodeError> {
+        if entry.codec == Codec::H265 && self.backend() == Backend::OpenH264 {
+            return Err(DecodeError::Unsupported(H265_NEEDS_FFMPEG));
+        }
+        // Parse the parameter sets only when they change.
+        let current = self
+            .params
+            .as_ref()
+            .is_some_and(|p| p.codec == entry.codec && p.key == entry.config);
+        if !current {
+            self.params = None;
+            self.params = Some(ParamSets::of(entry)?);
+        }
+        self.decode_inner(data, t_us)
+    }
+
+    /// [`VideoDecoder::decode`] of an H.264 stream with the SPS and PPS
+    /// given directly (NAL units without start codes); they are fed when
+    /// they change.
     pub fn decode_with_parameter_sets(
         &mut self,
         data: &[u8],
@@ -221,26 +514,100 @@ impl VideoDecoder {
         pps: &[u8],
     ) -> Result<Option<Frame>, DecodeError> {
         let key: Vec<u8> = [&(sps.len() as u32).to_be_bytes()[..], sps, pps].concat();
-        if self.fed.as_deref() != Some(&key[..]) {
-            let (sps, pps) = (vec![sps.to_vec()], vec![pps.to_vec()]);
-            return self.decode_inner(data, Some((&sps, &pps, &key)));
+        let current = self
+            .params
+            .as_ref()
+            .is_some_and(|p| p.codec == Codec::H264 && p.key == key);
+        if !current {
+            self.params = Some(ParamSets::new(
+                Codec::H264,
+                vec![sps.to_vec(), pps.to_vec()],
+                key,
+            ));
         }
-        self.decode_inner(data, None)
+        let t = self.auto_t;
+        self.auto_t += 1;
+        Ok(self.decode_inner(data, t)?.map(|d| d.frame))
     }
 
-    fn decode_inner(
+    /// The pictures the decoder still holds back (B-frame reordering), at
+    /// the end of a stream or to get the picture of a lone key frame (a
+    /// still); the decoder then waits for a key frame.
+    pub fn flush(&mut self) -> Vec<Decoded> {
+        match &mut self.inner {
+            Inner::OpenH264(d) => {
+                d.reset();
+                Vec::new()
+            }
+            #[cfg(feature = "ffmpeg")]
+            Inner::Libav(d) => d.flush(),
+        }
+    }
+
+    /// Decodes a lone key frame (a still picture) and returns its picture,
+    /// with no picture held back.
+    pub fn decode_still(
         &mut self,
         data: &[u8],
-        new_params: NewParams<'_>,
-    ) -> Result<Option<Frame>, DecodeError> {
-        let result = self.try_decode(data, new_params);
+        entry: &VideoSampleEntry,
+    ) -> Result<Frame, DecodeError> {
+        let got = self.decode_at(data, entry, 0)?;
+        let held = self.flush();
+        got.into_iter()
+            .chain(held)
+            .next()
+            .map(|d| d.frame)
+            .ok_or_else(|| DecodeError::Corrupt("the key frame gave no picture".into()))
+    }
+
+    fn decode_inner(&mut self, data: &[u8], t_us: i64) -> Result<Option<Decoded>, DecodeError> {
+        let params = self.params.as_ref().expect("set by the caller");
+        match &mut self.inner {
+            Inner::OpenH264(d) => d.decode(data, params, t_us),
+            #[cfg(feature = "ffmpeg")]
+            Inner::Libav(d) => d.decode(data, params, t_us),
+        }
+    }
+}
+
+/// The OpenH264 backend.
+struct OpenH264Decoder {
+    dec: Option<Decoder>,
+    /// The parameter sets last fed to `dec` (their key).
+    fed: Option<Vec<u8>>,
+    /// Output nothing until an IDR has been decoded.
+    need_key: bool,
+    annexb: Vec<u8>,
+}
+
+impl OpenH264Decoder {
+    fn new() -> OpenH264Decoder {
+        OpenH264Decoder {
+            dec: None,
+            fed: None,
+            need_key: true,
+            annexb: Vec::new(),
+        }
+    }
+
+    /// Start afresh at the next key frame: a new OpenH264 instance (its
+    /// state after a bitstream error is not to be trusted) fed the
+    /// parameter sets again.
+    fn reset(&mut self) {
+        self.dec = None;
+        self.fed = None;
+        self.need_key = true;
+    }
+
+    fn decode(
+        &mut self,
+        data: &[u8],
+        params: &ParamSets,
+        t_us: i64,
+    ) -> Result<Option<Decoded>, DecodeError> {
+        let result = self.try_decode(data, params, t_us);
         if result.is_err() {
-            // Start afresh at the next key frame: a new OpenH264 instance
-            // (its state after a bitstream error is not to be trusted) fed
-            // the parameter sets again.
-            self.dec = None;
-            self.fed = None;
-            self.need_key = true;
+            self.reset();
         }
         result
     }
@@ -248,22 +615,27 @@ impl VideoDecoder {
     fn try_decode(
         &mut self,
         data: &[u8],
-        new_params: NewParams<'_>,
-    ) -> Result<Option<Frame>, DecodeError> {
+        params: &ParamSets,
+        t_us: i64,
+    ) -> Result<Option<Decoded>, DecodeError> {
         let nals = split_nal_units(data)?;
-        let is_key = nals.iter().any(|n| n[0] & 0x1f == 5);
+        // B slices are refused: this backend hands out one picture per
+        // access unit, in decoding order, with that unit's time, which
+        // B-frames (display order ≠ decoding order) break. A Baseline SPS
+        // cannot have them.
+        if !params.baseline && h264_has_b_slice(&nals) {
+            return Err(DecodeError::Unsupported(B_FRAMES_NEED_FFMPEG));
+        }
+        let is_key = is_key_frame(Codec::H264, &nals);
         if self.need_key && !is_key {
             return Ok(None);
         }
         self.annexb.clear();
-        if let Some((sps, pps, key)) = new_params {
-            for nal in sps.iter().chain(pps.iter()) {
+        if self.fed.as_deref() != Some(&params.key[..]) {
+            for nal in &params.nals {
                 push_annexb(&mut self.annexb, nal);
             }
-            self.fed = Some(key.to_vec());
-        } else if self.dec.is_none() {
-            // A fresh decoder with no sample-entry parameters fed yet.
-            return Err(DecodeError::BadConfig("no SPS/PPS fed".into()));
+            self.fed = Some(params.key.clone());
         }
         for nal in &nals {
             push_annexb(&mut self.annexb, nal);
@@ -286,7 +658,7 @@ impl VideoDecoder {
         if is_key {
             self.need_key = false;
         }
-        Ok(Some(frame))
+        Ok(Some(Decoded { t_us, frame }))
     }
 }
 
@@ -629,14 +1001,106 @@ mod tests {
             config: vec![1],
             rfc6381: "hvc1.1.6.L93.B0".into(),
         };
-        let e = VideoDecoder::new()
-            .decode(&[0, 0, 0, 1, 0x26], &entry)
-            .unwrap_err();
-        assert_eq!(
-            e,
-            DecodeError::Unsupported("H.265: build with the ffmpeg feature")
+        let mut dec = VideoDecoder::with_backend(Backend::OpenH264).unwrap();
+        for _ in 0..3 {
+            let e = dec.decode(&[0, 0, 0, 1, 0x26], &entry).unwrap_err();
+            assert_eq!(e, DecodeError::Unsupported(H265_NEEDS_FFMPEG));
+            assert!(
+                e.to_string().contains("--features ffmpeg")
+                    && e.to_string().contains("H.264 sub-stream"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn backends_of_this_build() {
+        assert!(Backend::OpenH264.available());
+        assert_eq!(Backend::Ffmpeg.available(), cfg!(feature = "ffmpeg"));
+        assert_eq!(VideoDecoder::new().backend(), Backend::DEFAULT);
+        let openh264 = VideoDecoder::with_backend(Backend::OpenH264).unwrap();
+        assert_eq!(openh264.backend(), Backend::OpenH264);
+        match VideoDecoder::with_backend(Backend::Ffmpeg) {
+            Ok(d) => assert_eq!(d.backend(), Backend::Ffmpeg),
+            Err(e) => assert_eq!(e, DecodeError::Unsupported(NO_FFMPEG_BACKEND)),
+        }
+    }
+
+    /// An hvcC record: 22 bytes of profile and such, then the arrays.
+    fn hvcc(arrays: &[(u8, &[&[u8]])]) -> Vec<u8> {
+        let mut v = vec![1];
+        v.extend_from_slice(&[0; 21]);
+        v.push(arrays.len() as u8);
+        for (t, nals) in arrays {
+            v.push(0x80 | t);
+            v.extend_from_slice(&(nals.len() as u16).to_be_bytes());
+            for n in *nals {
+                v.extend_from_slice(&(n.len() as u16).to_be_bytes());
+                v.extend_from_slice(n);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn hvcc_is_parsed_in_feeding_order_and_bad_ones_are_named() {
+        let (vps, sps, pps, sei) = (
+            &[0x40, 0x01, 0x0c][..],
+            &[0x42, 0x01, 0x01, 0x60][..],
+            &[0x44, 0x01, 0xc1][..],
+            &[0x4e, 0x01, 0x05][..],
         );
-        assert!(e.to_string().contains("ffmpeg"));
+        // Arrays in any order; SEI skipped; VPS, SPS, PPS out.
+        let rec = hvcc(&[(34, &[pps]), (39, &[sei]), (32, &[vps]), (33, &[sps])]);
+        assert_eq!(
+            hvcc_parameter_sets(&rec).unwrap(),
+            vec![vps.to_vec(), sps.to_vec(), pps.to_vec()]
+        );
+        let e = hvcc_parameter_sets(&hvcc(&[(32, &[vps]), (33, &[sps])])).unwrap_err();
+        assert!(e.to_string().contains("no PPS"), "{e}");
+        let e = hvcc_parameter_sets(&rec[..rec.len() - 2]).unwrap_err();
+        assert!(e.to_string().contains("fewer present"), "{e}");
+        let mut v0 = rec.clone();
+        v0[0] = 0;
+        assert!(hvcc_parameter_sets(&v0).unwrap_err().to_string().contains("configurationVersion 0"));
+        assert!(hvcc_parameter_sets(&[1; 10]).is_err());
+        // The avcC reader names its record too.
+        assert!(avcc_parameter_sets(&rec).unwrap_err().to_string().contains("avcC"));
+    }
+
+    #[test]
+    // Bit groups follow the syntax elements, not nibbles.
+    #[allow(clippy::unusual_byte_groupings)]
+    fn key_frames_and_slice_types() {
+        // H.264: IDR (5) is key, a non-IDR slice (1) is not.
+        assert!(is_key_frame(Codec::H264, &[&[0x67, 0], &[0x65, 0x88]]));
+        assert!(!is_key_frame(Codec::H264, &[&[0x41, 0x9a]]));
+        // H.265: IDR_W_RADL (19), CRA (21) are key; TRAIL_R (1) is not.
+        assert!(is_key_frame(Codec::H265, &[&[19 << 1, 1, 0xaf]]));
+        assert!(is_key_frame(Codec::H265, &[&[21 << 1, 1, 0xaf]]));
+        assert!(!is_key_frame(Codec::H265, &[&[1 << 1, 1, 0xd0]]));
+        // first_mb_in_slice = 0 ("1"), slice_type ue(v):
+        // 0 → "1", 1 → "010", 5 → "00110", 6 → "00111".
+        assert_eq!(h264_slice_type(&[0x41, 0b1_1_000000]), Some(0));
+        assert_eq!(h264_slice_type(&[0x01, 0b1_010_0000]), Some(1));
+        assert_eq!(h264_slice_type(&[0x01, 0b1_00111_00]), Some(6));
+        assert_eq!(h264_slice_type(&[0x65, 0b1_00110_00]), Some(5));
+        // first_mb_in_slice = 3 ("00100"), then B (6) across a byte.
+        assert_eq!(h264_slice_type(&[0x01, 0b00100_001, 0b11_000000]), Some(6));
+        // Emulation-prevention bytes in the header are skipped:
+        // first_mb_in_slice = 2^22 - 1 (22 zeros, a one, 22 zeros), then
+        // B ("010"): 00 00 02 00 00 02, escaped 00 00 03 02 00 00 03 02.
+        let nal = [0x01, 0x00, 0x00, 0x03, 0x02, 0x00, 0x00, 0x03, 0x02];
+        assert_eq!(h264_slice_type(&nal), Some(1));
+        // Not a slice, cut off, or out of range (10: "0001011").
+        assert_eq!(h264_slice_type(&[0x67, 0x42]), None);
+        assert_eq!(h264_slice_type(&[0x01]), None);
+        assert_eq!(h264_slice_type(&[0x01, 0b1_0000000, 0b0000_1111]), None);
+        assert_eq!(h264_slice_type(&[0x01, 0b1_0001011]), None);
+        assert!(h264_has_b_slice(&[&[0x09, 0xf0], &[0x01, 0b1_010_0000]]));
+        assert!(!h264_has_b_slice(&[&[0x41, 0b1_1_000000]]));
+        assert_eq!(h264_profile(&[0x67, 100, 0, 30]), Some(100));
+        assert_eq!(h264_profile(&[0x68, 100]), None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Detection for Porchlight, on the hub and offline:
 //!
-//! - [`decode`]: H.264 access units (as the recorder fans them out) to
-//!   owned YUV frames with OpenH264; a frame gives a small luma plane for
+//! - [`decode`]: access units (as the recorder fans them out) to owned YUV
+//!   frames: H.264 without B-frames with the bundled OpenH264, or — in a
+//!   build with `--features ffmpeg` — H.264 with B-frames and H.265 with
+//!   the system's libavcodec; a frame gives a small luma plane for
 //!   motion, RGB crops for the object detector and JPEG snapshots.
 //! - [`motion`] and [`zones`]: motion on the small luma plane with a
 //!   background model that ignores noise, slow and sudden light changes;
@@ -31,7 +33,7 @@ mod ssd;
 mod tiles;
 pub mod zones;
 
-pub use decode::{DecodeError, Frame, LumaPlane, VideoDecoder, Yuv420};
+pub use decode::{Backend, DecodeError, Decoded, Frame, LumaPlane, VideoDecoder, Yuv420};
 pub use motion::{
     MotionChange, MotionConfig, MotionDetector, MotionError, MotionResult, MotionTracker, Region,
     TrackerConfig,

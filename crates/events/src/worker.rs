@@ -5,6 +5,13 @@
 //! with a snapshot when one is wanted — to the async side, which does all
 //! I/O.
 //!
+//! The decoder is this build's default ([`porchlight_detect::Backend`]):
+//! OpenH264, or libavcodec in a build with `--features ffmpeg`. A stream
+//! the build cannot decode (H.265, or B-frames with OpenH264) pauses
+//! detection for that camera with one warning saying what to do, until the
+//! camera's stream changes. Pictures are analysed at the time they are
+//! shown: with B-frames that is not the order they arrive in.
+//!
 //! Decoding, motion and inference are CPU work that must not stall the
 //! async runtime, so each camera gets a plain thread fed by a bounded
 //! channel. When the thread falls behind, the channel fills, frames are
@@ -15,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use porchlight_detect::{
-    DetectOptions, Detector, Frame, MotionDetector, VideoDecoder,
+    DecodeError, Decoded, DetectOptions, Detector, Frame, MotionDetector, VideoDecoder,
 };
 use porchlight_media::VideoSampleEntry;
 
@@ -87,6 +94,10 @@ impl Worker {
         output: tokio::sync::mpsc::UnboundedSender<Output>,
     ) {
         let mut decoder = VideoDecoder::new();
+        tracing::debug!(camera = %self.camera, backend = decoder.backend().name(), "decoder");
+        // The codec configuration of a stream this build cannot decode:
+        // said once, its frames skipped until the stream changes.
+        let mut refused: Option<Vec<u8>> = None;
         let mut motion = match MotionDetector::new(self.settings.motion.clone()) {
             Ok(m) => m,
             Err(e) => {
@@ -116,7 +127,7 @@ impl Worker {
         let mut last_t = 0;
         let mut too_big_warned = false;
         while let Ok(inp) = input.recv() {
-            last_t = inp.t_us;
+            last_t = last_t.max(inp.t_us);
             // `auto` means the sub-stream: a camera without one would have
             // its full-size main stream decoded, every frame — several
             // times the cost of recording it. Refuse, and say how to fix.
@@ -132,12 +143,34 @@ impl Worker {
                 }
                 continue;
             }
+            if let Some(config) = &refused {
+                if *config == inp.entry.config {
+                    continue;
+                }
+                refused = None;
+            }
             if inp.resync {
                 decoder = VideoDecoder::new();
             }
-            let frame = match decoder.decode(&inp.data, &inp.entry) {
-                Ok(Some(f)) => f,
+            // The picture shown next, with its own time (with B-frames,
+            // an earlier one than this input's).
+            let Decoded { t_us, frame } = match decoder.decode_at(&inp.data, &inp.entry, inp.t_us) {
+                Ok(Some(d)) => {
+                    // For bench/event_latency.sh's stage timings.
+                    tracing::trace!(camera = %self.camera, t_us = d.t_us, "decoded");
+                    d
+                }
                 Ok(None) => continue,
+                Err(DecodeError::Unsupported(why)) => {
+                    tracing::warn!(
+                        camera = %self.camera,
+                        decoder = decoder.backend().name(),
+                        "detection is paused: {why}"
+                    );
+                    refused = Some(inp.entry.config.clone());
+                    decoder = VideoDecoder::new();
+                    continue;
+                }
                 Err(e) => {
                     decode_errors += 1;
                     if decode_errors.is_power_of_two() {
@@ -146,29 +179,29 @@ impl Worker {
                     continue;
                 }
             };
-            if inp.t_us < next_us {
+            if t_us < next_us {
                 continue;
             }
-            next_us = inp.t_us.max(next_us.saturating_add(period_us)).min(inp.t_us + period_us);
+            next_us = t_us.max(next_us.saturating_add(period_us)).min(t_us + period_us);
             let frame = Arc::new(frame);
-            self.latest.lock().unwrap().frame = Some((inp.t_us, frame.clone()));
+            self.latest.lock().unwrap().frame = Some((t_us, frame.clone()));
 
             let started = Instant::now();
             let luma = frame.luma_scaled(self.settings.motion.analysis_width);
-            let m = motion.analyse(&luma, inp.t_us);
+            let m = motion.analyse(&luma, t_us);
             // With include zones, only motion inside one of them counts.
             let counted: Vec<&porchlight_detect::motion::Region> =
                 m.regions.iter().filter(|r| !has_include || !r.zones.is_empty()).collect();
             if !m.regions.is_empty() {
-                tracing::debug!(camera = %self.camera, t_us = inp.t_us, regions = ?m.regions, "motion");
+                tracing::debug!(camera = %self.camera, t_us, regions = ?m.regions, "motion");
                 // Something moves somewhere: analyse every frame until it
                 // stops, so events start on the frame they should (motion
                 // costs well under a millisecond; the decoding is paid
                 // anyway).
-                next_us = inp.t_us;
+                next_us = t_us;
             }
             let mut obs = Observation {
-                t_us: inp.t_us,
+                t_us,
                 motion: !counted.is_empty(),
                 zones: dedup(counted.iter().flat_map(|r| r.zones.iter().cloned())),
                 moved_area: counted.iter().map(|r| r.area).sum(),
@@ -178,25 +211,44 @@ impl Worker {
             // Where the detector looks: the moving parts (at most every
             // DETECT_INTERVAL), and parcels being watched.
             let mut looks: Vec<NBox> = Vec::new();
-            if self.settings.objects && obs.motion && inp.t_us - last_detect_us >= DETECT_INTERVAL_US {
+            if self.settings.objects && obs.motion && t_us - last_detect_us >= DETECT_INTERVAL_US {
                 if let Some(u) = union(counted.iter().map(|r| corners_to_nbox(r.bbox))) {
                     looks.push(grow(&u, 1.3, 0.35));
                 }
             }
             if self.settings.parcels && self.settings.objects {
-                looks.extend(parcels.due_checks(inp.t_us));
+                looks.extend(parcels.due_checks(t_us));
+            }
+            // Motion ON does not wait for the object detector (100–300 ms
+            // on one core): when this frame opens an event, say so now,
+            // and drop the same ON from what `observe` returns below.
+            let early_on = obs.motion && !activity.is_active() && !looks.is_empty();
+            if early_on {
+                let out = Output {
+                    t_us,
+                    actions: vec![Action::MotionOn { t_us }],
+                    parcels: Vec::new(),
+                    pictures: None,
+                    objects: Vec::new(),
+                };
+                if output.send(out).is_err() {
+                    return;
+                }
             }
             let mut objects = Vec::new();
             if let (Some(det), false) = (&self.detector, looks.is_empty()) {
-                last_detect_us = inp.t_us;
+                last_detect_us = t_us;
                 for look in merge_looks(looks.clone()) {
                     objects.extend(self.detect_in(det, &frame, look, &opts, &motion));
                 }
                 objects = dedup_objects(objects);
-                tracing::debug!(camera = %self.camera, t_us = inp.t_us, ?looks, ?objects, "detected");
+                tracing::debug!(camera = %self.camera, t_us, ?looks, ?objects, "detected");
                 obs.objects = Some(objects.clone());
             }
-            let actions = activity.observe(&obs);
+            let mut actions = activity.observe(&obs);
+            if early_on {
+                actions.retain(|a| !matches!(a, Action::MotionOn { .. }));
+            }
             let parcel_actions = if self.settings.parcels {
                 let presence: Vec<(u64, bool)> = parcels
                     .resting_parcels()
@@ -215,7 +267,7 @@ impl Worker {
                     })
                     .collect();
                 let looked: &[NBox] = if obs.objects.is_some() { &looks } else { &[] };
-                let acts = parcels.observe_with(inp.t_us, looked, &objects, &presence);
+                let acts = parcels.observe_with(t_us, looked, &objects, &presence);
                 for a in &acts {
                     match a {
                         ParcelAction::Delivered { id, bbox, .. } => {
@@ -239,7 +291,7 @@ impl Worker {
                 continue;
             }
             let out = Output {
-                t_us: inp.t_us,
+                t_us,
                 actions,
                 parcels: parcel_actions,
                 pictures,
