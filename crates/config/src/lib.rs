@@ -129,6 +129,11 @@ pub struct WebConfig {
     pub trust_forwarded_headers: bool,
     /// Whether session cookies carry the `Secure` attribute.
     pub secure_cookies: SecureCookies,
+    /// Accept Web Push subscriptions whose endpoint is plain `http://` to a
+    /// loopback IP literal (`127.0.0.0/8`, `[::1]`). Default `false`: real
+    /// push services are HTTPS. For a push service run on the hub's own
+    /// machine (the browser tests stand one in); never any other host.
+    pub push_allow_loopback_http: bool,
 }
 
 impl Default for WebConfig {
@@ -138,6 +143,7 @@ impl Default for WebConfig {
             public_url: None,
             trust_forwarded_headers: false,
             secure_cookies: SecureCookies::Auto,
+            push_allow_loopback_http: false,
         }
     }
 }
@@ -255,6 +261,16 @@ pub struct MqttConfig {
     /// CA); unset: the system's trusted roots. Only with `mqtts://`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// PEM file of this hub's client certificate (and any intermediates),
+    /// for brokers that require one (mutual TLS, Mosquitto's
+    /// `require_certificate true`). Only with `mqtts://`, and only with
+    /// `client_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, SEC1 or
+    /// PKCS#1, unencrypted); keep it readable by the hub only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
     /// MQTT client id; unset: `porchlight-<process id>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -272,6 +288,8 @@ impl Default for MqttConfig {
             password_file: None,
             password: None,
             ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             client_id: None,
             base_topic: "porchlight".to_string(),
             discovery_prefix: "homeassistant".to_string(),
@@ -496,6 +514,10 @@ trust_forwarded_headers = {trust}
 # Secure attribute on session cookies: "auto", "always" or "never".
 secure_cookies = "{cookies}"
 
+# Accept Web Push endpoints on http://127.0.0.1 or http://[::1] (a push
+# service on this machine, for tests). Never any other http:// host.
+push_allow_loopback_http = false
+
 [accounts]
 # A session ends after this many minutes without activity (720 = 12 hours).
 session_idle_minutes = {idle}
@@ -536,6 +558,9 @@ min_free_mib = {free_mib}
 # password_file = "/etc/porchlight/mqtt-password"
 # PEM certificate of a private CA that signed the broker's certificate.
 # ca_file = "/etc/porchlight/mqtt-ca.pem"
+# A client certificate and its key, for brokers that require one (PEM).
+# client_cert_file = "/etc/porchlight/mqtt-client.pem"
+# client_key_file = "/etc/porchlight/mqtt-client.key"
 # client_id = "porchlight"
 # Root of the hub's topics, and Home Assistant's discovery prefix.
 base_topic = "{base_topic}"
@@ -828,6 +853,7 @@ const ENV_KEYS: &[EnvKey] = &[
         "a URL such as https://hub.example",
     ),
     k("web.trust_forwarded_headers", Kind::Bool, false, BOOL),
+    k("web.push_allow_loopback_http", Kind::Bool, false, BOOL),
     k(
         "web.secure_cookies",
         Kind::Str,
@@ -853,6 +879,8 @@ const ENV_KEYS: &[EnvKey] = &[
     k("mqtt.username", Kind::Str, true, "a user name"),
     k("mqtt.password_file", Kind::Str, true, "a file path"),
     k("mqtt.ca_file", Kind::Str, true, "a PEM file path"),
+    k("mqtt.client_cert_file", Kind::Str, true, "a PEM file path"),
+    k("mqtt.client_key_file", Kind::Str, true, "a PEM file path"),
     k("mqtt.client_id", Kind::Str, true, "an MQTT client id"),
     k("mqtt.base_topic", Kind::Str, false, TOPIC),
     k("mqtt.discovery_prefix", Kind::Str, false, TOPIC),
@@ -1000,16 +1028,39 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
                 format!("{u:?} must start with mqtt:// or mqtts:// (TLS)"),
             ));
         }
-        if m.ca_file.is_some() && !u.starts_with("mqtts://") {
-            return Err(invalid(
-                "mqtt.ca_file",
-                "is only used with an mqtts:// url (TLS); use mqtts:// or remove it",
-            ));
+        for (key, v) in [
+            ("mqtt.ca_file", &m.ca_file),
+            ("mqtt.client_cert_file", &m.client_cert_file),
+            ("mqtt.client_key_file", &m.client_key_file),
+        ] {
+            if v.is_some() && !u.starts_with("mqtts://") {
+                return Err(invalid(
+                    key,
+                    "is only used with an mqtts:// url (TLS); use mqtts:// or remove it",
+                ));
+            }
         }
+    }
+    match (&m.client_cert_file, &m.client_key_file) {
+        (Some(_), None) => {
+            return Err(invalid(
+                "mqtt.client_key_file",
+                "mqtt.client_cert_file is set but not its key: set mqtt.client_key_file too",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "mqtt.client_cert_file",
+                "mqtt.client_key_file is set but not its certificate: set mqtt.client_cert_file too",
+            ))
+        }
+        _ => {}
     }
     for (key, v) in [
         ("mqtt.password_file", &m.password_file),
         ("mqtt.ca_file", &m.ca_file),
+        ("mqtt.client_cert_file", &m.client_cert_file),
+        ("mqtt.client_key_file", &m.client_key_file),
     ] {
         if v.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(invalid(key, "must not be empty"));
@@ -1168,6 +1219,8 @@ mod tests {
                 username: Some("u".into()),
                 password_file: Some("/p".into()),
                 ca_file: Some("/ca".into()),
+                client_cert_file: Some("/cert".into()),
+                client_key_file: Some("/key".into()),
                 client_id: Some("c".into()),
                 ..MqttConfig::default()
             },

@@ -74,6 +74,7 @@ fn non_default_config() -> Config {
             public_url: Some("https://hub.example".to_string()),
             trust_forwarded_headers: true,
             secure_cookies: SecureCookies::Always,
+            push_allow_loopback_http: true,
         },
         accounts: AccountsConfig {
             session_idle_minutes: 60,
@@ -96,6 +97,8 @@ fn non_default_config() -> Config {
             username: Some("hub".to_string()),
             password_file: Some("/etc/porchlight/mqtt-password".into()),
             ca_file: Some("/etc/porchlight/ca.pem".into()),
+            client_cert_file: Some("/etc/porchlight/client.pem".into()),
+            client_key_file: Some("/etc/porchlight/client.key".into()),
             client_id: Some("porchlight-hub".to_string()),
             base_topic: "home/porchlight".to_string(),
             ..MqttConfig::default()
@@ -122,6 +125,7 @@ listen = "[::]:8443"
 public_url = "https://hub.example"
 trust_forwarded_headers = true
 secure_cookies = "always"
+push_allow_loopback_http = true
 
 [accounts]
 session_idle_minutes = 60
@@ -144,6 +148,8 @@ url = "mqtts://broker.lan:8883"
 username = "hub"
 password_file = "/etc/porchlight/mqtt-password"
 ca_file = "/etc/porchlight/ca.pem"
+client_cert_file = "/etc/porchlight/client.pem"
+client_key_file = "/etc/porchlight/client.key"
 client_id = "porchlight-hub"
 base_topic = "home/porchlight"
 
@@ -725,4 +731,50 @@ fn mqtt_url_scheme_and_ca_file_are_checked() {
     assert!(err.to_string().contains("mqtt.ca_file"), "{err}");
     let err = load(None, &env_of(&[("PORCHLIGHT_MQTT_BASE_TOPIC", "a/#")])).unwrap_err();
     assert!(err.to_string().contains("mqtt.base_topic"), "{err}");
+}
+
+#[test]
+fn mqtt_client_certificate_needs_its_key_and_tls() {
+    let tls = ("PORCHLIGHT_MQTT_URL", "mqtts://broker");
+    let cert = (
+        "PORCHLIGHT_MQTT_CLIENT_CERT_FILE",
+        "/etc/porchlight/client.pem",
+    );
+    let key = (
+        "PORCHLIGHT_MQTT_CLIENT_KEY_FILE",
+        "/etc/porchlight/client.key",
+    );
+    let c = load(None, &env_of(&[tls, cert, key])).unwrap();
+    assert_eq!(
+        c.mqtt.client_cert_file.as_deref(),
+        Some(std::path::Path::new("/etc/porchlight/client.pem"))
+    );
+    assert_eq!(
+        c.mqtt.client_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/porchlight/client.key"))
+    );
+    // One without the other names the missing one.
+    let err = load(None, &env_of(&[tls, cert])).unwrap_err().to_string();
+    assert!(err.contains("mqtt.client_key_file"), "{err}");
+    let err = load(None, &env_of(&[tls, key])).unwrap_err().to_string();
+    assert!(err.contains("mqtt.client_cert_file"), "{err}");
+    // Plain mqtt:// has no TLS to present a certificate in.
+    let err = load(
+        None,
+        &env_of(&[("PORCHLIGHT_MQTT_URL", "mqtt://broker"), cert, key]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("mqtt.client_cert_file") && err.contains("mqtts://"),
+        "{err}"
+    );
+    // An empty value unsets it (the key then stands alone: refused).
+    let err = load(
+        None,
+        &env_of(&[tls, ("PORCHLIGHT_MQTT_CLIENT_CERT_FILE", ""), key]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("mqtt.client_cert_file"), "{err}");
 }

@@ -39,6 +39,18 @@
 //! never lead off the hub. Endpoints are capability URLs and are only ever
 //! logged as their origin.
 //!
+//! ## Endpoints
+//!
+//! Push endpoints must be `https://`: real push services all are, and
+//! refusing anything else keeps the hub from being pointed at services on
+//! its own LAN. Two exceptions, both opt-in:
+//! [`Notifier::allow_loopback_http_endpoints`] (`[web]
+//! push_allow_loopback_http`) accepts `http://` to a loopback IP literal
+//! only — a push service standing in on the hub's own machine, as the
+//! browser tests run — and [`Notifier::allow_http_endpoints`] accepts any
+//! `http://`, for this crate's and the web crate's tests. The rule is
+//! checked when a browser subscribes and again before each send.
+//!
 //! ## TLS
 //!
 //! Requests go out through `reqwest` with `rustls`; reqwest's `rustls-tls`
@@ -218,7 +230,27 @@ struct Inner {
     subject: String,
     http: reqwest::Client,
     tz: jiff::tz::TimeZone,
-    allow_http: bool,
+    http_endpoints: HttpEndpoints,
+}
+
+/// Which plain-`http://` push endpoints are accepted (real push services
+/// are all HTTPS; see [`Notifier::allow_loopback_http_endpoints`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpEndpoints {
+    /// None: the default.
+    Refused,
+    /// Only IP literals on this machine (`127.0.0.0/8`, `[::1]`).
+    Loopback,
+    /// Any (tests only).
+    Any,
+}
+
+/// Whether `uri`'s host is a loopback IP literal. Names (even
+/// `localhost`) are not: a resolver could send them elsewhere.
+fn loopback_literal(uri: &http::Uri) -> bool {
+    let Some(host) = uri.host() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Per-request timeout; `notify` waits at most about this long.
@@ -295,7 +327,7 @@ impl Notifier {
                 subject,
                 http,
                 tz: jiff::tz::TimeZone::system(),
-                allow_http: false,
+                http_endpoints: HttpEndpoints::Refused,
             }),
         })
     }
@@ -310,8 +342,35 @@ impl Notifier {
     /// service: real push services are all HTTPS, and refusing anything
     /// else keeps the hub from being pointed at services on its own LAN.
     pub fn allow_http_endpoints(mut self) -> Notifier {
-        Arc::make_mut(&mut self.inner).allow_http = true;
+        Arc::make_mut(&mut self.inner).http_endpoints = HttpEndpoints::Any;
         self
+    }
+
+    /// Accepts `http://` push endpoints whose host is a loopback IP
+    /// literal (`127.0.0.0/8` or `[::1]`), and no other `http://` ones:
+    /// for a push service standing in on the hub's own machine (the
+    /// browser tests use one; `[web] push_allow_loopback_http` turns it
+    /// on). Host names, even `localhost`, are still refused, so no
+    /// resolver can turn this into a way to reach the LAN.
+    pub fn allow_loopback_http_endpoints(mut self) -> Notifier {
+        let inner = Arc::make_mut(&mut self.inner);
+        if inner.http_endpoints == HttpEndpoints::Refused {
+            inner.http_endpoints = HttpEndpoints::Loopback;
+        }
+        self
+    }
+
+    /// Why this notifier will not use `uri` as a push endpoint, if it won't.
+    fn refuse_scheme(&self, uri: &http::Uri) -> Option<&'static str> {
+        match (uri.scheme_str(), self.inner.http_endpoints) {
+            (Some("https"), _) => None,
+            (Some("http"), HttpEndpoints::Any) => None,
+            (Some("http"), HttpEndpoints::Loopback) if loopback_literal(uri) => None,
+            (Some("http"), HttpEndpoints::Loopback) => Some(
+                "endpoint must be an https:// URL of a push service (http:// is allowed only to 127.0.0.1 or [::1] on this hub)",
+            ),
+            _ => Some("endpoint must be an https:// URL of a push service"),
+        }
     }
 
     /// The VAPID public key as browsers want it (`applicationServerKey`):
@@ -335,10 +394,8 @@ impl Notifier {
             .endpoint
             .parse()
             .map_err(|_| "endpoint is not a URL".to_string())?;
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some("http") if self.inner.allow_http => {}
-            _ => return Err("endpoint must be an https:// URL of a push service".into()),
+        if let Some(why) = self.refuse_scheme(&uri) {
+            return Err(why.into());
         }
         if origin_of(&uri).is_none() {
             return Err("endpoint has no host".into());
@@ -568,6 +625,11 @@ impl Notifier {
         urgency: &'static str,
     ) -> Result<u16, String> {
         let uri = uri.ok_or("the stored endpoint is not a URL")?;
+        // Checked again here: a subscription stored while the hub allowed
+        // loopback http:// is not used once it no longer does.
+        if let Some(why) = self.refuse_scheme(&uri) {
+            return Err(format!("the stored {why}"));
+        }
         let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
         let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
             .map_err(|_| "the stored p256dh key is not a P-256 key")?;

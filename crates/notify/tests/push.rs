@@ -518,3 +518,58 @@ async fn an_endpoint_subscribed_again_changes_hands() {
         .await
         .unwrap());
 }
+
+#[tokio::test]
+async fn loopback_http_is_allowed_only_to_loopback_addresses_and_only_when_asked() {
+    let h = hub().await;
+    let owner = h.user("olive", Role::Owner).await;
+    let strict = Notifier::open(h.store.clone(), h._dir.path(), CONTACT.into()).unwrap();
+    let loopback = strict.clone().allow_loopback_http_endpoints();
+    let with = |endpoint: &str| {
+        let mut s = Browser::new("https://push.example.net/x".into()).subscription();
+        s.endpoint = endpoint.into();
+        s
+    };
+    for ok in [
+        "http://127.0.0.1:9999/push/a",
+        "http://127.8.9.10/push/a",
+        "http://[::1]:8443/push/a",
+        "https://push.example.net/wpush/abc",
+    ] {
+        assert_eq!(loopback.validate(&with(ok)), Ok(()), "{ok}");
+    }
+    for bad in [
+        "http://192.168.1.1/admin",
+        "http://10.0.0.2:8080/x",
+        "http://localhost:9999/push/a",
+        "http://127.0.0.1.evil.example/x",
+        "http://[::ffff:192.168.1.1]/x",
+        "http://push.example.net/x",
+    ] {
+        let e = loopback.validate(&with(bad)).unwrap_err();
+        assert!(e.contains("127.0.0.1"), "{bad}: {e}");
+    }
+    // Without the opt-in, no http:// at all.
+    let e = strict.validate(&with("http://127.0.0.1:9999/push/a")).unwrap_err();
+    assert!(e.contains("https://"), "{e}");
+    assert!(!e.contains("127.0.0.1"), "the strict hub does not advertise the opt-in: {e}");
+    // The opt-in does not widen a test notifier's "any http".
+    let any = h.notifier.clone().allow_loopback_http_endpoints();
+    assert_eq!(any.validate(&with("http://192.168.1.1/x")), Ok(()));
+
+    // A loopback subscription is delivered under the opt-in, and a hub
+    // that no longer allows it does not send to the stored one.
+    let browser = Browser::new(format!("{}/push/olive-laptop", h.origin));
+    loopback.subscribe(owner, &browser.subscription(), "").await.unwrap();
+    let d = loopback.send_test(owner).await;
+    assert!(matches!(d[..], [porchlight_notify::Delivery { outcome: Outcome::Delivered { status: 201 }, .. }]), "{d:?}");
+    let got = h.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(browser.decrypt(&got[0].body)["title"], "Porchlight test notification");
+    let d = strict.send_test(owner).await;
+    assert!(
+        matches!(&d[..], [porchlight_notify::Delivery { outcome: Outcome::Failed { status: None, reason }, .. }] if reason.contains("https://")),
+        "{d:?}"
+    );
+    assert!(h.take().is_empty(), "nothing reached the push service");
+}

@@ -38,6 +38,10 @@ pub(crate) fn routes() -> Router<App> {
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/settings.js"),
     );
+    let detection = file(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/js/detection.js"),
+    );
     let offline = file(
         "text/html; charset=utf-8",
         include_bytes!("../assets/offline.html"),
@@ -68,6 +72,10 @@ pub(crate) fn routes() -> Router<App> {
         .route(
             "/static/settings.js",
             get(move || async move { settings.clone() }),
+        )
+        .route(
+            "/static/js/detection.js",
+            get(move || async move { detection.clone() }),
         )
         .route(
             "/static/offline.html",

@@ -4,6 +4,10 @@
 //! tracking. The document is `porchlight_events::CameraDetection` (every
 //! field optional, unknown fields refused); a running hub picks a change up
 //! within seconds. Owners only; every change is audited.
+//!
+//! The owners' page for the same settings (`/cameras/{name}/detection`,
+//! with the zone editor) is `pages::detection`; it reads and saves through
+//! [`load`] and [`save`] here, so both paths validate alike.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -15,6 +19,8 @@ use crate::access::visible_camera;
 use crate::error::{ApiError, WebError};
 use crate::session::{require_role, ApiUser};
 use crate::App;
+use porchlight_events::CameraDetection;
+use porchlight_store::Camera;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new().route("/api/v1/cameras/{name}/detection", get(read).put(write))
@@ -22,12 +28,40 @@ pub(crate) fn routes() -> Router<App> {
 
 async fn read(State(app): State<App>, u: ApiUser, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "detection").await?;
+    Ok(Json(json!(load(&app, &cam).await?)))
+}
+
+/// The camera's settings as the event path uses them (the defaults when
+/// never set, or when the stored document no longer validates).
+pub(crate) async fn load(app: &App, cam: &Camera) -> Result<CameraDetection, WebError> {
     let stored = app.vault.store().camera_detection(cam.id).await?;
-    let settings = match stored {
-        Some(v) => porchlight_events::CameraDetection::from_json(&v).unwrap_or_default(),
-        None => porchlight_events::CameraDetection::default(),
-    };
-    Ok(Json(json!(settings)))
+    Ok(match stored {
+        Some(v) => CameraDetection::from_json(&v).unwrap_or_default(),
+        None => CameraDetection::default(),
+    })
+}
+
+/// Validates `body` and, if it is good, stores and audits it; the error
+/// (`BadRequest`) names what is wrong. Returns the document as stored.
+/// The caller checks that `actor` is an owner.
+pub(crate) async fn save(
+    app: &App,
+    actor: &porchlight_vault::Actor,
+    cam: &Camera,
+    body: &Value,
+) -> Result<Value, WebError> {
+    let settings = CameraDetection::from_json(body).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let doc = json!(settings);
+    app.vault.store().set_camera_detection(cam.id, &doc, app.vault.now()).await?;
+    app.vault
+        .audit(
+            actor,
+            "camera.detection",
+            &cam.name,
+            json!({ "zones": settings.motion.zones.len(), "enabled": settings.enabled }),
+        )
+        .await?;
+    Ok(doc)
 }
 
 async fn write(
@@ -39,16 +73,5 @@ async fn write(
     require_role(&u.session, &[Role::Owner])?;
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "detection").await?;
     let Json(body) = body.map_err(|e| WebError::BadRequest(format!("the settings are not valid JSON: {}", e.body_text())))?;
-    let settings = porchlight_events::CameraDetection::from_json(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let doc = json!(settings);
-    app.vault.store().set_camera_detection(cam.id, &doc, app.vault.now()).await?;
-    app.vault
-        .audit(
-            &u.visitor.actor(),
-            "camera.detection",
-            &cam.name,
-            json!({ "zones": settings.motion.zones.len(), "enabled": settings.enabled }),
-        )
-        .await?;
-    Ok(Json(doc))
+    Ok(Json(save(&app, &u.visitor.actor(), &cam, &body).await?))
 }

@@ -185,6 +185,12 @@ impl Server {
         };
         let notifier =
             match porchlight_notify::Notifier::open(vault.store().clone(), &ctx.data_dir, contact) {
+                // `[web] push_allow_loopback_http`: a push service on this
+                // machine (the browser tests'); never http:// elsewhere.
+                Ok(n) if ctx.config.web.push_allow_loopback_http => {
+                    tracing::warn!("Web Push accepts http:// endpoints on 127.0.0.1 and [::1] (web.push_allow_loopback_http)");
+                    Some(n.allow_loopback_http_endpoints())
+                }
                 Ok(n) => Some(n),
                 Err(e) => {
                     tracing::warn!("Web Push is off: {e}");

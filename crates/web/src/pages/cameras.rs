@@ -2,7 +2,8 @@
 //! detection exists, events) with a player, and downloads of any range.
 //!
 //! Owners also find the camera's edit form here (address, sub-stream,
-//! credentials, retention; handled in `camera_admin`).
+//! credentials, retention; handled in `camera_admin`) and a link to its
+//! detection settings and zone editor (`pages::detection`).
 //!
 //! Members reach only the cameras granted to them: anything else is a 403
 //! and a `camera.denied` audit entry, for the page, the timeline fragment
@@ -154,6 +155,7 @@ pub(super) async fn camera(
             }
             @if u.session.role == Role::Owner {
                 (edit_form(&cam, &u.session.csrf_token, &flash))
+                p { a.button.secondary href={ "/cameras/" (cam.name) "/detection" } data-testid="detection-link" { "Detection: zones, masks and alerts" } }
                 p { a href={ "/settings/cameras/" (cam.name) } { "All camera settings" } }
             }
             script src="/static/live.js" defer {}

@@ -6,6 +6,7 @@ pub(crate) mod alarm;
 mod audit;
 mod auth;
 mod cameras;
+mod detection;
 mod events;
 mod home;
 pub(crate) mod layout;
@@ -37,6 +38,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/cameras/{name}", get(cameras::camera))
         .route("/cameras/{name}/timeline", get(cameras::timeline_fragment))
         .route("/cameras/{name}/download", get(cameras::download))
+        .route(
+            "/cameras/{name}/detection",
+            get(detection::page).post(detection::post),
+        )
         .route("/settings", get(settings::index))
         .route(
             "/settings/cameras",

@@ -1,0 +1,230 @@
+// Issue 5's "a subscribed browser gets a push", in real Chromium against a
+// real `porchlight demo`.
+//
+// Headless Chromium has no push service (pushManager.subscribe fails), so
+// this test stands in for one: a local HTTP server on 127.0.0.1, which the
+// hub accepts only because it runs with `PORCHLIGHT_WEB_PUSH_ALLOW_LOOPBACK_HTTP`
+// (`[web] push_allow_loopback_http`, off by default, loopback IP literals
+// only). The chain:
+//
+// 1. the owner, signed in, registers through the hub's push API a
+//    subscription whose endpoint is that server and whose keys are a P-256
+//    pair and auth secret this test made (as a browser would);
+// 2. a doorbell press is posted to the hub (`POST /api/v1/events`);
+// 3. the push service receives the hub's POST: the VAPID token verifies
+//    against the hub's public key and names this push service, and the
+//    body decrypts (RFC 8291 aes128gcm: ECDH + HKDF + AES-128-GCM, with
+//    node's crypto) to that event — title, link, no picture;
+// 4. the decrypted payload is handed to the page's real service worker
+//    (sw.js) through the DevTools protocol (`ServiceWorker.deliverPushMessage`),
+//    as the browser's push service client would, and the worker shows a
+//    notification with the event's title whose click target is the
+//    event's page, which opens.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { createECDH, createDecipheriv, createPublicKey, hkdfSync, randomBytes, verify } from "node:crypto";
+import { launchBrowser, phonePage, shot, startHub } from "./lib/harness.mjs";
+import { signInOwner, watchErrors } from "./lib/household.mjs";
+
+const CAM = "front-door";
+const ENV = {
+  PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB: "64",
+  PORCHLIGHT_ACCOUNTS_ARGON2_T: "1",
+  PORCHLIGHT_RECORDER_SEGMENT_SECONDS: "10",
+  PORCHLIGHT_RECORDER_FLUSH_INTERVAL_SECONDS: "1",
+  PORCHLIGHT_RECORDER_MIN_FREE_MIB: "1",
+  PORCHLIGHT_NEIGHBORHOOD_ENABLED: "false",
+  PORCHLIGHT_WEB_PUSH_ALLOW_LOOPBACK_HTTP: "true",
+};
+
+const b64u = (buf) => Buffer.from(buf).toString("base64url");
+
+/** A push service: records every POST, answers 201 like real ones. */
+function pushService() {
+  const received = [];
+  const waiters = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
+      res.writeHead(201, { Location: "/message/1" });
+      res.end();
+      waiters.splice(0).forEach((w) => w());
+    });
+  });
+  return new Promise((ok) => server.listen(0, "127.0.0.1", () => {
+    const origin = `http://127.0.0.1:${server.address().port}`;
+    ok({
+      origin,
+      received,
+      close: () => server.close(),
+      /** Resolves with the first request `match` accepts (checking new ones as they come). */
+      async waitFor(match, ms) {
+        const deadline = Date.now() + ms;
+        for (let seen = 0; ;) {
+          for (; seen < received.length; seen++) {
+            const hit = match(received[seen]);
+            if (hit) return hit;
+          }
+          const left = deadline - Date.now();
+          if (left <= 0) throw new Error(`no matching push in ${ms} ms; ${received.length} received`);
+          await new Promise((r) => { waiters.push(r); setTimeout(r, Math.min(left, 500)); });
+        }
+      },
+    });
+  }));
+}
+
+/** RFC 8291 aes128gcm, as a browser decrypts a push: the plaintext. */
+function decrypt(body, ecdh, auth) {
+  const salt = body.subarray(0, 16);
+  const rs = body.readUInt32BE(16);
+  const idlen = body[20];
+  const asPublic = body.subarray(21, 21 + idlen);
+  const ct = body.subarray(21 + idlen);
+  assert.equal(idlen, 65, "keyid is the hub's ephemeral P-256 public key");
+  assert.ok(ct.length <= rs, "one record");
+  const uaPublic = ecdh.getPublicKey();
+  const shared = ecdh.computeSecret(asPublic);
+  const keyInfo = Buffer.concat([Buffer.from("WebPush: info\0"), uaPublic, asPublic]);
+  const ikm = Buffer.from(hkdfSync("sha256", shared, auth, keyInfo, 32));
+  const cek = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: aes128gcm\0"), 16));
+  const nonce = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: nonce\0"), 12));
+  const d = createDecipheriv("aes-128-gcm", cek, nonce);
+  d.setAuthTag(ct.subarray(ct.length - 16));
+  const plain = Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]);
+  let end = plain.length - 1;
+  while (end >= 0 && plain[end] === 0) end--;
+  assert.equal(plain[end], 2, "the last record's padding delimiter");
+  return plain.subarray(0, end).toString("utf8");
+}
+
+/** Checks the `Authorization: vapid t=…, k=…` header; returns its claims. */
+function checkVapid(header, hubKey, audience) {
+  const m = /^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/.exec(header || "");
+  assert.ok(m, `a VAPID authorization header: ${header}`);
+  const [, jwt, k] = m;
+  assert.equal(k, hubKey, "k is the hub's public key");
+  const [h, p, s] = jwt.split(".");
+  assert.deepEqual(JSON.parse(Buffer.from(h, "base64url")), { typ: "JWT", alg: "ES256" });
+  const raw = Buffer.from(k, "base64url");
+  const key = createPublicKey({ key: { kty: "EC", crv: "P-256", x: b64u(raw.subarray(1, 33)), y: b64u(raw.subarray(33, 65)) }, format: "jwk" });
+  const ok = verify("sha256", Buffer.from(`${h}.${p}`), { key, dsaEncoding: "ieee-p1363" }, Buffer.from(s, "base64url"));
+  assert.ok(ok, "the VAPID token's ES256 signature verifies with the hub's key");
+  const claims = JSON.parse(Buffer.from(p, "base64url"));
+  assert.equal(claims.aud, audience, "the token is for this push service");
+  assert.ok(claims.exp * 1000 > Date.now(), "not expired");
+  return claims;
+}
+
+let hub, push, browser, context, page, errors;
+before(async () => {
+  push = await pushService();
+  hub = await startHub("demo", ENV, { args: ["--rtsp-listen", "127.0.0.1:0"] });
+  hub.owner = { username: "demo-owner", password: "porchlight-demo" };
+  browser = await launchBrowser();
+  page = await phonePage(browser);
+  context = page.context();
+  page.setDefaultTimeout(15000);
+  errors = watchErrors(page);
+});
+after(async () => {
+  await browser?.close();
+  hub?.stop();
+  push?.close();
+});
+
+/** A JSON API call from the signed-in page (cookie and CSRF header). */
+const api = (method, path, body) => page.evaluate(async ([method, path, body]) => {
+  const csrf = document.querySelector("input[name=csrf]").value;
+  const r = await fetch(path, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}, [method, path, body]);
+
+const ecdh = createECDH("prime256v1");
+ecdh.generateKeys();
+const auth = randomBytes(16);
+let eventId, payloadText, payload;
+
+test("the hub refuses a push endpoint off this machine, and accepts the local push service", async () => {
+  await signInOwner(page, hub);
+  await page.goto(`${hub.url}/settings/notifications`);
+  const keys = { p256dh: b64u(ecdh.getPublicKey()), auth: b64u(auth) };
+  for (const endpoint of ["http://192.0.2.7/push/x", "http://localhost:9/push/x"]) {
+    const r = await api("POST", "/api/v1/push/subscriptions", { endpoint, keys });
+    assert.equal(r.status, 400, `${endpoint}: ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error, /https:\/\/.*127\.0\.0\.1/);
+  }
+  const r = await api("POST", "/api/v1/push/subscriptions", { endpoint: `${push.origin}/push/owner-phone`, keys });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+});
+
+test("a doorbell press on the demo reaches the push service, signed and encrypted to the browser's keys", async () => {
+  const hubKey = (await api("GET", "/api/v1/push/key")).body.public_key;
+  const t0 = Date.now();
+  const r = await api("POST", "/api/v1/events", { camera: CAM, kind: "doorbell" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  eventId = r.body.id;
+  const got = await push.waitFor((req) => {
+    if (req.path !== "/push/owner-phone") return null;
+    const text = decrypt(req.body, ecdh, auth);
+    const p = JSON.parse(text);
+    return p.event_id === eventId ? { req, text, p } : null;
+  }, 20000);
+  console.log(`# push for event ${eventId} reached the push service ${got.req.at - t0} ms after the trigger was posted (${push.received.length} push(es) received in all)`);
+  assert.equal(got.req.method, "POST");
+  assert.equal(got.req.headers["content-encoding"], "aes128gcm");
+  assert.ok(Number(got.req.headers.ttl) > 0, "a TTL");
+  checkVapid(got.req.headers.authorization, hubKey, push.origin);
+  payloadText = got.text;
+  payload = got.p;
+  assert.deepEqual(Object.keys(payload).sort(), ["body", "event_id", "tag", "title", "url"], "nothing but the notification's text and link: no picture");
+  assert.equal(payload.title, `Doorbell — ${CAM}`);
+  assert.equal(payload.url, `/events/${eventId}`);
+  assert.equal(payload.tag, `event-${eventId}`);
+  assert.match(payload.body, /^doorbell at \d\d:\d\d:\d\d$/);
+});
+
+test("the page's service worker shows it as a notification that opens the event", async () => {
+  await context.grantPermissions(["notifications"], { origin: hub.url });
+  await page.goto(`${hub.url}/`);
+  const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+  assert.equal(scope, `${hub.url}/`);
+  const cdp = await context.newCDPSession(page);
+  const registration = new Promise((ok) => cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+    const r = registrations.find((x) => x.scopeURL === scope && !x.isDeleted);
+    if (r) ok(r.registrationId);
+  }));
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registration;
+  await cdp.send("ServiceWorker.deliverPushMessage", { origin: hub.url, registrationId, data: payloadText });
+  let shown = [];
+  for (let i = 0; i < 50 && shown.length === 0; i++) {
+    shown = await page.evaluate(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data, icon: n.icon }));
+    });
+    if (shown.length === 0) await page.waitForTimeout(200);
+  }
+  assert.equal(shown.length, 1, `one notification: ${JSON.stringify(shown)}`);
+  const [n] = shown;
+  assert.equal(n.title, payload.title);
+  assert.equal(n.body, payload.body);
+  assert.equal(n.tag, `event-${eventId}`);
+  assert.deepEqual(n.data, { url: `/events/${eventId}`, event_id: eventId });
+  assert.equal(n.icon, `${hub.url}/static/icon-192.png`);
+  // Its click target (sw.js opens data.url on the hub) is the event's page.
+  const target = new URL(n.data.url, hub.url);
+  assert.equal(target.origin, hub.url);
+  const res = await page.goto(target.href);
+  assert.equal(res.status(), 200);
+  assert.match(await page.textContent("h1"), new RegExp(`Doorbell at ${CAM}`));
+  await shot(page, "push-event-page");
+  assert.deepEqual(errors, [], "no script errors or CSP violations");
+});
