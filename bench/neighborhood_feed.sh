@@ -21,8 +21,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
-cargo build -q -p porchlight-neighborhood --example feed_bench
-BIN=target/debug/examples/feed_bench
+cargo build -q --release -p porchlight-neighborhood --example feed_bench
+BIN=target/release/examples/feed_bench
 DIR=$(mktemp -d)
 SCHEMA="nb_bench_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 cleanup() {

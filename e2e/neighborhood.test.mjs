@@ -3,7 +3,9 @@
 // seeded feed, posts a lost-pet notice with a photo (its GPS tags gone),
 // the fire department's account posts a safety tip with its badge, a
 // profiling-style post is sent back for revision, and nothing lets the
-// agency ask anyone for footage. Screenshots: test-output/e2e/nb-*.png.
+// agency ask anyone for footage. Also: the resident chooses which posts to
+// be notified of and the page sets up Web Push (service worker, the
+// neighborhood's own key). Screenshots: test-output/e2e/nb-*.png.
 //
 // The tests run in order: the resident and the agency each keep their own
 // browser context (their own cookies) across them.
@@ -265,6 +267,52 @@ test("a profiling-style suspicious post is sent back for revision, the text kept
 
   await res.goto(nb("/feed"));
   assert.equal(await res.locator(`ol.posts h2:has-text("${PROFILING.title}")`).count(), 0, "nothing was published");
+});
+
+test("the resident chooses notifications for the area; the page sets up Web Push with the neighborhood's own key", async () => {
+  await res.goto(nb("/area"));
+  const box = res.locator("section#notifications");
+  assert.ok(await box.isVisible(), "a notifications section on My area");
+  const checked = async () => res.locator("section#notifications input[name=category]:checked").evaluateAll((xs) => xs.map((x) => x.value));
+  const before = await checked();
+  assert.ok(before.includes("alert"), `agency alerts are on by default: ${before}`);
+  assert.ok(!before.includes("lost_found_pet"), `lost pets are not on by default: ${before}`);
+  await res.check("section#notifications input[value=lost_found_pet]");
+  const [saved] = await Promise.all([
+    res.waitForResponse((r) => r.url() === nb("/area/notifications") && r.request().method() === "POST"),
+    res.click("button:has-text('Save notification choices')"),
+  ]);
+  await res.waitForLoadState();
+  assert.equal(saved.status(), 303, "saved");
+  assert.deepEqual((await checked()).sort(), ["alert", "lost_found_pet"], "the choice is kept");
+
+  // The device box appears once push.js runs, and the service worker is the
+  // neighborhood's own, at its root.
+  await res.waitForSelector("#push-device:not([hidden])");
+  assert.ok(await res.isVisible("#push-enable"), "a button to turn notifications on for this device");
+  const sw = await res.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    return { scope: reg.scope, script: reg.active && reg.active.scriptURL };
+  });
+  assert.deepEqual(sw, { scope: nb("/"), script: nb("/sw.js") });
+  await res.waitForFunction(() => document.getElementById("push-status").textContent !== "");
+  const status = await res.textContent("#push-status");
+  assert.doesNotMatch(status, /Could not/, `the device state was read: ${status}`);
+  // The key the page subscribes with is the one the API serves: a P-256 point.
+  const key = await res.getAttribute("#push-device", "data-key");
+  const api = await res.evaluate(async (who) => {
+    const login = await fetch("/api/v1/sessions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: who.username, password: who.password }) });
+    const { token } = await login.json();
+    const h = { authorization: `Bearer ${token}` };
+    return {
+      key: (await (await fetch("/api/v1/push/key", { headers: h })).json()).public_key,
+      categories: (await (await fetch("/api/v1/me/subscriptions", { headers: h })).json()).categories,
+    };
+  }, RESIDENT);
+  assert.equal(api.key, key);
+  assert.equal(Buffer.from(key, "base64url").length, 65, "an uncompressed P-256 public key");
+  assert.deepEqual(api.categories.sort(), ["alert", "lost_found_pet"]);
+  await shot(res, "nb-11-notifications");
 });
 
 test("nothing lets the agency ask for footage", async () => {

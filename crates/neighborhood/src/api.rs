@@ -13,6 +13,10 @@
 //!   the status from [`Error`]; 429 carries `Retry-After`.
 //! * There is no route for direct messages, for listing users, or for
 //!   anything about footage, cameras or hubs.
+//! * Web Push: `GET /api/v1/push/key` (the VAPID public key),
+//!   `POST`/`DELETE /api/v1/push/subscriptions` (the caller's own browser
+//!   subscriptions); what is pushed is chosen with
+//!   `PUT /api/v1/me/subscriptions` (categories) and the home area.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Query, Request, State};
@@ -220,6 +224,35 @@ struct AppealBody {
 async fn appeal(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<AppealBody>) -> R {
     let id = n.appeal(&v, id, &b.text).await?;
     created(json!({ "id": id, "status": "open" }))
+}
+
+// ---- Web Push ----
+
+async fn push_key(State(n): State<Neighborhood>, _v: Viewer) -> R {
+    ok(json!({ "public_key": n.push_public_key() }))
+}
+
+async fn push_subscribe(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    headers: HeaderMap,
+    Body(b): Body<crate::push::BrowserSubscription>,
+) -> R {
+    v.require_not_suspended()?;
+    let ua = headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let id = n.subscribe_push(v.id, &b, ua).await?;
+    created(json!({ "id": id, "categories": n.subscriptions(v.id).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointBody {
+    endpoint: String,
+}
+
+async fn push_unsubscribe(State(n): State<Neighborhood>, v: Viewer, Body(b): Body<EndpointBody>) -> R {
+    n.unsubscribe_push(v.id, &b.endpoint).await?;
+    no_content()
 }
 
 // ---- posts ----
@@ -507,6 +540,9 @@ pub fn api_routes() -> ApiTable {
         .add("PUT", "/api/v1/me/subscriptions", put(put_subs))
         .add("POST", "/api/v1/me/totp", post(totp_begin))
         .add("POST", "/api/v1/me/totp/confirm", post(totp_confirm))
+        .add("GET", "/api/v1/push/key", get(push_key))
+        .add("POST", "/api/v1/push/subscriptions", post(push_subscribe))
+        .add("DELETE", "/api/v1/push/subscriptions", delete(push_unsubscribe))
         .add("GET", "/api/v1/me/notices", get(notices))
         .add("POST", "/api/v1/me/notices/{id}/appeals", post(appeal))
         .add("GET", "/api/v1/feed", get(feed))

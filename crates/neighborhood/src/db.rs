@@ -269,4 +269,26 @@ CREATE TABLE audit (
     reason TEXT NOT NULL,
     created_at BIGINT NOT NULL
 )
+"#,
+// 2: Web Push subscriptions of this server's own accounts (src/push.rs).
+r#"
+CREATE TABLE push_subscriptions (
+    id {ID},
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    endpoint TEXT NOT NULL UNIQUE,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    user_agent TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_ok_at BIGINT,
+    failures BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id, id)
+"#,
+// 3: the feed's per-cell branch (`feed_cell = ? AND status = 'visible' AND
+// id < ? ORDER BY id DESC LIMIT ?`) answered from the index alone, without
+// a table lookup per candidate row to read `status`.
+r#"
+CREATE INDEX posts_feed_visible ON posts (feed_cell, status, id);
+DROP INDEX posts_feed
 "#];

@@ -26,10 +26,13 @@
 //!   and can appeal.
 //! * **Two stores, one behaviour**: SQLite or PostgreSQL through one set of
 //!   SQL texts ([`db`]).
+//! * **Notifications say nothing about place.** A new post goes by Web Push
+//!   to the browsers of [`Neighborhood::recipients_for`] with its title,
+//!   category and author only, off the request's path ([`push`]).
 //!
 //! Entry points: [`Neighborhood::open`], [`router`], [`Neighborhood::seed_demo`],
 //! the admin functions in [`accounts`] (for the CLI) and
-//! [`Neighborhood::recipients_for`] (for Web Push in `crates/notify`).
+//! [`Neighborhood::set_push_options`] (the Web Push contact).
 
 pub mod accounts;
 pub mod api;
@@ -41,6 +44,7 @@ pub mod moderation;
 pub mod pages;
 pub mod photo;
 pub mod posts;
+pub mod push;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -118,6 +122,8 @@ pub(crate) struct Inner {
     /// Failed sign-ins per lower-cased username: (count, window start ms).
     pub login_failures: Mutex<HashMap<String, (u32, i64)>>,
     pub decoy_hash: String,
+    /// Web Push: the VAPID key, HTTP client and tasks in flight.
+    pub push: push::Pusher,
 }
 
 impl std::fmt::Debug for Neighborhood {
@@ -142,6 +148,7 @@ impl Neighborhood {
             .map_err(|e| Error::Invalid(format!("bad password-hashing parameters: {e}")))?;
         let db = db::Db::open(database_url).await?;
         let decoy_hash = porchlight_vault::password::decoy_hash(&kdf);
+        let push = push::Pusher::open(&db.pool).await?;
         Ok(Neighborhood {
             inner: Arc::new(Inner {
                 db,
@@ -149,6 +156,7 @@ impl Neighborhood {
                 limits: Mutex::new(Limits::default()),
                 login_failures: Mutex::new(HashMap::new()),
                 decoy_hash,
+                push,
             }),
         })
     }
@@ -171,8 +179,23 @@ impl Neighborhood {
         self.inner.db.dialect
     }
 
-    /// Closes the pool (tests drop their PostgreSQL schema afterwards).
+    /// Refreshes the planner's statistics (`ANALYZE`; on PostgreSQL
+    /// `VACUUM ANALYZE posts`, which also updates the visibility map that
+    /// index-only scans need). For benchmarks and after bulk loads.
+    #[doc(hidden)]
+    pub async fn analyze(&self) -> Result<()> {
+        let sql = match self.dialect() {
+            db::Dialect::Sqlite => "ANALYZE",
+            db::Dialect::Postgres => "VACUUM ANALYZE posts",
+        };
+        sqlx::query(sql).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Waits for pushes in flight, then closes the pool (tests drop their
+    /// PostgreSQL schema afterwards).
     pub async fn close(&self) {
+        self.push_idle().await;
         self.inner.db.pool.close().await;
     }
 }

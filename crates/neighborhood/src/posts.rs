@@ -7,8 +7,8 @@
 //!   `information`, `event`. Anything else — `footage_request` included —
 //!   is refused as an unknown category.
 //! * A post's cell is resolution 9 or coarser ([`area::parse_post_cell`]);
-//!   it is indexed by `feed_key(cell)` (resolution 8) so the feed reads a
-//!   handful of per-cell index ranges ([`Neighborhood::feed`]).
+//!   it is indexed by `(feed_key(cell), status, id)` (resolution 8) so the
+//!   feed reads a handful of per-cell index ranges ([`Neighborhood::feed`]).
 //! * Post ids grow with time, so "newest first" is `id DESC` and the feed
 //!   cursor `before` is a post id.
 //! * Others never see an author's home cell or user id: authors appear by
@@ -318,6 +318,9 @@ impl Neighborhood {
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?;
+        // Web Push to the neighbours who asked for this category, off the
+        // request's path.
+        self.spawn_new_post_push(id);
         self.post(v, id).await
     }
 
@@ -558,8 +561,8 @@ impl Neighborhood {
 
     /// The feed around `v`'s home area, newest first.
     ///
-    /// One sub-query per feed cell, each an index range scan on
-    /// `(feed_cell, id)` limited to the page size, glued with `UNION ALL`
+    /// One sub-query per feed cell, each an index-only range scan on
+    /// `(feed_cell, status, id)` limited to the page size, glued with `UNION ALL`
     /// and merged by the outer `ORDER BY … LIMIT`: the cost grows with the
     /// number of cells (≈40 at 3 km) times the page, never with the table.
     pub async fn feed(
@@ -843,7 +846,7 @@ impl Neighborhood {
 
     /// Who should be notified of post `post`: active users, other than the
     /// author, subscribed to its category, whose home area's radius covers
-    /// the post's cell. `crates/notify` sends the Web Push messages.
+    /// the post's cell. [`crate::push`] sends them the Web Push messages.
     pub async fn recipients_for(&self, post: i64) -> Result<Vec<UserId>> {
         let row = self.post_row(post).await?;
         let Some(cell) = cell_from_db(row.try_get("cell")?) else {

@@ -1,8 +1,11 @@
-//! The authorization matrix: every API route × every role (anonymous,
-//! neighbor, agency, moderator, admin, suspended neighbor), walked with real
-//! HTTP requests through the router, on SQLite and PostgreSQL. Any
-//! unexpected allow fails, so does an unexpected refusal; and the matrix's
-//! route list must equal the router's, so a new route without a row fails.
+//! The authorization matrix: every API route and every page route × every
+//! role (anonymous, neighbor, agency, moderator, admin, suspended neighbor),
+//! walked with real HTTP requests through the router, on SQLite and
+//! PostgreSQL. Any unexpected allow fails, so does an unexpected refusal;
+//! and the matrices' route lists must equal the router's (`api_routes()`
+//! and `pages::PAGE_ROUTES`), so a new route without a row fails.
+//! Pages are walked as a browser would: the session cookie, the session's
+//! CSRF token in every form.
 //! Also: no route accepts anything about footage, and `footage_request` is
 //! not a post category.
 
@@ -77,6 +80,9 @@ enum S {
     Invite,
     RegMode,
     Audit,
+    PushKey,
+    PushSubscribe,
+    PushUnsubscribe,
 }
 
 /// (method, path, scenario, [anonymous, neighbor, agency, moderator, admin, suspended])
@@ -90,6 +96,10 @@ const MATRIX: &[(&str, &str, S, [E; 6])] = &[
     ("PUT", "/api/v1/me/subscriptions", S::PutSubs, [Deny, Ok, Ok, Ok, Ok, Deny]),
     ("POST", "/api/v1/me/totp", S::TotpBegin, [Deny, Ok, Ok, Ok, Ok, Deny]),
     ("GET", "/api/v1/me/notices", S::Notices, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/api/v1/push/key", S::PushKey, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/api/v1/push/subscriptions", S::PushSubscribe, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    // Suspended users may still stop notifications to a device.
+    ("DELETE", "/api/v1/push/subscriptions", S::PushUnsubscribe, [Deny, Ok, Ok, Ok, Ok, Ok]),
     ("POST", "/api/v1/me/notices/{id}/appeals", S::Appeal, [Deny, Ok, Ok, Ok, Ok, Ok]),
     ("GET", "/api/v1/feed", S::Feed, [Deny, Ok, Ok, Ok, Ok, Deny]),
     ("POST", "/api/v1/posts", S::PostResident, [Deny, Ok, Deny, Ok, Ok, Deny]),
@@ -342,7 +352,30 @@ async fn prepare(c: &Ctx, w: &World, s: S, role: usize) -> (String, Value, Optio
         S::Invite => ("/api/v1/admin/invites".into(), none, None),
         S::RegMode => ("/api/v1/admin/registration".into(), json!({"mode": "open"}), None),
         S::Audit => ("/api/v1/admin/audit".into(), none, None),
+        S::PushKey => ("/api/v1/push/key".into(), none, None),
+        S::PushSubscribe => ("/api/v1/push/subscriptions".into(), browser_subscription(&w.fresh("sub")), None),
+        S::PushUnsubscribe => {
+            let sub = browser_subscription(&w.fresh("unsub"));
+            c.n.subscribe_push(actor_id, &serde_json::from_value(sub.clone()).unwrap(), "test").await.unwrap();
+            ("/api/v1/push/subscriptions".into(), json!({"endpoint": sub["endpoint"]}), None)
+        }
     }
+}
+
+/// A browser's push subscription (a real P-256 key; an https endpoint that
+/// is never contacted in this walk).
+fn browser_subscription(name: &str) -> Value {
+    use base64::Engine;
+    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let key = web_push_native::p256::SecretKey::random(&mut rand::rngs::OsRng);
+    json!({
+        "endpoint": format!("https://push.example/{name}"),
+        "keys": {
+            "p256dh": b64.encode(key.public_key().to_encoded_point(false).as_bytes()),
+            "auth": b64.encode(rand::random::<[u8; 16]>()),
+        }
+    })
 }
 
 /// The viewer for `id` even while suspended (`viewer` works; kept as one place).
@@ -450,3 +483,242 @@ async fn no_footage_channel(c: Ctx) {
 
 both!(walk);
 both!(no_footage_channel);
+
+// ---------------------------------------------------------------------------
+// The pages.
+// ---------------------------------------------------------------------------
+
+/// What each page row does.
+#[derive(Clone, Copy, Debug)]
+enum P {
+    Asset,
+    Root,
+    SigninPage,
+    Signin,
+    Signout,
+    Feed,
+    NewPostPage,
+    NewPostResident,
+    NewPostAgency,
+    NewPostFootage,
+    ShowPost,
+    CommentResident,
+    CommentOwn,
+    React,
+    Report,
+    DeleteOwn,
+    DeleteOthers,
+    Photo,
+    AreaPage,
+    AreaSave,
+    Candidates,
+    Notifications,
+    PushSubscribe,
+    PushUnsubscribe,
+    Notices,
+    Appeal,
+    ModerationPage,
+    ModerationAct,
+}
+
+/// Pages: Ok is 2xx or a redirect anywhere but `/signin`; Deny is a
+/// redirect to `/signin` when anonymous and 403 otherwise; No is any 4xx.
+const PAGE_MATRIX: &[(&str, &str, P, [E; 6])] = &[
+    ("GET", "/", P::Root, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/signin", P::SigninPage, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/signin", P::Signin, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/signout", P::Signout, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/feed", P::Feed, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("GET", "/posts/new", P::NewPostPage, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/posts/new", P::NewPostResident, [Deny, Ok, Deny, Ok, Ok, Deny]),
+    ("POST", "/posts/new", P::NewPostAgency, [Deny, Deny, Ok, Deny, Deny, Deny]),
+    ("POST", "/posts/new", P::NewPostFootage, [Deny, No, No, No, No, Deny]),
+    ("GET", "/posts/{id}", P::ShowPost, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/comments", P::CommentResident, [Deny, Ok, Deny, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/comments", P::CommentOwn, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/reactions", P::React, [Deny, Ok, Deny, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/reports", P::Report, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/delete", P::DeleteOwn, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/posts/{id}/delete", P::DeleteOthers, [Deny, Deny, Deny, Deny, Deny, Deny]),
+    ("GET", "/photos/{id}", P::Photo, [Deny, Ok, Deny, Ok, Ok, Deny]),
+    ("GET", "/area", P::AreaPage, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/area", P::AreaSave, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("GET", "/area/candidates", P::Candidates, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/area/notifications", P::Notifications, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/push/subscribe", P::PushSubscribe, [Deny, Ok, Ok, Ok, Ok, Deny]),
+    ("POST", "/push/unsubscribe", P::PushUnsubscribe, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/notices", P::Notices, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("POST", "/notices/{id}/appeal", P::Appeal, [Deny, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/moderation", P::ModerationPage, [Deny, Deny, Deny, Ok, Ok, Deny]),
+    ("POST", "/moderation/{kind}/{id}/{action}", P::ModerationAct, [Deny, Deny, Deny, Ok, Ok, Deny]),
+    ("GET", "/nb-assets/neighborhood.css", P::Asset, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/nb-assets/area.js", P::Asset, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/nb-assets/push.js", P::Asset, [Ok, Ok, Ok, Ok, Ok, Ok]),
+    ("GET", "/sw.js", P::Asset, [Ok, Ok, Ok, Ok, Ok, Ok]),
+];
+
+#[test]
+fn page_matrix_covers_every_page_route() {
+    let pages: BTreeSet<(&str, &str)> = porchlight_neighborhood::pages::PAGE_ROUTES.iter().copied().collect();
+    let matrix: BTreeSet<(&str, &str)> = PAGE_MATRIX.iter().map(|(m, p, _, _)| (*m, *p)).collect();
+    let missing: Vec<_> = pages.difference(&matrix).collect();
+    let extra: Vec<_> = matrix.difference(&pages).collect();
+    assert!(missing.is_empty(), "page routes without a row in the page matrix: {missing:?}");
+    assert!(extra.is_empty(), "page matrix rows for routes the pages do not serve: {extra:?}");
+}
+
+/// A page request: path, body (form fields, or multipart), extra cookie,
+/// token override.
+enum PageBody {
+    None,
+    Form(Vec<(String, String)>),
+    Multipart(Vec<(String, String)>),
+}
+
+async fn prepare_page(c: &Ctx, w: &World, p: P, path: &str, role: usize) -> (String, PageBody, Option<String>) {
+    let actor = w.actors[role].as_ref();
+    let actor_id = actor.map(|a| a.0).unwrap_or(w.resident.0);
+    let is_agency = role == 2;
+    let rv = viewer(c, w.resident.0).await;
+    let m2 = viewer(c, w.mod2).await;
+    let post_by_res = raw_post(c, w.resident.0, false, w.near).await;
+    let form = |kv: &[(&str, &str)]| PageBody::Form(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let near = w.near.to_string();
+    match p {
+        P::Asset | P::Root | P::SigninPage | P::Feed | P::NewPostPage | P::AreaPage | P::Notices | P::ModerationPage => {
+            (path.to_string(), PageBody::None, None)
+        }
+        P::Signin => {
+            let u = actor.map(|a| a.1.clone()).unwrap_or_else(|| w.resident.1.clone());
+            (path.into(), form(&[("username", u.as_str()), ("password", PASSWORD)]), None)
+        }
+        P::Signout => {
+            let second = match actor {
+                Some(a) => Some(c.login(&a.1).await),
+                None => None,
+            };
+            (path.into(), form(&[]), second)
+        }
+        P::NewPostResident | P::NewPostAgency | P::NewPostFootage => {
+            let (cat, title, body) = match p {
+                P::NewPostResident => ("wildlife", "Deer in the garden", "Two deer eating the roses."),
+                P::NewPostAgency => ("safety_tip", "Clear your gutters", "Leaves block drains and cause flooding."),
+                _ => ("footage_request", "Footage wanted", "Send us your camera footage from Tuesday."),
+            };
+            let fields = [("category", cat), ("title", title), ("body", body), ("cell", near.as_str())];
+            (path.into(), PageBody::Multipart(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), None)
+        }
+        P::ShowPost => (format!("/posts/{post_by_res}"), PageBody::None, None),
+        P::CommentResident => (format!("/posts/{post_by_res}/comments"), form(&[("body", "I saw it too.")]), None),
+        P::CommentOwn => {
+            let own = raw_post(c, actor_id, is_agency, w.near).await;
+            (format!("/posts/{own}/comments"), form(&[("body", "Update: it left.")]), None)
+        }
+        P::React => (format!("/posts/{post_by_res}/reactions"), form(&[("kind", "thanks")]), None),
+        P::Report => (format!("/posts/{post_by_res}/reports"), form(&[("reason", "profiling")]), None),
+        P::DeleteOwn => {
+            let own = raw_post(c, actor_id, is_agency, w.near).await;
+            (format!("/posts/{own}/delete"), form(&[]), None)
+        }
+        P::DeleteOthers => (format!("/posts/{post_by_res}/delete"), form(&[]), None),
+        P::Photo => {
+            let ph = c.n.add_photo(&rv, post_by_res, &png(32, 24)).await.unwrap();
+            (format!("/photos/{ph}"), PageBody::None, None)
+        }
+        P::AreaSave => (path.into(), form(&[("cell", w.home.to_string().as_str()), ("radius_km", "3")]), None),
+        P::Candidates => ("/area/candidates?lat=47.6&lng=-122.3".into(), PageBody::None, None),
+        P::Notifications => (path.into(), form(&[("category", "alert"), ("category", "wildlife")]), None),
+        P::PushSubscribe | P::PushUnsubscribe => {
+            let sub = browser_subscription(&w.fresh("page-sub"));
+            let ep = sub["endpoint"].as_str().unwrap().to_string();
+            if matches!(p, P::PushUnsubscribe) {
+                c.n.subscribe_push(actor_id, &serde_json::from_value(sub.clone()).unwrap(), "test").await.unwrap();
+                (path.into(), form(&[("endpoint", ep.as_str())]), None)
+            } else {
+                let (k, a) = (sub["keys"]["p256dh"].as_str().unwrap(), sub["keys"]["auth"].as_str().unwrap());
+                (path.into(), form(&[("endpoint", ep.as_str()), ("p256dh", k), ("auth", a)]), None)
+            }
+        }
+        P::Appeal => {
+            let own = raw_post(c, actor_id, is_agency, w.near).await;
+            c.n.moderate_content(&m2, "post", own, ContentAction::Hide, "off topic").await.unwrap();
+            let notices = c.n.notices(&viewer(c, actor_id).await).await.unwrap();
+            let id = notices["notices"][0]["id"].as_i64().unwrap();
+            (format!("/notices/{id}/appeal"), form(&[("text", "It was on topic.")]), None)
+        }
+        P::ModerationAct => (format!("/moderation/posts/{post_by_res}/hide"), form(&[("reason", "rule 2")]), None),
+    }
+}
+
+fn multipart_body(fields: &[(String, String)]) -> (String, Vec<u8>) {
+    let boundary = "----nbauthzboundary1234";
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+async fn walk_pages(c: Ctx) {
+    let w = setup(&c).await;
+    let mut failures = Vec::new();
+    for (method, route, p, expect) in PAGE_MATRIX {
+        for (role, e) in expect.iter().enumerate() {
+            let (path, body, token_override) = prepare_page(&c, &w, *p, route, role).await;
+            let token = token_override.or_else(|| w.actors[role].as_ref().map(|a| a.2.clone()));
+            // A browser: the session cookie, the pre-sign-in CSRF cookie,
+            // and the matching token in every form.
+            let pre = "precsrf0123456789abcdef";
+            let csrf = match &token {
+                Some(t) => porchlight_neighborhood::pages::csrf_for(t),
+                None => pre.to_string(),
+            };
+            let cookie = match &token {
+                Some(t) => format!("nb_session={t}; nb_csrf={pre}"),
+                None => format!("nb_csrf={pre}"),
+            };
+            let mut b = axum::http::Request::builder().method(*method).uri(&path).header("host", "nb.test").header("cookie", cookie);
+            let body = match body {
+                PageBody::None => axum::body::Body::empty(),
+                PageBody::Form(mut kv) => {
+                    kv.insert(0, ("csrf".into(), if matches!(p, P::Signin) { pre.to_string() } else { csrf.clone() }));
+                    b = b.header("content-type", "application/x-www-form-urlencoded");
+                    axum::body::Body::from(form_urlencoded::Serializer::new(String::new()).extend_pairs(kv).finish())
+                }
+                PageBody::Multipart(mut kv) => {
+                    kv.insert(0, ("csrf".into(), csrf.clone()));
+                    let (ct, bytes) = multipart_body(&kv);
+                    b = b.header("content-type", ct);
+                    axum::body::Body::from(bytes)
+                }
+            };
+            let resp = tower::ServiceExt::oneshot(c.app.clone(), b.body(body).unwrap()).await.unwrap();
+            let st = resp.status().as_u16();
+            let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let to_signin = (300..400).contains(&st) && location == "/signin";
+            // Signing out also ends at /signin; it did its job when it
+            // clears the session cookie (a refused request leaves it).
+            let cleared = resp
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.to_ascii_lowercase().contains("max-age=0"));
+            let good = match e {
+                Ok if path == "/signout" => to_signin && cleared,
+                Deny if path == "/signout" && role == 0 => to_signin && !cleared,
+                Ok => (200..300).contains(&st) || ((300..400).contains(&st) && !to_signin),
+                Deny if role == 0 => to_signin,
+                Deny => st == 403,
+                No => (400..500).contains(&st),
+            };
+            if !good {
+                failures.push(format!("{method} {path} as {}: expected {e:?}, got {st} {location}", ROLES[role]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} page authorization mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+both!(walk_pages);

@@ -22,19 +22,28 @@
 //!    then click one.
 //!
 //! Saving (`POST /area`) goes through [`Neighborhood::set_area`], which
-//! accepts only resolution 8 or coarser. Agencies may set one too (the area
+//! accepts only resolution 8 or coarser.
+//!
+//! **Notifications** live here too, because they are about this area: a
+//! plain form of categories (`POST /area/notifications`, agency alerts on
+//! by default) and, with `/nb-assets/push.js`, a button that subscribes
+//! this browser to Web Push (`POST /push/subscribe`,
+//! `POST /push/unsubscribe`: CSRF-checked form posts). Agencies may set one too (the area
 //! they serve): it fills in their new-post form and gives them a read-only
 //! feed of public posts — nothing about any household.
 
 use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{csrf_field, page_with, see_other, svg, Form, Nav, PageError, PageResult, Session};
+use super::{category_label, csrf_field, page_with, see_other, svg, Form, Nav, PageError, PageResult, Session};
 use crate::area::{self, SvgOptions};
+use crate::posts::{AGENCY_CATEGORIES, RESIDENT_CATEGORIES};
+use crate::push::{BrowserKeys, BrowserSubscription};
 use crate::Neighborhood;
 
 #[derive(Deserialize, Default)]
@@ -59,7 +68,9 @@ fn coarse(lat: &str, lng: &str) -> Result<(f64, f64), PageError> {
 }
 
 /// `GET /area`.
-pub async fn page(s: Session, Query(aq): Query<AreaQuery>) -> PageResult {
+pub async fn page(State(n): State<Neighborhood>, s: Session, Query(aq): Query<AreaQuery>) -> PageResult {
+    let subscribed = n.subscriptions(s.v.id).await?;
+    let devices = n.push_subscription_count(s.v.id).await?;
     let candidate = match aq.cell.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(area::parse_home_cell(c).map_err(|e| bad(e.to_string()))?),
         None => None,
@@ -130,11 +141,47 @@ pub async fn page(s: Session, Query(aq): Query<AreaQuery>) -> PageResult {
             }
         }
     };
-    Ok(page_with("My area", &s, Nav::Area, true, body).into_response())
+    let notifications = html! {
+        section.notifications #notifications {
+            h2 { "Notifications for this area" }
+            p { "Get a notification when someone posts one of these within your feed radius. Agency alerts are on unless you turn them off." }
+            form.card method="post" action="/area/notifications" {
+                (csrf_field(&s.csrf))
+                fieldset {
+                    legend { "From neighbours" }
+                    @for c in RESIDENT_CATEGORIES {
+                        label.check { input type="checkbox" name="category" value=(c) checked[subscribed.iter().any(|x| x == c)]; " " (category_label(c)) }
+                    }
+                }
+                fieldset {
+                    legend { "From verified agencies" }
+                    @for c in AGENCY_CATEGORIES {
+                        label.check { input type="checkbox" name="category" value=(c) checked[subscribed.iter().any(|x| x == c)]; " " (category_label(c)) }
+                    }
+                }
+                button type="submit" { "Save notification choices" }
+            }
+            div #push-device data-key=(n.push_public_key()) data-csrf=(s.csrf) hidden {
+                p {
+                    button #push-enable type="button" { "Turn on notifications on this device" }
+                    button #push-disable.secondary type="button" hidden { "Turn off on this device" }
+                }
+                p #push-status.muted role="status" {}
+            }
+            p.muted.small {
+                "Devices receiving notifications: " (devices) ". "
+                "A notification says only the post's title, its category and who posted it — never where. "
+                "It passes through your browser maker's push service, encrypted."
+            }
+        }
+    };
+    let body = html! { (body) (notifications) };
+    Ok(page_with("My area", &s, Nav::Area, &["/nb-assets/area.js", "/nb-assets/push.js"], body).into_response())
 }
 
 /// `POST /area`.
 pub async fn save(State(n): State<Neighborhood>, f: Form) -> PageResult {
+    f.s.v.require_not_suspended()?;
     let radius = match f.get("radius_km").filter(|r| !r.is_empty()) {
         Some(r) => Some(r.parse::<f64>().map_err(|_| bad(format!("The radius {r:?} is not a number of kilometres.")))?),
         None => None,
@@ -158,4 +205,33 @@ pub async fn candidates(_s: Session, Query(aq): Query<AreaQuery>) -> PageResult 
         })
         .collect();
     Ok(Json(json!({ "point": [lat, lng], "cells": list })).into_response())
+}
+
+/// `POST /area/notifications`: the checked categories replace the
+/// user's notification choices.
+pub async fn save_notifications(State(n): State<Neighborhood>, f: Form) -> PageResult {
+    f.s.v.require_not_suspended()?;
+    let chosen: Vec<String> = f.fields.iter().filter(|(k, _)| k == "category").map(|(_, v)| v.clone()).collect();
+    n.set_subscriptions(f.s.v.id, &chosen).await?;
+    Ok(see_other("/area#notifications"))
+}
+
+/// `POST /push/subscribe` (from `push.js`): this browser's subscription,
+/// as form fields `endpoint`, `p256dh`, `auth`.
+pub async fn push_subscribe(State(n): State<Neighborhood>, headers: axum::http::HeaderMap, f: Form) -> PageResult {
+    f.s.v.require_not_suspended()?;
+    let sub = BrowserSubscription {
+        endpoint: f.text("endpoint").to_string(),
+        expiration_time: None,
+        keys: BrowserKeys { p256dh: f.text("p256dh").to_string(), auth: f.text("auth").to_string() },
+    };
+    let ua = headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    n.subscribe_push(f.s.v.id, &sub, ua).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /push/unsubscribe` (from `push.js`): field `endpoint`.
+pub async fn push_unsubscribe(State(n): State<Neighborhood>, f: Form) -> PageResult {
+    n.unsubscribe_push(f.s.v.id, f.text("endpoint")).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

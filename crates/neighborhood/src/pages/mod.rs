@@ -17,10 +17,14 @@
 //!   [`Form`] extractor (and [`check_csrf`] for the one multipart form).
 //! * **Headers**: every page response carries a Content-Security-Policy
 //!   without `unsafe-inline` (no inline script or style anywhere; the only
-//!   script is `/nb-assets/area.js`), `X-Frame-Options: DENY`,
-//!   `Referrer-Policy: no-referrer` and `nosniff`.
-//! * **No third-party requests**: the stylesheet and script are served from
-//!   this crate's `assets/`; maps are inline SVG drawings of H3 cells.
+//!   scripts are `/nb-assets/area.js`, `/nb-assets/push.js` and `/sw.js`),
+//!   `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `nosniff`.
+//! * **No third-party requests**: the stylesheet and scripts are served
+//!   from this crate's `assets/`; maps are inline SVG drawings of H3 cells.
+//! * **Web Push** (on "My area"): `/sw.js` shows notifications and caches
+//!   nothing; `/nb-assets/push.js` subscribes the browser with this
+//!   server's key and posts the subscription to `/push/subscribe` as a
+//!   form with the CSRF token; the categories are a plain form.
 //! * **Coarse location**: see [`area`] — the browser never sends more than
 //!   a point rounded to one decimal degree, and picks its resolution-8 cell
 //!   locally.
@@ -55,6 +59,8 @@ const NEW_POST_BODY_LIMIT: usize = 4 * crate::api::MAX_PHOTO_UPLOAD + 64 * 1024;
 
 const STYLE: &str = include_str!("../../assets/neighborhood.css");
 const AREA_JS: &str = include_str!("../../assets/area.js");
+const PUSH_JS: &str = include_str!("../../assets/push.js");
+const SERVICE_WORKER: &str = include_str!("../../assets/sw.js");
 
 /// Every page route as `(method, path)`, for the authorization matrix
 /// (kept in step with [`routes`] by a test).
@@ -75,12 +81,17 @@ pub const PAGE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/area"),
     ("POST", "/area"),
     ("GET", "/area/candidates"),
+    ("POST", "/area/notifications"),
+    ("POST", "/push/subscribe"),
+    ("POST", "/push/unsubscribe"),
     ("GET", "/notices"),
     ("POST", "/notices/{id}/appeal"),
     ("GET", "/moderation"),
     ("POST", "/moderation/{kind}/{id}/{action}"),
     ("GET", "/nb-assets/neighborhood.css"),
     ("GET", "/nb-assets/area.js"),
+    ("GET", "/nb-assets/push.js"),
+    ("GET", "/sw.js"),
 ];
 
 /// The pages' routes.
@@ -104,12 +115,28 @@ pub fn routes() -> Router<Neighborhood> {
         .route("/photos/{id}", get(post::photo))
         .route("/area", get(area::page).post(area::save))
         .route("/area/candidates", get(area::candidates))
+        .route("/area/notifications", post(area::save_notifications))
+        .route("/push/subscribe", post(area::push_subscribe))
+        .route("/push/unsubscribe", post(area::push_unsubscribe))
         .route("/notices", get(moderation::notices))
         .route("/notices/{id}/appeal", post(moderation::appeal))
         .route("/moderation", get(moderation::queue))
         .route("/moderation/{kind}/{id}/{action}", post(moderation::act))
         .route("/nb-assets/neighborhood.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/nb-assets/area.js", get(|| async { asset("text/javascript; charset=utf-8", AREA_JS) }))
+        .route("/nb-assets/push.js", get(|| async { asset("text/javascript; charset=utf-8", PUSH_JS) }))
+        // The service worker must sit at the root to get the root scope; it
+        // is not cached long so a new version reaches browsers soon.
+        .route(
+            "/sw.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+                    SERVICE_WORKER,
+                )
+                    .into_response()
+            }),
+        )
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -355,13 +382,13 @@ pub type PageResult = Result<Response, PageError>;
 // Layout.
 // ---------------------------------------------------------------------------
 
-fn head(title: &str, script: bool) -> Markup {
+fn head(title: &str, scripts: &[&str]) -> Markup {
     html! {
         meta charset="utf-8";
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · Neighborhood" }
         link rel="stylesheet" href="/nb-assets/neighborhood.css";
-        @if script { script src="/nb-assets/area.js" defer {} }
+        @for src in scripts { script src=(src) defer {} }
     }
 }
 
@@ -370,7 +397,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head { (head(title, false)) }
+            head { (head(title, &[])) }
             body {
                 header.top { a.brand href="/feed" { span.logo {} "Neighborhood" } }
                 main.narrow { (body) }
@@ -392,18 +419,18 @@ pub enum Nav {
 
 /// A page for a signed-in user.
 pub fn page(title: &str, s: &Session, nav: Nav, body: Markup) -> Markup {
-    page_with(title, s, nav, false, body)
+    page_with(title, s, nav, &[], body)
 }
 
-/// [`page`] that loads the area picker script.
-pub fn page_with(title: &str, s: &Session, nav: Nav, script: bool, body: Markup) -> Markup {
+/// [`page`] that loads `scripts` (paths under `/nb-assets/`).
+pub fn page_with(title: &str, s: &Session, nav: Nav, scripts: &[&str], body: Markup) -> Markup {
     let item = |n: Nav, href: &str, label: &str| {
         html! { a href=(href) aria-current=[(nav == n).then_some("page")] { (label) } }
     };
     html! {
         (DOCTYPE)
         html lang="en" {
-            head { (head(title, script)) }
+            head { (head(title, scripts)) }
             body {
                 header.top {
                     a.brand href="/feed" { span.logo {} "Neighborhood" }

@@ -5,7 +5,7 @@
 
 use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::RequestExt;
 use maud::{html, Markup};
 use serde_json::Value;
@@ -307,13 +307,14 @@ fn new_post_form(s: &Session, d: &PostDraft, error: Option<&str>, revise: Option
     page("New post", s, Nav::NewPost, body)
 }
 
-/// `GET /posts/new`.
-pub async fn new_post_page(s: Session) -> Response {
+/// `GET /posts/new` (refused, with the reason, while muted or suspended).
+pub async fn new_post_page(s: Session) -> PageResult {
+    s.v.require_can_write()?;
     let d = PostDraft {
         cell: s.v.home_cell.map(|c| c.to_string()).unwrap_or_default(),
         ..PostDraft::default()
     };
-    new_post_form(&s, &d, None, None).into_response()
+    Ok(new_post_form(&s, &d, None, None).into_response())
 }
 
 /// `POST /posts/new` (multipart: fields and up to four photos). A post

@@ -51,6 +51,8 @@ macro_rules! both {
 pub struct Ctx {
     pub n: Neighborhood,
     pub app: Router,
+    /// The database URL (to open a second `Neighborhood` on it).
+    pub url: String,
 }
 
 /// Drops the PostgreSQL schema (or the tempdir) when the test ends.
@@ -111,7 +113,7 @@ async fn open(backend: Backend) -> Option<(Ctx, Guard)> {
     let n = Neighborhood::open_with(&url, KdfParams::insecure_for_tests()).await.expect("open neighborhood");
     n.set_limits(Limits { posts_per_hour: 1000, comments_per_hour: 1000, login_failures: 5 });
     let app = porchlight_neighborhood::router(n.clone());
-    Some((Ctx { n, app }, guard))
+    Some((Ctx { n, app, url }, guard))
 }
 
 /// Runs `body` on `backend`.
