@@ -974,3 +974,46 @@ fn demo_refuses_a_household_folder() {
     let list = ok(&f.dir, &["user", "list", "--json"], "");
     assert!(!list.stdout.contains("demo-owner"), "{list:?}");
 }
+
+#[test]
+fn camera_detection_switches_off_at_add_and_back_on() {
+    let f = Folder::new();
+    add_user(&f.dir, "alice", "owner");
+    let url = "rtsp://127.0.0.1:9/x";
+    let o = ok(&f.dir, &["camera", "add", "porch", "--url", url, "--no-detect"], "");
+    assert!(o.stdout.contains("detection off"), "{o:?}");
+    ok(&f.dir, &["camera", "add", "yard", "--url", url], "");
+    let detection = |name: &str| -> bool {
+        let o = ok(&f.dir, &["camera", "list", "--json"], "");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+        let row = rows.iter().find(|r| r["name"] == name).unwrap();
+        row["detection"].as_bool().unwrap()
+    };
+    assert!(!detection("porch"));
+    assert!(detection("yard"), "detection is on by default");
+    ok(&f.dir, &["camera", "detection", "porch", "on"], "");
+    assert!(detection("porch"));
+    ok(&f.dir, &["camera", "detection", "yard", "off"], "");
+    assert!(!detection("yard"));
+    let o = failed(&f.dir, &["camera", "detection", "attic", "off"], "");
+    assert!(o.stderr.contains("no camera named `attic`"), "{o:?}");
+    let o = failed(&f.dir, &["camera", "detection", "porch", "maybe"], "");
+    assert!(o.stderr.contains("maybe"), "{o:?}");
+    // Each change is audited like the API's.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let audited: i64 = rt.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(f.db())
+            .connect()
+            .await
+            .unwrap();
+        let n = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'camera.detection'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        n
+    });
+    assert_eq!(audited, 3, "each of the three detection changes is audited");
+}

@@ -12,24 +12,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    camera_sim, cameras, decodes_cleanly, export, ffprobe, free_port, ok, run, serve,
+    camera_sim, cameras, db_rows, decodes_cleanly, export, ffprobe, free_port, ok, run, serve,
     simulator_available, wait_connected, PW,
 };
 
 fn audit_actions(dir: &Path) -> Vec<String> {
-    let db = dir.join("porchlight.db");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(db)
-                .read_only(true);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-            sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-        })
+    use sqlx::Row as _;
+    db_rows(&dir.join("porchlight.db"), "SELECT action FROM audit_log ORDER BY seq", &[])
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -15,102 +15,48 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{camera_sim, free_port, ok, porchlight, simulator_available, wait_connected, Kill};
+use support::{
+    camera_sim, db_rows, free_port, ok, porchlight, probe_rtsp, simulator_available,
+    wait_connected, Kill,
+};
 
 /// alice's password: URL-safe, for `rtsp://alice:PASSWORD@…`.
 const ALICE_PW: &str = "porch-light-sub-stream-test";
 
-/// `ffprobe` on an RTSP URL over TCP: (width, height) of its video, or
-/// ffprobe's complaint.
+/// (width, height) of an RTSP URL's video, or ffprobe's complaint.
 fn probe_size(url: &str) -> Result<(u64, u64), String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-rw_timeout",
-            "15000000",
-        ])
-        .args([
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "json",
-        ])
-        .arg(url)
-        .output()
-        .unwrap();
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    let s = &json["streams"][0];
+    let (good, s, err) = probe_rtsp(url);
     match (s["width"].as_u64(), s["height"].as_u64()) {
-        (Some(w), Some(h)) if out.status.success() => Ok((w, h)),
-        _ => Err(format!(
-            "ffprobe {url}: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )),
+        (Some(w), Some(h)) if good => Ok((w, h)),
+        _ => Err(format!("ffprobe {url}: {err}")),
     }
 }
 
 /// (connected, fps, bitrate) of the main and sub status rows of camera `name`.
 type Row = (bool, f64, f64);
 fn statuses(db: &Path, name: &str) -> (Option<Row>, Option<Row>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
-        let mut rows = Vec::new();
-        for table in ["camera_status", "camera_sub_status"] {
-            rows.push(
-                sqlx::query(&format!(
-                    "SELECT s.connected, s.fps, s.bitrate_bps FROM {table} s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
-                ))
-                .bind(name)
-                .fetch_optional(&mut conn)
-                .await
-                .unwrap()
-                .map(|r| (r.get::<i64, _>(0) != 0, r.get::<f64, _>(1), r.get::<f64, _>(2))),
-            );
-        }
-        let (main, sub) = (rows[0], rows[1]);
-        conn.close().await.unwrap();
-        (main, sub)
-    })
+    use sqlx::Row as _;
+    let row = |table: &str| {
+        db_rows(
+            db,
+            &format!(
+                "SELECT s.connected, s.fps, s.bitrate_bps FROM {table} s JOIN cameras c ON c.id = s.camera_id WHERE c.name = ?"
+            ),
+            &[name],
+        )
+        .first()
+        .map(|r| (r.get::<i64, _>(0) != 0, r.get::<f64, _>(1), r.get::<f64, _>(2)))
+    };
+    (row("camera_status"), row("camera_sub_status"))
 }
 
 /// The `stream` column of every recording.
 fn recorded_streams(db: &Path) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
-        let rows = sqlx::query("SELECT stream FROM recordings")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        rows.iter().map(|r| r.get::<String, _>(0)).collect()
-    })
+    use sqlx::Row as _;
+    db_rows(db, "SELECT stream FROM recordings", &[])
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
 }
 
 #[test]

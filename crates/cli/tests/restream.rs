@@ -16,37 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::{
-    camera_sim, cameras, free_port, ok, porchlight, simulator_available, wait_connected, Kill,
+    camera_sim, cameras, db_rows, free_port, ok, porchlight, probe_rtsp, simulator_available,
+    wait_connected, Kill,
 };
-
-/// `ffprobe` on an RTSP URL over TCP: (success, first stream, stderr).
-fn probe(url: &str) -> (bool, serde_json::Value, String) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-rw_timeout",
-            "15000000",
-        ])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(url)
-        .output()
-        .unwrap();
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.success(),
-        json["streams"][0].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
@@ -64,29 +36,15 @@ fn decode_errors(path: &Path) -> String {
 
 /// (actor, camera) of every `live.restream` audit entry.
 fn restream_audit(db: &Path) -> Vec<(String, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::{ConnectOptions as _, Connection as _, Row as _};
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
-        let rows = sqlx::query(
-            "SELECT actor, target FROM audit_log WHERE action = 'live.restream' ORDER BY seq",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-        rows.iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
-            .collect()
-    })
+    use sqlx::Row as _;
+    db_rows(
+        db,
+        "SELECT actor, target FROM audit_log WHERE action = 'live.restream' ORDER BY seq",
+        &[],
+    )
+    .iter()
+    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+    .collect()
 }
 
 /// Starts the demo; returns it, its web and RTSP addresses, and its
@@ -192,18 +150,18 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
 
     // The restream, as a viewer sees it.
     let owner = format!("rtsp://demo-owner:porchlight-demo@{rtsp}");
-    let (good, stream, err) = probe(&format!("{owner}/front-door"));
+    let (good, stream, err) = probe_rtsp(&format!("{owner}/front-door"));
     assert!(good, "ffprobe failed: {err}");
     assert_eq!(stream["codec_name"], "h264", "{stream}");
     assert_eq!(stream["width"], 640);
     assert_eq!(stream["height"], 360);
-    let (good, _, err) = probe(&format!("rtsp://{rtsp}/front-door"));
+    let (good, _, err) = probe_rtsp(&format!("rtsp://{rtsp}/front-door"));
     assert!(!good, "no credentials must fail");
     assert!(err.contains("401"), "{err}");
-    let (good, _, err) = probe(&format!("rtsp://demo-owner:wrong@{rtsp}/front-door"));
+    let (good, _, err) = probe_rtsp(&format!("rtsp://demo-owner:wrong@{rtsp}/front-door"));
     assert!(!good, "a wrong password must fail");
     assert!(err.contains("401"), "{err}");
-    let (good, _, err) = probe(&format!(
+    let (good, _, err) = probe_rtsp(&format!(
         "rtsp://demo-neighbor:porchlight-neighbor@{rtsp}/driveway"
     ));
     assert!(
@@ -225,7 +183,7 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
 
     // The external H.265 camera, restreamed.
     wait_connected(&dir, &["hevc"], Duration::from_secs(20));
-    let (good, stream, err) = probe(&format!("{owner}/hevc"));
+    let (good, stream, err) = probe_rtsp(&format!("{owner}/hevc"));
     assert!(good, "ffprobe of the restreamed camera failed: {err}");
     assert_eq!(stream["codec_name"], "hevc", "{stream}");
     assert_eq!(stream["width"], 640);

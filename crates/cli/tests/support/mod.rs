@@ -296,3 +296,52 @@ pub fn decodes_cleanly(path: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `sql` (with `binds` as text parameters) on the hub's database at
+/// `db`, opened read-only so a running hub is not disturbed, and returns
+/// the rows.
+#[allow(dead_code)]
+pub fn db_rows(db: &Path, sql: &str, binds: &[&str]) -> Vec<sqlx::sqlite::SqliteRow> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()));
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let rows = q
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.close().await.unwrap();
+        rows
+    })
+}
+
+/// `ffprobe` on an RTSP URL over TCP: (success, first stream's codec_name,
+/// width and height as JSON, stderr).
+#[allow(dead_code)]
+pub fn probe_rtsp(url: &str) -> (bool, serde_json::Value, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-rw_timeout", "15000000"])
+        .args(["-show_entries", "stream=codec_name,width,height", "-of", "json"])
+        .arg(url)
+        .output()
+        .expect("run ffprobe");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        json["streams"][0].clone(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
