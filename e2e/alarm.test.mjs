@@ -6,22 +6,14 @@
 // them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, phonePage, shot } from "./lib/harness.mjs";
-import { startHousehold, signInOwner, watchErrors, CAMERAS } from "./lib/household.mjs";
+import { shot } from "./lib/harness.mjs";
+import { openFixture, closeFixture, signInOwner, CAMERAS } from "./lib/household.mjs";
 
 const [CAM] = CAMERAS;
 
 let hub, browser, page, errors;
-before(async () => {
-  hub = await startHousehold();
-  browser = await launchBrowser();
-  page = await phonePage(browser);
-  errors = watchErrors(page);
-});
-after(async () => {
-  await browser?.close();
-  hub?.stop();
-});
+before(async () => ({ hub, browser, page, errors } = await openFixture()));
+after(() => closeFixture({ hub, browser }));
 
 const box = (mode, flag) => `[data-testid="camera-modes-${CAM}"] input[name="${mode}.${flag}"]`;
 

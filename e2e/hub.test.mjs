@@ -13,23 +13,15 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { launchBrowser, phonePage, shot } from "./lib/harness.mjs";
-import { startHousehold, signInOwner, signIn, watchErrors, freePort, CAMERAS, MODE } from "./lib/household.mjs";
+import { phonePage, shot } from "./lib/harness.mjs";
+import { openFixture, closeFixture, signInOwner, signIn, watchErrors, freePort, CAMERAS, MODE } from "./lib/household.mjs";
 
 const [CAM, OTHER] = CAMERAS;
 const MEMBER = { username: "sam", password: "sam's own long password" };
 
 let hub, browser, page, errors;
-before(async () => {
-  hub = await startHousehold();
-  browser = await launchBrowser();
-  page = await phonePage(browser);
-  errors = watchErrors(page);
-});
-after(async () => {
-  await browser?.close();
-  hub?.stop();
-});
+before(async () => ({ hub, browser, page, errors } = await openFixture()));
+after(() => closeFixture({ hub, browser }));
 
 const go = (path) => page.goto(hub.url + path);
 

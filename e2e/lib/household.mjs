@@ -19,7 +19,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { binary, repo, startHub, totp } from "./harness.mjs";
+import { binary, repo, startHub, totp, launchBrowser, phonePage } from "./harness.mjs";
 
 export const CAMERAS = ["front-door", "driveway"];
 
@@ -97,6 +97,21 @@ async function startDemo() {
 /** Starts the hub; resolves with {url, rtsp, owner, testCamera, dataDir, stop}. */
 export async function startHousehold() {
   return MODE === "demo" ? startDemo() : startSim();
+}
+
+/** The usual fixture: a household hub, Chromium, and a phone-sized page
+ *  whose script and console errors are collected. Resolves with
+ *  {hub, browser, page, errors}; `closeFixture` undoes it. */
+export async function openFixture() {
+  const hub = await startHousehold();
+  const browser = await launchBrowser();
+  const page = await phonePage(browser);
+  return { hub, browser, page, errors: watchErrors(page) };
+}
+
+export async function closeFixture({ hub, browser } = {}) {
+  await browser?.close();
+  hub?.stop();
 }
 
 /** Signs the owner in on `page`, setting up two-factor sign-in (required
