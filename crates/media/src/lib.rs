@@ -6,8 +6,9 @@
 //! * [`index`] — the compact per-frame index (duration, size, key-frame
 //!   flag) kept for every recording.
 //! * [`segment`] — the segment file: about a minute of one camera's
-//!   samples, written as independently sealed GOP records so a crash loses
-//!   at most the GOP in memory, and encrypted to the household's keys.
+//!   samples, written as independently sealed records (a GOP, or a part of
+//!   one up to a size bound) so a crash loses at most the record in memory,
+//!   and encrypted to the household's keys.
 //! * [`mp4`] — a virtual MP4 (moov before mdat) built on the fly from the
 //!   index for any time range, readable at any byte offset (HTTP Range).
 //! * [`fmp4`] — fragmented MP4 (init segment + fragments) for the live view

@@ -1,40 +1,47 @@
 //! The segment file: about a minute of one camera's samples, encrypted to
 //! the household members allowed to see that camera, written so that a
-//! crash at any moment loses at most the GOP still in memory.
+//! crash at any moment loses at most the record still in memory.
 //!
 //! Each file has its own random key ([`FileKey`]), wrapped with age to the
-//! members' X25519 recipients in the file header. Each GOP is one record,
-//! sealed on its own with ChaCha20-Poly1305 under that key (the crypto is
-//! in `porchlight_vault::sealed`). The framing around the sealed payloads
-//! is plaintext, so a file can be scanned, checked against the database
-//! and cut back to its last complete record **without any private key** —
-//! the hub has none at boot, when it must recover the segment it was
-//! writing when it died. The standard age STREAM format cannot do that
-//! (fixed 64 KiB chunks and a final-chunk flag), hence this format.
+//! members' X25519 recipients in the file header. The samples are cut into
+//! records — a GOP, or (version 3) a part of one: the recorder seals a
+//! record once it holds about `record_bytes` — each sealed on its own with
+//! ChaCha20-Poly1305 under that key (the crypto is in
+//! `porchlight_vault::sealed`). The framing around the sealed payloads is
+//! plaintext, so a file can be scanned, checked against the database and
+//! cut back to its last complete record **without any private key** — the
+//! hub has none at boot, when it must recover the segment it was writing
+//! when it died. The standard age STREAM format cannot do that (fixed
+//! 64 KiB chunks and a final-chunk flag), hence this format.
 //!
-//! # Format, version 2 (and 1)
+//! # Format, version 3 (and 2, 1)
 //!
-//! Versions 1 and 2 differ only in the magic and in which digest of the
-//! whole file the recording's row holds ([`DigestKind`]): version 1
-//! (`PLSEGv1\n`, no longer written) SHA-256, version 2 (`PLSEGv2\n`)
-//! BLAKE3, about three times cheaper per byte. Readers take both.
+//! The three versions share one layout. They differ in the magic, in which
+//! digest of the whole file the recording's row holds ([`DigestKind`]),
+//! and in where a record may start:
+//!
+//! | version | magic | row's file digest | a record after the first starts | written |
+//! |--:|---|---|---|---|
+//! | 1 | `PLSEGv1\n` | SHA-256 | at a key frame | no longer; read, scanned, recovered, checked |
+//! | 2 | `PLSEGv2\n` | BLAKE3 | at a key frame | no longer; read, scanned, recovered, checked |
+//! | 3 | `PLSEGv3\n` | BLAKE3 | at any frame (a *continuation record* carries on the GOP of the record before it) | now |
 //!
 //! All integers are little-endian. File header:
 //!
 //! | offset   | bytes | field |
 //! |---------:|------:|-------|
-//! | 0        | 8     | magic `b"PLSEGv2\n"` (version 1: `b"PLSEGv1\n"`) |
+//! | 0        | 8     | magic `b"PLSEGv3\n"` (older: `b"PLSEGv2\n"`, `b"PLSEGv1\n"`) |
 //! | 8        | 4     | `K`: length of the wrapped key, u32, `1..=65536` |
 //! | 12       | `K`   | wrapped file key: a binary age v1 file, X25519 recipients, whose plaintext is the 32-byte key |
-//! | 12 + `K` | 4     | `M`: metadata length, u32, `0..=4096`; v1 writes 0 |
+//! | 12 + `K` | 4     | `M`: metadata length, u32, `0..=4096`; every version writes 0 |
 //! | 16 + `K` | `M`   | metadata: reserved, not authenticated, skipped by readers |
 //!
-//! Then records, one per GOP, back to back to the end of the file. A record
-//! at offset `o` with `n` frames whose sample data totals `P` bytes:
+//! Then records back to back to the end of the file. A record at offset
+//! `o` with `n` frames whose sample data totals `P` bytes:
 //!
 //! | offset          | bytes  | field |
 //! |----------------:|-------:|-------|
-//! | o               | 4      | magic `b"GOP1"` |
+//! | o               | 4      | magic `b"GOP1"` (the name is historical: a record is a GOP or, in version 3, part of one) |
 //! | o + 4           | 4      | `L`: bytes after this field, `= 8 + 8n + P + 16` |
 //! | o + 8           | 4      | `seq`: 0, 1, 2, … within the file (the AEAD nonce) |
 //! | o + 12          | 4      | `n`: frame count, `≥ 1` |
@@ -43,27 +50,36 @@
 //!
 //! * Nonce: `seq` as u32 LE then 8 zero bytes. AAD: the record's bytes
 //!   `o .. o + 16 + 8n`, i.e. everything before the payload, so the frame
-//!   list, the sequence number and the lengths are authenticated too.
+//!   list (key flags included), the sequence number and the lengths are
+//!   authenticated too.
 //! * The key flag is bit 31 of the size field, so a frame is at most
 //!   2³¹ − 1 bytes ([`MAX_FRAME_BYTES`]); a record at most 4 GiB.
-//! * A record's first frame must be a key frame, except in the file's
-//!   first record (`seq` 0), where readers accept any frame. The writer is
-//!   stricter and requires a key frame in every record (the recorder always
-//!   starts a record at a key frame); the exemption leaves room for a later
-//!   writer that rotates files mid-GOP.
+//! * Key frames. Versions 1 and 2: every record but the file's first
+//!   (`seq` 0) must start with a key frame; the scan stops at one that
+//!   does not. Version 3: any record may start with any frame; a record
+//!   that starts with a non-key frame continues the GOP of the record
+//!   before it. Readers accept any first frame in record 0 of every
+//!   version; the writer is stricter and refuses a record 0 that does not
+//!   start with a key frame ([`SegmentError::NotKeyFrame`]): a segment
+//!   file always starts at a key frame, so it plays on its own (the MP4
+//!   builder and playback rely on it).
 //! * There is no trailer and no "last record" flag: a file is complete at
 //!   any record boundary. Whether it is the file the database expects is
 //!   decided by comparing length and file digest with the recording's row.
+//! * The magic is not in any AAD (as in versions 1 and 2). Relabelling a
+//!   file's version changes its file digest, which the row holds; it
+//!   cannot make a record authenticate that did not, nor reorder or drop
+//!   records inside the file (`seq`).
 //!
 //! # Writing, and the fsync order the caller must keep
 //!
 //! [`SegmentWriter::create`] makes the file (`create_new`) and writes the
-//! header. [`SegmentWriter::append_gop`] seals the GOP in place (no copy of
-//! the payload) and writes the whole record with one vectored write (one
+//! header. [`SegmentWriter::append_record`] seals the record in place (no
+//! copy of the payload) and writes it with one vectored write (one
 //! `writev(2)` for the header, payload and tag), keeping a running BLAKE3
 //! digest of every byte written. Nothing is fsynced until asked:
 //!
-//! 1. write records ([`SegmentWriter::append_gop`]);
+//! 1. write records ([`SegmentWriter::append_record`]);
 //! 2. fsync the file ([`SegmentWriter::sync`] / [`SegmentWriter::finish`]);
 //! 3. fsync the directory ([`sync_dir`]) so the new name is durable —
 //!    once per file is enough, any time after `create`;
@@ -77,13 +93,15 @@
 //! After `kill -9` every record already handed to the kernel is intact; at
 //! most a record being written is cut short. After a power loss, what was
 //! written since the last fsync may be gone too, so the recorder calls
-//! [`SegmentWriter::sync`] as often as it is willing to lose (every GOP, or
-//! every few seconds). At start-up, for the segment that has no row yet,
-//! the hub calls [`recover`]: [`scan`] finds the last complete, well-formed
+//! [`SegmentWriter::sync`] as often as it is willing to lose (every few
+//! seconds). At start-up, for the segment that has no row yet, the hub
+//! calls [`recover`]: [`scan`] finds the last complete, well-formed
 //! record, the file is truncated there and fsynced, and the returned
 //! [`ScanResult`] (frames, length, digest) is what to commit — all without
-//! any key. A recovered file is never appended to again: its key was only
-//! in the dead writer's memory, which also guarantees no nonce is reused.
+//! any key. In a version-3 file the recovered prefix may end mid-GOP (after
+//! a continuation record); it still starts at a key frame. A recovered
+//! file is never appended to again: its key was only in the dead writer's
+//! memory, which also guarantees no nonce is reused.
 //!
 //! If a write fails (disk full, I/O error), the writer cuts the file back
 //! to its last complete record if it can and refuses further records
@@ -93,10 +111,11 @@
 //! # Reading
 //!
 //! [`scan`] checks structure without a key; [`SegmentReader`] unwraps the
-//! file key with a member's key and opens records ([`SegmentReader::read_gop`]),
-//! or checks the authenticity of all of them ([`SegmentReader::verify_all`],
-//! for `porchlight check --user`). Nothing here panics on any input; the
-//! parsers are fuzzed (`crates/media/fuzz`) and property-tested.
+//! file key with a member's key and opens records
+//! ([`SegmentReader::read_record`]), or checks the authenticity of all of
+//! them ([`SegmentReader::verify_all`], for `porchlight check --user`).
+//! Nothing here panics on any input; the parsers are fuzzed
+//! (`crates/media/fuzz`) and property-tested.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, IoSlice, Read, Seek, SeekFrom, Write};
@@ -109,16 +128,39 @@ use sha2::{Digest as _, Sha256};
 
 use crate::FrameInfo;
 
-/// First 8 bytes of every segment file written now (version 2: the row's
-/// file digest is BLAKE3).
-pub const FILE_MAGIC: &[u8; 8] = b"PLSEGv2\n";
+/// First 8 bytes of every segment file written now (version 3: the row's
+/// file digest is BLAKE3, and records may start mid-GOP).
+pub const FILE_MAGIC: &[u8; 8] = b"PLSEGv3\n";
+/// First 8 bytes of a version-2 segment file (BLAKE3; every record after
+/// the first starts at a key frame). Still read and checked; no longer
+/// written.
+pub const FILE_MAGIC_V2: &[u8; 8] = b"PLSEGv2\n";
 /// First 8 bytes of a version-1 segment file (the row's file digest is
 /// SHA-256). Still read and checked; no longer written.
 pub const FILE_MAGIC_V1: &[u8; 8] = b"PLSEGv1\n";
 
+/// The format version a magic names: 1, 2 or 3.
+fn version_of_magic(magic: &[u8]) -> Option<u8> {
+    if magic == FILE_MAGIC {
+        Some(3)
+    } else if magic == FILE_MAGIC_V2 {
+        Some(2)
+    } else if magic == FILE_MAGIC_V1 {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Whether records after the first may start without a key frame
+/// (continuation records): from version 3 on.
+fn allows_continuation(version: u8) -> bool {
+    version >= 3
+}
+
 /// The file digest a recording's row holds, fixed by the file's version:
-/// SHA-256 for version 1, BLAKE3 (256-bit) for version 2. Both are over
-/// every byte of the file.
+/// SHA-256 for version 1, BLAKE3 (256-bit) for versions 2 and 3. Both are
+/// over every byte of the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestKind {
     Sha256,
@@ -134,14 +176,16 @@ impl DigestKind {
         }
     }
 
-    fn of_magic(magic: &[u8; 8]) -> Option<DigestKind> {
-        if magic == FILE_MAGIC {
-            Some(DigestKind::Blake3)
-        } else if magic == FILE_MAGIC_V1 {
-            Some(DigestKind::Sha256)
+    fn of_version(version: u8) -> DigestKind {
+        if version == 1 {
+            DigestKind::Sha256
         } else {
-            None
+            DigestKind::Blake3
         }
+    }
+
+    fn of_magic(magic: &[u8]) -> Option<DigestKind> {
+        version_of_magic(magic).map(DigestKind::of_version)
     }
 }
 
@@ -183,7 +227,7 @@ impl FileHasher {
 pub fn file_digest(data: &[u8]) -> Result<(DigestKind, [u8; 32]), SegmentError> {
     let kind = data
         .get(..8)
-        .and_then(|m| DigestKind::of_magic(m.try_into().expect("8 bytes")))
+        .and_then(DigestKind::of_magic)
         .ok_or_else(|| {
             SegmentError::BadHeader(format!(
                 "no segment magic at offset 0: found {:?}",
@@ -221,7 +265,7 @@ pub enum SegmentError {
     /// Reading or writing the file failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
-    /// The file header is not a version-1 segment header. (A header that
+    /// The file header is not a segment header (of any version). (A header that
     /// is merely cut short is not an error for [`scan`]; see
     /// [`ScanResult::problem`].)
     #[error("not a readable Porchlight segment file: {0}")]
@@ -246,22 +290,24 @@ pub enum SegmentError {
     /// [`SegmentWriter::create`] was given no recipients.
     #[error("refusing to write a segment with no recipients: nobody could ever open it")]
     NoRecipients,
-    /// [`SegmentWriter::append_gop`]: the GOP's first frame is not a key
-    /// frame.
-    #[error("GOP record {seq}: the first frame is not a key frame (every record must start at a key frame)")]
+    /// [`SegmentWriter::append_record`]: the file's first record does not
+    /// start with a key frame (a segment file must start at one; later
+    /// records may continue a GOP).
+    #[error("record {seq}: the first frame is not a key frame (a segment file must start at a key frame)")]
     NotKeyFrame { seq: u32 },
-    /// [`SegmentWriter::append_gop`]: the frame sizes do not add up to the
-    /// payload's length.
-    #[error("GOP record {seq}: the frame sizes add up to {frames_bytes} bytes but the payload is {payload_len} bytes")]
+    /// [`SegmentWriter::append_record`]: the frame sizes do not add up to
+    /// the payload's length.
+    #[error("record {seq}: the frame sizes add up to {frames_bytes} bytes but the payload is {payload_len} bytes")]
     SizeMismatch {
         seq: u32,
         frames_bytes: u64,
         payload_len: u64,
     },
-    /// [`SegmentWriter::append_gop`]: another reason the GOP cannot be
-    /// written (no frames, a frame or record too large, too many records).
-    #[error("GOP record {seq}: {reason}")]
-    InvalidGop { seq: u32, reason: String },
+    /// [`SegmentWriter::append_record`]: another reason the record cannot
+    /// be written (no frames, a frame or record too large, too many
+    /// records).
+    #[error("record {seq}: {reason}")]
+    InvalidRecord { seq: u32, reason: String },
     /// An earlier write failed; this writer accepts nothing more.
     #[error("this segment writer stopped after an earlier write error; recover the file and start a new segment")]
     Broken,
@@ -277,7 +323,7 @@ impl From<SealError> for SegmentError {
     }
 }
 
-/// Where one GOP record is, and which frames it holds.
+/// Where one record is, and which frames it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordInfo {
     /// File offset of the record (its magic).
@@ -314,8 +360,10 @@ pub struct ScanResult {
     pub valid_len: u64,
     /// Length of the file as scanned.
     pub file_len: u64,
-    /// The file's digest kind (by its version; a file cut inside its
-    /// magic counts as the current version).
+    /// The file's format version (1, 2 or 3) by its magic; a file cut
+    /// inside its magic counts as the current version.
+    pub version: u8,
+    /// The file's digest kind (by its version).
     pub digest_kind: DigestKind,
     /// Digest ([`ScanResult::digest_kind`]) of the first `valid_len` bytes.
     pub digest_of_valid: [u8; 32],
@@ -332,7 +380,7 @@ pub struct ScanResult {
 pub struct SegmentSummary {
     /// Length of the file.
     pub bytes: u64,
-    /// BLAKE3 of the whole file (files are written as version 2).
+    /// BLAKE3 of the whole file (files are written as version 3).
     pub digest: [u8; 32],
     /// Every frame, in order.
     pub frames: Vec<FrameInfo>,
@@ -406,8 +454,14 @@ impl<R: BufRead> Src<R> {
 }
 
 enum Header {
-    Complete { wrapped_key: Vec<u8>, len: u64 },
-    Incomplete(String),
+    Complete {
+        wrapped_key: Vec<u8>,
+        len: u64,
+        version: u8,
+    },
+    /// Cut short (why); the version is by the magic, or the current one
+    /// if the magic itself is cut.
+    Incomplete(String, u8),
 }
 
 fn read_u32(src: &mut Src<impl BufRead>) -> io::Result<Option<u32>> {
@@ -418,29 +472,38 @@ fn read_u32(src: &mut Src<impl BufRead>) -> io::Result<Option<u32>> {
 fn read_header(src: &mut Src<impl BufRead>) -> Result<Header, SegmentError> {
     let mut magic = [0u8; 8];
     let got = src.fill(&mut magic)?;
-    if magic[..got] != FILE_MAGIC[..got] && magic[..got] != FILE_MAGIC_V1[..got] {
+    if [FILE_MAGIC, FILE_MAGIC_V2, FILE_MAGIC_V1]
+        .iter()
+        .all(|m| magic[..got] != m[..got])
+    {
         return Err(SegmentError::BadHeader(format!(
-            "bad magic at offset 0: expected \"PLSEGv2\\n\" (or version 1's \"PLSEGv1\\n\"), found {:?}",
+            "bad magic at offset 0: expected \"PLSEGv3\\n\" (or an older version's \"PLSEGv2\\n\" or \"PLSEGv1\\n\"), found {:?}",
             String::from_utf8_lossy(&magic[..got])
         )));
     }
+    // A whole magic that matched a prefix of a known one is that one.
+    let version = version_of_magic(&magic).unwrap_or(3);
     if got == magic.len() && src.hash {
-        let kind = DigestKind::of_magic(&magic).expect("checked above");
-        let mut h = FileHasher::new(kind);
+        let mut h = FileHasher::new(DigestKind::of_version(version));
         h.update(&magic);
         src.hasher = Some(h);
     }
     if got == 0 {
-        return Ok(Header::Incomplete("the file is empty (no header)".into()));
+        return Ok(Header::Incomplete(
+            "the file is empty (no header)".into(),
+            version,
+        ));
     }
     if got < magic.len() {
-        return Ok(Header::Incomplete(format!(
-            "the file ends inside the magic, at offset {got}"
-        )));
+        return Ok(Header::Incomplete(
+            format!("the file ends inside the magic, at offset {got}"),
+            version,
+        ));
     }
     let Some(k) = read_u32(src)? else {
         return Ok(Header::Incomplete(
             "the file ends inside the wrapped-key length at offset 8".into(),
+            version,
         ));
     };
     if k == 0 || k > MAX_WRAPPED_KEY_LEN {
@@ -451,19 +514,23 @@ fn read_header(src: &mut Src<impl BufRead>) -> Result<Header, SegmentError> {
     let mut wrapped_key = vec![0u8; k as usize];
     let got = src.fill(&mut wrapped_key)?;
     if got < wrapped_key.len() {
-        return Ok(Header::Incomplete(format!(
-            "the file ends inside the wrapped file key, at offset {} of {}",
-            12 + got,
-            12 + k
-        )));
+        return Ok(Header::Incomplete(
+            format!(
+                "the file ends inside the wrapped file key, at offset {} of {}",
+                12 + got,
+                12 + k
+            ),
+            version,
+        ));
     }
     sealed::check_wrapped(&wrapped_key)
         .map_err(|e| SegmentError::BadHeader(format!("the wrapped file key at offset 12: {e}")))?;
     let meta_at = 12 + u64::from(k);
     let Some(m) = read_u32(src)? else {
-        return Ok(Header::Incomplete(format!(
-            "the file ends inside the metadata length at offset {meta_at}"
-        )));
+        return Ok(Header::Incomplete(
+            format!("the file ends inside the metadata length at offset {meta_at}"),
+            version,
+        ));
     };
     if m > MAX_METADATA_LEN {
         return Err(SegmentError::BadHeader(format!(
@@ -471,14 +538,18 @@ fn read_header(src: &mut Src<impl BufRead>) -> Result<Header, SegmentError> {
         )));
     }
     if src.pass(u64::from(m))? < u64::from(m) {
-        return Ok(Header::Incomplete(format!(
-            "the file ends inside the metadata that starts at offset {}",
-            meta_at + 4
-        )));
+        return Ok(Header::Incomplete(
+            format!(
+                "the file ends inside the metadata that starts at offset {}",
+                meta_at + 4
+            ),
+            version,
+        ));
     }
     Ok(Header::Complete {
         wrapped_key,
         len: meta_at + 4 + u64::from(m),
+        version,
     })
 }
 
@@ -500,7 +571,14 @@ enum Step {
 }
 
 /// Reads the record at `src.pos` (expected sequence number `seq`).
-fn scan_record(src: &mut Src<impl BufRead>, seq: u32, file_len: u64) -> io::Result<Step> {
+/// `continuation` says whether the file's version lets a record after the
+/// first start without a key frame.
+fn scan_record(
+    src: &mut Src<impl BufRead>,
+    seq: u32,
+    file_len: u64,
+    continuation: bool,
+) -> io::Result<Step> {
     let offset = src.pos;
     if offset >= file_len {
         return Ok(Step::End);
@@ -569,9 +647,9 @@ fn scan_record(src: &mut Src<impl BufRead>, seq: u32, file_len: u64) -> io::Resu
         }
         left -= want;
     }
-    if seq > 0 && !frames[0].key {
+    if seq > 0 && !continuation && !frames[0].key {
         return Ok(Step::Stop(at(
-            "the first frame is not a key frame (only record 0 may start without one)",
+            "the first frame is not a key frame (in a version-1 or -2 file only record 0 may start without one)",
         )));
     }
     let payload_room = u64::from(len) - 8 - u64::from(n) * ENTRY_LEN as u64 - TAG_LEN as u64;
@@ -591,9 +669,10 @@ fn scan_record(src: &mut Src<impl BufRead>, seq: u32, file_len: u64) -> io::Resu
 
 /// Checks a segment's structure without any key: the header, then every
 /// record in turn (magic, lengths consistent with the frame sizes plus the
-/// 16-byte tag, sequence numbers 0, 1, 2, …, a key frame first in every
-/// record but the first), stopping at the first incomplete or invalid one
-/// and saying why in [`ScanResult::problem`].
+/// 16-byte tag, sequence numbers 0, 1, 2, …, and in version-1 and -2
+/// files a key frame first in every record but the first), stopping at
+/// the first incomplete or invalid one and saying why in
+/// [`ScanResult::problem`].
 ///
 /// An incomplete header is not an error (`valid_len` 0 and a problem);
 /// a header that is not a segment header is [`SegmentError::BadHeader`].
@@ -608,18 +687,23 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
         header_len: 0,
         valid_len: 0,
         file_len,
+        version: 3,
         digest_kind: DigestKind::Blake3,
         digest_of_valid: FileHasher::new(DigestKind::Blake3).finalize(),
         problem: None,
     };
     match read_header(&mut src)? {
-        Header::Incomplete(why) => {
+        Header::Incomplete(why, version) => {
             out.problem = Some(format!("header incomplete: {why}"));
+            out.version = version;
+            out.digest_kind = DigestKind::of_version(version);
+            out.digest_of_valid = FileHasher::new(out.digest_kind).finalize();
             return Ok(out);
         }
-        Header::Complete { len, .. } => {
+        Header::Complete { len, version, .. } => {
             out.header_len = len;
             out.valid_len = len;
+            out.version = version;
         }
     }
     let Some(mut valid_hash) = src.hasher.clone() else {
@@ -627,14 +711,11 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
             "internal: a complete header without a digest".into(),
         ));
     };
-    out.digest_kind = match valid_hash {
-        FileHasher::Sha256(_) => DigestKind::Sha256,
-        FileHasher::Blake3(_) => DigestKind::Blake3,
-    };
+    out.digest_kind = DigestKind::of_version(out.version);
     let mut seq: u32 = 0;
     loop {
         let offset = src.pos;
-        match scan_record(&mut src, seq, file_len)? {
+        match scan_record(&mut src, seq, file_len, allows_continuation(out.version))? {
             Step::End => break,
             Step::Stop(why) => {
                 out.problem = Some(why);
@@ -787,27 +868,29 @@ impl SegmentWriter {
         })
     }
 
-    /// Appends one GOP: `frames` describe the samples concatenated in
-    /// `payload` (their sizes must add up to its length, and the first must
-    /// be a key frame). The payload is sealed in place and the whole record
-    /// written with one vectored write. Not fsynced.
+    /// Appends one record: `frames` describe the samples concatenated in
+    /// `payload` (their sizes must add up to its length). The file's first
+    /// record must start with a key frame; a later one may start with any
+    /// frame, and then continues the GOP of the record before it. The
+    /// payload is sealed in place and the whole record written with one
+    /// vectored write. Not fsynced.
     ///
-    /// A GOP refused for its contents leaves the file and the writer as
+    /// A record refused for its contents leaves the file and the writer as
     /// they were. A failed write leaves the writer [`Broken`](SegmentError::Broken).
-    pub fn append_gop(
+    pub fn append_record(
         &mut self,
         frames: &[FrameInfo],
         mut payload: Vec<u8>,
     ) -> Result<RecordInfo, SegmentError> {
-        self.append_gop_from(frames, &mut payload)
+        self.append_record_from(frames, &mut payload)
     }
 
-    /// [`SegmentWriter::append_gop`] for a caller that keeps one buffer:
-    /// `payload` is sealed in place and, once written, left empty with its
-    /// capacity, ready for the next GOP (a stream then holds one GOP-sized
-    /// buffer instead of allocating and freeing one per GOP). After an
-    /// error its contents are unspecified.
-    pub fn append_gop_from(
+    /// [`SegmentWriter::append_record`] for a caller that keeps one
+    /// buffer: `payload` is sealed in place and, once written, left empty
+    /// with its capacity, ready for the next record (a stream then holds
+    /// one record-sized buffer instead of allocating and freeing one per
+    /// record). After an error its contents are unspecified.
+    pub fn append_record_from(
         &mut self,
         frames: &[FrameInfo],
         payload: &mut Vec<u8>,
@@ -816,11 +899,11 @@ impl SegmentWriter {
             return Err(SegmentError::Broken);
         }
         let seq = self.next_seq;
-        let invalid = |reason: String| SegmentError::InvalidGop { seq, reason };
+        let invalid = |reason: String| SegmentError::InvalidRecord { seq, reason };
         let Some(first) = frames.first() else {
             return Err(invalid("a record needs at least one frame".into()));
         };
-        if !first.key {
+        if seq == 0 && !first.key {
             return Err(SegmentError::NotKeyFrame { seq });
         }
         if let Some((i, f)) = frames
@@ -960,7 +1043,7 @@ impl<R: Read + Seek> SegmentReader<R> {
         let mut src = Src::new(BufReader::new(&mut input), false);
         let wrapped = match read_header(&mut src)? {
             Header::Complete { wrapped_key, .. } => wrapped_key,
-            Header::Incomplete(why) => {
+            Header::Incomplete(why, _) => {
                 return Err(SegmentError::BadHeader(format!("header incomplete: {why}")))
             }
         };
@@ -978,10 +1061,10 @@ impl<R: Read + Seek> SegmentReader<R> {
         Ok(self.scan()?.records)
     }
 
-    /// The decrypted, authenticated payload of `rec` (the GOP's samples,
+    /// The decrypted, authenticated payload of `rec` (its frames' samples,
     /// concatenated). [`SegmentError::Tampered`] if the payload, the frame
     /// list or the framing was altered.
-    pub fn read_gop(&mut self, rec: &RecordInfo) -> Result<Vec<u8>, SegmentError> {
+    pub fn read_record(&mut self, rec: &RecordInfo) -> Result<Vec<u8>, SegmentError> {
         let corrupt = |reason: String| SegmentError::Corrupt {
             offset: rec.offset,
             seq: rec.seq,
@@ -1041,7 +1124,7 @@ impl<R: Read + Seek> SegmentReader<R> {
     pub fn verify_all(&mut self) -> Result<(), SegmentError> {
         let scan = self.scan()?;
         for rec in &scan.records {
-            self.read_gop(rec)?;
+            self.read_record(rec)?;
         }
         if let Some(problem) = scan.problem {
             return Err(SegmentError::Corrupt {
@@ -1098,23 +1181,19 @@ mod tests {
         dir: tempfile::TempDir,
         path: std::path::PathBuf,
         key: MemberKey,
-        gops: Vec<(Vec<FrameInfo>, Vec<u8>)>,
+        /// The records written, in order: frames and plaintext payload.
+        recs: Vec<(Vec<FrameInfo>, Vec<u8>)>,
         summary: SegmentSummary,
     }
 
-    /// A segment with three GOPs (sizes chosen per test).
-    fn three_gops(sizes: [(usize, u32, u32); 3]) -> Fixture {
+    /// A segment of `recs`, written in order.
+    fn write_records(recs: Vec<(Vec<FrameInfo>, Vec<u8>)>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         let key = MemberKey::generate();
-        let gops: Vec<_> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &(n, k, s))| gop(n, k, s, i as u64 + 1))
-            .collect();
         let mut w = SegmentWriter::create(&path, &[key.recipient()]).unwrap();
-        for (i, (frames, payload)) in gops.iter().enumerate() {
-            let rec = w.append_gop(frames, payload.clone()).unwrap();
+        for (i, (frames, payload)) in recs.iter().enumerate() {
+            let rec = w.append_record(frames, payload.clone()).unwrap();
             assert_eq!(rec.seq, i as u32);
             assert_eq!(rec.payload_len as usize, payload.len());
         }
@@ -1124,9 +1203,51 @@ mod tests {
             dir,
             path,
             key,
-            gops,
+            recs,
             summary,
         }
+    }
+
+    /// A segment with three GOPs, one record each (sizes chosen per test).
+    fn three_gops(sizes: [(usize, u32, u32); 3]) -> Fixture {
+        write_records(
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &(n, k, s))| gop(n, k, s, i as u64 + 1))
+                .collect(),
+        )
+    }
+
+    /// Splits a record into records of `sizes` frames each (in order; they
+    /// must add up to its frame count): a GOP cut into continuation
+    /// records.
+    fn split(
+        (frames, payload): (Vec<FrameInfo>, Vec<u8>),
+        sizes: &[usize],
+    ) -> Vec<(Vec<FrameInfo>, Vec<u8>)> {
+        assert_eq!(sizes.iter().sum::<usize>(), frames.len());
+        let (mut at_frame, mut at_byte) = (0, 0);
+        sizes
+            .iter()
+            .map(|&n| {
+                let fs = frames[at_frame..at_frame + n].to_vec();
+                let len: usize = fs.iter().map(|f| f.bytes as usize).sum();
+                let p = payload[at_byte..at_byte + len].to_vec();
+                at_frame += n;
+                at_byte += len;
+                (fs, p)
+            })
+            .collect()
+    }
+
+    /// A version-3 segment of two GOPs cut into five records: GOP 1 as
+    /// records 0 (key frame first), 1 and 2 (continuations), GOP 2 as
+    /// records 3 (key frame first) and 4 (continuation).
+    fn continued() -> Fixture {
+        let mut recs = split(gop(7, 20, 5, 1), &[3, 3, 1]);
+        recs.extend(split(gop(5, 17, 4, 2), &[2, 3]));
+        write_records(recs)
     }
 
     fn small() -> Fixture {
@@ -1141,7 +1262,7 @@ mod tests {
         assert_eq!(s.problem, None);
         assert_eq!(s.records.len(), 3);
         assert_eq!(s.records, fx.summary.records);
-        let all: Vec<FrameInfo> = fx.gops.iter().flat_map(|g| g.0.clone()).collect();
+        let all: Vec<FrameInfo> = fx.recs.iter().flat_map(|g| g.0.clone()).collect();
         assert_eq!(s.frames, all);
         assert_eq!(fx.summary.frames, all);
         assert_eq!(s.valid_len, bytes.len() as u64);
@@ -1159,14 +1280,23 @@ mod tests {
         assert_eq!(s.records[2].end(), bytes.len() as u64);
         assert!(bytes.starts_with(FILE_MAGIC));
         assert_eq!(&bytes[s.records[1].offset as usize..][..4], RECORD_MAGIC);
-        assert_eq!(s.digest_kind, DigestKind::Blake3);
+        assert_eq!((s.version, s.digest_kind), (3, DigestKind::Blake3));
         assert_eq!(file_digest(&bytes).unwrap(), (DigestKind::Blake3, digest));
+        // Relabelled as version 2 (same layout, no continuation records
+        // here): same records, BLAKE3 of the relabelled bytes.
+        let mut v2 = bytes.clone();
+        v2[..8].copy_from_slice(FILE_MAGIC_V2);
+        let s2 = scan(Cursor::new(&v2)).unwrap();
+        assert_eq!((s2.version, s2.problem, s2.records), (2, None, s.records));
+        assert_eq!(s2.digest_of_valid, *blake3::hash(&v2).as_bytes());
+        assert_eq!(file_digest(&v2).unwrap().0, DigestKind::Blake3);
     }
 
     /// Version-1 files (SHA-256 in the row) written by earlier hubs still
-    /// scan, digest with SHA-256, open with a key and verify. (Versions 1
-    /// and 2 differ only in the magic, so a version-1 file is made by
-    /// writing the magic back.)
+    /// scan, digest with SHA-256, open with a key and verify. (The
+    /// versions share one layout, and a file without continuation records
+    /// is valid in all three, so a version-1 file is made by writing the
+    /// magic back.)
     #[test]
     fn version_1_files_still_verify_with_sha256() {
         let fx = three_gops([(10, 5_000, 700), (10, 5_100, 650), (3, 400, 30)]);
@@ -1175,14 +1305,14 @@ mod tests {
         let sha: [u8; 32] = Sha256::digest(&bytes).into();
         let s = scan(Cursor::new(&bytes)).unwrap();
         assert_eq!(s.problem, None);
-        assert_eq!(s.digest_kind, DigestKind::Sha256);
+        assert_eq!((s.version, s.digest_kind), (1, DigestKind::Sha256));
         assert_eq!(s.digest_of_valid, sha);
         assert_eq!(file_digest(&bytes).unwrap(), (DigestKind::Sha256, sha));
         assert_ne!(sha, *blake3::hash(&bytes).as_bytes());
         let mut r = SegmentReader::open(Cursor::new(&bytes), &fx.key).unwrap();
         r.verify_all().unwrap();
         let recs = r.records().unwrap();
-        assert_eq!(r.read_gop(&recs[1]).unwrap(), fx.gops[1].1);
+        assert_eq!(r.read_record(&recs[1]).unwrap(), fx.recs[1].1);
         // A cut version-1 file: the valid prefix's SHA-256.
         let cut = &bytes[..recs[2].offset as usize + 10];
         let s = scan(Cursor::new(cut)).unwrap();
@@ -1206,22 +1336,22 @@ mod tests {
         let mut w = SegmentWriter::create(&path, &[fx.key.recipient()]).unwrap();
         let mut buf = Vec::new();
         let mut caps = Vec::new();
-        for (frames, payload) in &fx.gops {
+        for (frames, payload) in &fx.recs {
             buf.extend_from_slice(payload);
-            w.append_gop_from(frames, &mut buf).unwrap();
+            w.append_record_from(frames, &mut buf).unwrap();
             assert!(buf.is_empty(), "the buffer comes back empty");
             caps.push(buf.capacity());
         }
         // The capacity is kept (the largest GOP fits from then on).
-        assert!(caps[2] >= fx.gops[0].1.len(), "{caps:?}");
+        assert!(caps[2] >= fx.recs[0].1.len(), "{caps:?}");
         let summary = w.finish().unwrap();
         assert_eq!(summary.frames, fx.summary.frames);
         let lens = |s: &SegmentSummary| s.records.iter().map(|r| r.payload_len).collect::<Vec<_>>();
         assert_eq!(lens(&summary), lens(&fx.summary));
         let mut r = SegmentReader::open(File::open(&path).unwrap(), &fx.key).unwrap();
         let recs = r.records().unwrap();
-        for (rec, (_, payload)) in recs.iter().zip(&fx.gops) {
-            assert_eq!(&r.read_gop(rec).unwrap(), payload, "seq {}", rec.seq);
+        for (rec, (_, payload)) in recs.iter().zip(&fx.recs) {
+            assert_eq!(&r.read_record(rec).unwrap(), payload, "seq {}", rec.seq);
         }
         r.verify_all().unwrap();
     }
@@ -1232,11 +1362,11 @@ mod tests {
         let mut r = SegmentReader::open(File::open(&fx.path).unwrap(), &fx.key).unwrap();
         let recs = r.records().unwrap();
         assert_eq!(recs.len(), 3);
-        for (rec, (_, payload)) in recs.iter().zip(&fx.gops) {
-            assert_eq!(&r.read_gop(rec).unwrap(), payload, "seq {}", rec.seq);
+        for (rec, (_, payload)) in recs.iter().zip(&fx.recs) {
+            assert_eq!(&r.read_record(rec).unwrap(), payload, "seq {}", rec.seq);
         }
         // Out of order too.
-        assert_eq!(r.read_gop(&recs[0]).unwrap(), fx.gops[0].1);
+        assert_eq!(r.read_record(&recs[0]).unwrap(), fx.recs[0].1);
         r.verify_all().unwrap();
     }
 
@@ -1251,12 +1381,12 @@ mod tests {
         );
         let mut w = SegmentWriter::create(&path, &[a.recipient(), b.recipient()]).unwrap();
         let (frames, payload) = gop(5, 100, 10, 9);
-        w.append_gop(&frames, payload.clone()).unwrap();
+        w.append_record(&frames, payload.clone()).unwrap();
         w.finish().unwrap();
         for k in [&a, &b] {
             let mut r = SegmentReader::open(File::open(&path).unwrap(), k).unwrap();
             let recs = r.records().unwrap();
-            assert_eq!(r.read_gop(&recs[0]).unwrap(), payload);
+            assert_eq!(r.read_record(&recs[0]).unwrap(), payload);
         }
         let err = SegmentReader::open(File::open(&path).unwrap(), &c)
             .err()
@@ -1279,7 +1409,149 @@ mod tests {
     /// Models `kill -9` mid-write: the file cut at every byte offset.
     #[test]
     fn recover_after_cut_at_every_byte_keeps_complete_records() {
-        let fx = small();
+        recover_at_every_cut(&small());
+    }
+
+    #[test]
+    fn continuation_records_scan_read_and_verify() {
+        let fx = continued();
+        let s = scan_file(&fx.path).unwrap();
+        assert_eq!((s.version, s.problem.as_deref()), (3, None));
+        assert_eq!(s.records, fx.summary.records);
+        assert_eq!(s.records.len(), 5);
+        let all: Vec<FrameInfo> = fx.recs.iter().flat_map(|r| r.0.clone()).collect();
+        assert_eq!(s.frames, all);
+        assert_eq!(s.frames.len(), 12);
+        // Records 1, 2 and 4 start with a non-key frame; 0 and 3 with one.
+        let starts: Vec<bool> = s
+            .records
+            .iter()
+            .map(|r| s.frames[r.frames.start].key)
+            .collect();
+        assert_eq!(starts, [true, false, false, true, false]);
+        let bytes = std::fs::read(&fx.path).unwrap();
+        assert_eq!(s.valid_len, bytes.len() as u64);
+        assert_eq!(s.digest_of_valid, *blake3::hash(&bytes).as_bytes());
+        assert_eq!(fx.summary.digest, s.digest_of_valid);
+        let mut r = SegmentReader::open(File::open(&fx.path).unwrap(), &fx.key).unwrap();
+        for (rec, (_, payload)) in s.records.iter().zip(&fx.recs) {
+            assert_eq!(&r.read_record(rec).unwrap(), payload, "seq {}", rec.seq);
+        }
+        // The payloads of a GOP's records concatenate to the GOP.
+        let gop1: Vec<u8> = (0..3)
+            .flat_map(|i| r.read_record(&s.records[i]).unwrap())
+            .collect();
+        assert_eq!(gop1, gop(7, 20, 5, 1).1);
+        r.verify_all().unwrap();
+    }
+
+    /// `kill -9` in the middle of a continuation record: recovery cuts
+    /// back to the record before it and keeps the frames written whole.
+    #[test]
+    fn recover_inside_continuation_records_keeps_complete_records() {
+        let fx = continued();
+        let inside = recover_at_every_cut(&fx);
+        // Every byte after the magic of records 1, 2 and 4.
+        let expected: u64 = [1, 2, 4]
+            .iter()
+            .map(|&i| {
+                let r = &fx.summary.records[i];
+                r.end() - r.offset - 1
+            })
+            .sum();
+        assert_eq!(inside as u64, expected);
+        // One cut spelled out: inside record 2 keeps records 0 and 1, the
+        // first six frames of GOP 1, ending mid-GOP.
+        let rec2 = &fx.summary.records[2];
+        let p = fx.dir.path().join("cut2");
+        let bytes = std::fs::read(&fx.path).unwrap();
+        std::fs::write(&p, &bytes[..rec2.offset as usize + 20]).unwrap();
+        let res = recover(&p).unwrap();
+        assert_eq!(res.valid_len, rec2.offset);
+        assert_eq!(res.frames, fx.summary.frames[..6]);
+        assert!(res.problem.unwrap().contains("record 2 at offset"));
+        SegmentReader::open(File::open(&p).unwrap(), &fx.key)
+            .unwrap()
+            .verify_all()
+            .unwrap();
+    }
+
+    #[test]
+    fn tampered_continuation_record_fails_authentication() {
+        let fx = continued();
+        let rec = &fx.summary.records[2];
+        let entries = rec.offset + RECORD_HEAD as u64;
+        // A payload byte, a duration, and the key flag of its first frame
+        // (set: claiming a GOP starts there): the scan accepts all three,
+        // the AEAD refuses them.
+        for (pos, mask) in [
+            (rec.payload_offset + 1, 0x01),
+            (entries, 0x01),
+            (entries + 7, 0x80),
+        ] {
+            let p = with_flipped(&fx, pos, mask);
+            let s = scan_file(&p).unwrap();
+            assert_eq!((s.problem, s.records.len()), (None, 5), "flip at {pos}");
+            assert_ne!(s.digest_of_valid, fx.summary.digest);
+            let mut r = SegmentReader::open(File::open(&p).unwrap(), &fx.key).unwrap();
+            assert_eq!(r.read_record(&s.records[1]).unwrap(), fx.recs[1].1);
+            assert!(matches!(
+                r.read_record(&s.records[2]).unwrap_err(),
+                SegmentError::Tampered { seq: 2, .. }
+            ));
+            assert!(matches!(
+                r.verify_all().unwrap_err(),
+                SegmentError::Tampered { seq: 2, .. }
+            ));
+        }
+    }
+
+    /// Versions 1 and 2 keep their rule: a record after the first must
+    /// start with a key frame, so a continuation record ends the valid
+    /// part of such a file.
+    #[test]
+    fn version_2_file_with_a_continuation_record_is_refused_by_scan() {
+        let fx = continued();
+        for (magic, kind) in [
+            (FILE_MAGIC_V2, DigestKind::Blake3),
+            (FILE_MAGIC_V1, DigestKind::Sha256),
+        ] {
+            let mut bytes = std::fs::read(&fx.path).unwrap();
+            bytes[..8].copy_from_slice(magic);
+            let s = scan(Cursor::new(&bytes)).unwrap();
+            assert_eq!(s.digest_kind, kind);
+            assert_eq!(s.records.len(), 1);
+            assert_eq!(s.frames, fx.summary.frames[..3]);
+            assert_eq!(s.valid_len, fx.summary.records[1].offset);
+            let problem = s.problem.unwrap();
+            assert!(
+                problem.contains("record 1 at offset") && problem.contains("not a key frame"),
+                "{problem}"
+            );
+            // With a key: record 0 authenticates (the magic is not in the
+            // AAD), the rest is reported, not passed over.
+            let mut r = SegmentReader::open(Cursor::new(&bytes), &fx.key).unwrap();
+            assert_eq!(r.read_record(&s.records[0]).unwrap(), fx.recs[0].1);
+            assert!(matches!(
+                r.verify_all().unwrap_err(),
+                SegmentError::Corrupt { seq: 1, .. }
+            ));
+            // Recovery cuts it back to record 0.
+            let p = fx.dir.path().join(format!("v{}", magic[6] as char));
+            std::fs::write(&p, &bytes).unwrap();
+            let res = recover(&p).unwrap();
+            assert_eq!(res.records.len(), 1);
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), res.valid_len);
+        }
+    }
+
+    /// Cuts `fx`'s file at every byte offset and checks that `recover`
+    /// keeps exactly the complete records before the cut (all of their
+    /// frames, none of the cut record's), truncates the file there, and
+    /// that what is kept authenticates and decrypts to what was written.
+    /// Returns how many cuts fell inside a continuation record.
+    fn recover_at_every_cut(fx: &Fixture) -> usize {
+        let mut inside_continuation = 0;
         let full = std::fs::read(&fx.path).unwrap();
         let header_len = scan_file(&fx.path).unwrap().header_len;
         let ends: Vec<u64> = fx.summary.records.iter().map(|r| r.end()).collect();
@@ -1289,6 +1561,12 @@ mod tests {
             let res = recover(&cut_path).unwrap();
             let c = cut as u64;
             let complete = ends.iter().filter(|&&e| e <= c).count();
+            if complete < ends.len()
+                && c > fx.summary.records[complete].offset
+                && !fx.recs[complete].0[0].key
+            {
+                inside_continuation += 1;
+            }
             let expect_len = if c < header_len {
                 0
             } else {
@@ -1296,7 +1574,7 @@ mod tests {
             };
             assert_eq!(res.records.len(), complete, "cut {cut}");
             assert_eq!(res.records[..], fx.summary.records[..complete], "cut {cut}");
-            let nframes = fx.gops[..complete].iter().map(|g| g.0.len()).sum::<usize>();
+            let nframes = fx.recs[..complete].iter().map(|g| g.0.len()).sum::<usize>();
             assert_eq!(res.frames[..], fx.summary.frames[..nframes], "cut {cut}");
             assert_eq!(res.valid_len, expect_len, "cut {cut}");
             assert_eq!(res.file_len, c, "cut {cut}");
@@ -1319,10 +1597,11 @@ mod tests {
                 r.verify_all().unwrap();
                 if let Some(last) = res.records.last() {
                     let i = last.seq as usize;
-                    assert_eq!(r.read_gop(last).unwrap(), fx.gops[i].1, "cut {cut}");
+                    assert_eq!(r.read_record(last).unwrap(), fx.recs[i].1, "cut {cut}");
                 }
             }
         }
+        inside_continuation
     }
 
     #[test]
@@ -1351,7 +1630,7 @@ mod tests {
             // The records are still authentic; the tail is reported.
             let mut r = SegmentReader::open(File::open(&p).unwrap(), &fx.key).unwrap();
             for rec in &s.records {
-                r.read_gop(rec).unwrap();
+                r.read_record(rec).unwrap();
             }
             let err = r.verify_all().unwrap_err();
             assert!(matches!(err, SegmentError::Corrupt { seq: 3, .. }), "{err}");
@@ -1380,8 +1659,8 @@ mod tests {
             assert_eq!(s.records, fx.summary.records);
             assert_ne!(s.digest_of_valid, fx.summary.digest, "the hash notices");
             let mut r = SegmentReader::open(File::open(&p).unwrap(), &fx.key).unwrap();
-            assert_eq!(r.read_gop(&s.records[0]).unwrap(), fx.gops[0].1);
-            let err = r.read_gop(&s.records[1]).unwrap_err();
+            assert_eq!(r.read_record(&s.records[0]).unwrap(), fx.recs[0].1);
+            let err = r.read_record(&s.records[1]).unwrap_err();
             assert!(
                 matches!(err, SegmentError::Tampered { seq: 1, offset } if offset == rec.offset),
                 "{err:?}"
@@ -1434,15 +1713,30 @@ mod tests {
     #[test]
     fn scan_checks_key_frame_at_record_start() {
         let fx = small();
-        // Clear the key flag of record 1's first frame: invalid framing.
+        // Clear the key flag of record 1's first frame. In a version-3
+        // file that is valid framing (a continuation record), but the flag
+        // is authenticated: the forgery fails with a key.
         let rec1 = &fx.summary.records[1];
         let p = with_flipped(&fx, rec1.offset + RECORD_HEAD as u64 + 7, 0x80);
         let s = scan_file(&p).unwrap();
-        assert_eq!(s.records.len(), 1);
-        assert!(
-            s.problem.unwrap().contains("record 1 at offset"),
-            "names the record"
-        );
+        assert_eq!((s.version, s.problem, s.records.len()), (3, None, 3));
+        assert!(!s.frames[rec1.frames.start].key);
+        let mut r = SegmentReader::open(File::open(&p).unwrap(), &fx.key).unwrap();
+        assert!(matches!(
+            r.verify_all().unwrap_err(),
+            SegmentError::Tampered { seq: 1, .. }
+        ));
+        // In a version-2 or -1 file it is invalid framing.
+        for magic in [FILE_MAGIC_V2, FILE_MAGIC_V1] {
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[..8].copy_from_slice(magic);
+            let s = scan(Cursor::new(&bytes)).unwrap();
+            assert_eq!(s.records.len(), 1);
+            assert!(
+                s.problem.unwrap().contains("record 1 at offset"),
+                "names the record"
+            );
+        }
         // Record 0 may start without a key frame as far as framing goes;
         // the flag is authenticated, so the forgery still fails.
         let rec0 = &fx.summary.records[0];
@@ -1493,7 +1787,7 @@ mod tests {
         let fx = three_gops([(20, 4_000, 500), (20, 4_000, 500), (20, 4_000, 500)]);
         let bytes = std::fs::read(&fx.path).unwrap();
         let file_windows: std::collections::HashSet<&[u8]> = bytes.windows(32).collect();
-        for (_, payload) in &fx.gops {
+        for (_, payload) in &fx.recs {
             assert!(
                 !payload.windows(32).any(|w| file_windows.contains(w)),
                 "a 32-byte window of the plaintext is in the file"
@@ -1508,33 +1802,38 @@ mod tests {
             bytes: 10_000,
             key: true,
         }];
-        w.append_gop(&frames, vec![0; 10_000]).unwrap();
+        w.append_record(&frames, vec![0; 10_000]).unwrap();
         w.finish().unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert!(!bytes.windows(32).any(|w| w == [0u8; 32]));
     }
 
     #[test]
-    fn writer_rejects_bad_gops_without_touching_the_file() {
+    fn writer_rejects_bad_records_without_touching_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         let k = MemberKey::generate();
         let mut w = SegmentWriter::create(&path, &[k.recipient()]).unwrap();
         let (frames, payload) = gop(3, 10, 5, 1);
-        w.append_gop(&frames, payload.clone()).unwrap();
-        let len = w.len();
-
+        // Record 0 must start with a key frame: a file starts at one.
+        let header_len = w.len();
         let err = w
-            .append_gop(&frames[1..], payload[10..].to_vec())
+            .append_record(&frames[1..], payload[10..].to_vec())
             .unwrap_err();
         assert!(
-            matches!(err, SegmentError::NotKeyFrame { seq: 1 }),
+            matches!(err, SegmentError::NotKeyFrame { seq: 0 }),
             "{err:?}"
         );
         assert!(err.to_string().contains("not a key frame"), "{err}");
+        assert_eq!(w.len(), header_len);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), header_len);
+        assert!(w.records().is_empty() && w.frames().is_empty());
+
+        w.append_record(&frames, payload.clone()).unwrap();
+        let len = w.len();
 
         let err = w
-            .append_gop(&frames, payload[..payload.len() - 1].to_vec())
+            .append_record(&frames, payload[..payload.len() - 1].to_vec())
             .unwrap_err();
         assert!(
             matches!(
@@ -1548,24 +1847,29 @@ mod tests {
             "{err:?}"
         );
 
-        let err = w.append_gop(&[], Vec::new()).unwrap_err();
-        assert!(matches!(err, SegmentError::InvalidGop { seq: 1, .. }));
+        let err = w.append_record(&[], Vec::new()).unwrap_err();
+        assert!(matches!(err, SegmentError::InvalidRecord { seq: 1, .. }));
 
         let huge = [FrameInfo {
             duration_90k: 1,
             bytes: MAX_FRAME_BYTES + 1,
             key: true,
         }];
-        let err = w.append_gop(&huge, Vec::new()).unwrap_err();
+        let err = w.append_record(&huge, Vec::new()).unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
 
         assert_eq!(w.len(), len);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
-        // Still usable, and the next record is seq 1.
-        let rec = w.append_gop(&frames, payload.clone()).unwrap();
+        // Still usable, and the next record is seq 1; a later record may
+        // start without a key frame (a continuation record).
+        let rec = w.append_record(&frames, payload.clone()).unwrap();
         assert_eq!(rec.seq, 1);
+        let rec = w
+            .append_record(&frames[1..], payload[10..].to_vec())
+            .unwrap();
+        assert_eq!(rec.seq, 2);
         let summary = w.finish().unwrap();
-        assert_eq!(summary.records.len(), 2);
+        assert_eq!(summary.records.len(), 3);
         assert_eq!(scan_file(&path).unwrap().records, summary.records);
     }
 
@@ -1662,21 +1966,21 @@ mod tests {
     }
 
     #[test]
-    fn read_gop_checks_record_info() {
+    fn read_record_checks_record_info() {
         let fx = small();
         let mut r = SegmentReader::open(File::open(&fx.path).unwrap(), &fx.key).unwrap();
         let mut rec = fx.summary.records[1].clone();
         rec.seq = 2;
         assert!(matches!(
-            r.read_gop(&rec).unwrap_err(),
+            r.read_record(&rec).unwrap_err(),
             SegmentError::Corrupt { .. }
         ));
         let mut rec = fx.summary.records[1].clone();
         rec.payload_len = u32::MAX;
-        assert!(r.read_gop(&rec).is_err());
+        assert!(r.read_record(&rec).is_err());
         let mut rec = fx.summary.records[1].clone();
         rec.frames = 0..usize::MAX / 4;
-        assert!(r.read_gop(&rec).is_err());
+        assert!(r.read_record(&rec).is_err());
     }
 
     /// Throughput of the hot path: a minute of 4 Mbit/s video as 30 GOPs
@@ -1721,7 +2025,7 @@ mod tests {
         let t = Instant::now();
         let mut w = SegmentWriter::create(&path, &[k.recipient()]).unwrap();
         for (frames, payload) in gops.clone() {
-            w.append_gop(&frames, payload).unwrap();
+            w.append_record(&frames, payload).unwrap();
         }
         let t_append = t.elapsed();
         w.finish().unwrap();
@@ -1732,7 +2036,7 @@ mod tests {
         let t = Instant::now();
         let mut r = SegmentReader::open(File::open(&path).unwrap(), &k).unwrap();
         for rec in &s.records {
-            r.read_gop(rec).unwrap();
+            r.read_record(rec).unwrap();
         }
         let t_read = t.elapsed();
         let rate = |d: std::time::Duration| mb / d.as_secs_f64();
@@ -1750,13 +2054,73 @@ mod tests {
         );
     }
 
-    /// A small valid segment and its key, made once for the property tests.
+    /// A small valid segment with continuation records ([`continued`]) and
+    /// its key, made once for the property tests.
     fn fixture_bytes() -> &'static (Vec<u8>, MemberKey) {
         static F: OnceLock<(Vec<u8>, MemberKey)> = OnceLock::new();
         F.get_or_init(|| {
-            let fx = small();
+            let fx = continued();
             (std::fs::read(&fx.path).unwrap(), fx.key)
         })
+    }
+
+    proptest! {
+        // Each case writes (and fsyncs) a file: fewer cases than the
+        // in-memory properties below.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any GOPs, cut into records at any frames (continuation records
+        /// wherever a cut is not at a key frame), write, scan, read back
+        /// and recover like one record per GOP does.
+        #[test]
+        fn prop_gops_split_into_records_round_trip(
+            gops in proptest::collection::vec(
+                proptest::collection::vec((0u32..40, any::<bool>()), 1..7),
+                1..4,
+            ),
+            cut_after in proptest::collection::vec(any::<bool>(), 24),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            // Frames: each GOP's first is a key frame; the records end
+            // after each frame whose `cut_after` bit is set, and at the
+            // end of every GOP.
+            let mut recs: Vec<(Vec<FrameInfo>, Vec<u8>)> = Vec::new();
+            let mut seed = 0;
+            let mut i = 0;
+            for g in &gops {
+                let mut cur: (Vec<FrameInfo>, Vec<u8>) = (Vec::new(), Vec::new());
+                for (j, &(size, _)) in g.iter().enumerate() {
+                    seed += 1;
+                    cur.0.push(FrameInfo { duration_90k: 3000 + seed as u32, bytes: size, key: j == 0 });
+                    cur.1.extend_from_slice(&pseudo_random(size as usize, seed));
+                    let end_here = cut_after[i % cut_after.len()] && g[j].1;
+                    i += 1;
+                    if end_here || j + 1 == g.len() {
+                        recs.push(std::mem::take(&mut cur));
+                    }
+                }
+            }
+            let fx = write_records(recs);
+            let s = scan_file(&fx.path).unwrap();
+            prop_assert_eq!(s.problem.as_deref(), None);
+            prop_assert_eq!(&s.records, &fx.summary.records);
+            prop_assert_eq!(&s.frames, &fx.summary.frames);
+            prop_assert_eq!(s.records.len(), fx.recs.len());
+            let mut r = SegmentReader::open(File::open(&fx.path).unwrap(), &fx.key).unwrap();
+            for (rec, (_, payload)) in s.records.iter().zip(&fx.recs) {
+                prop_assert_eq!(&r.read_record(rec).unwrap(), payload);
+            }
+            r.verify_all().unwrap();
+            // A cut anywhere after the header keeps the whole records
+            // before it.
+            let bytes = std::fs::read(&fx.path).unwrap();
+            let at = s.header_len as usize + cut.index(bytes.len() - s.header_len as usize + 1);
+            let c = scan(Cursor::new(&bytes[..at])).unwrap();
+            let whole = s.records.iter().filter(|r| r.end() <= at as u64).count();
+            prop_assert_eq!(&c.records[..], &s.records[..whole]);
+            let nframes = s.records[..whole].last().map_or(0, |r| r.frames.end);
+            prop_assert_eq!(&c.frames[..], &s.frames[..nframes]);
+        }
     }
 
     proptest! {
@@ -1811,7 +2175,7 @@ mod tests {
             let mut r = SegmentReader::open(Cursor::new(&bytes), key).unwrap();
             for rec in &s.records {
                 // Forged records never authenticate.
-                prop_assert!(r.read_gop(rec).is_err());
+                prop_assert!(r.read_record(rec).is_err());
             }
         }
 
@@ -1835,7 +2199,7 @@ mod tests {
             let scanned = scan(Cursor::new(&bytes));
             if let Ok(mut r) = SegmentReader::open(Cursor::new(&bytes), key) {
                 let ok = r.verify_all().is_ok();
-                let full = matches!(&scanned, Ok(s) if s.records.len() == 3);
+                let full = matches!(&scanned, Ok(s) if s.records.len() == 5);
                 if ok && full {
                     prop_assert_eq!(&bytes, valid);
                 }

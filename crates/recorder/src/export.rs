@@ -176,8 +176,9 @@ struct OpenSegment {
     starts: Vec<u64>,
 }
 
-/// Decrypts recordings' GOP records on demand for the MP4 builder. Keeps
-/// the last decrypted GOP, since reads arrive in order.
+/// Decrypts recordings' records (a GOP or part of one) on demand for the
+/// MP4 builder, by plaintext offset. Keeps the last decrypted record, since
+/// reads arrive in order.
 pub struct RecordingSource {
     paths: HashMap<u64, PathBuf>,
     key: Arc<MemberKey>,
@@ -237,7 +238,7 @@ impl SampleSource for RecordingSource {
                 })?;
                 let data = seg
                     .reader
-                    .read_gop(&rec)
+                    .read_record(&rec)
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 self.cache = Some((source, i, data));
             }

@@ -8,12 +8,13 @@
 //!   stall detection.
 //! * [`live`] — live frames of every camera stream for the restream, the
 //!   live view and detection ([`LiveHub::subscribe_detect`]).
-//! * [`writer`] — frames → GOP records → segment files + index rows, with
+//! * [`writer`] — frames → sealed records → segment files + index rows, with
 //!   the fsync ordering of design/storage.md.
 //! * [`recovery`] — start-up repair after a crash (before recording).
 //! * [`retention`] — age, size and free-space limits; oldest first.
 //! * [`export`] — any time range as an MP4, decrypted with a member's key.
 //! * [`status`] — live connection statistics, mirrored to the store.
+//! * [`wallclock`] — where a run's segments sit on the hub's clock.
 //! * [`readbatch`] — a receive low-water mark on every camera socket, so
 //!   the hub wakes a few times a second per camera instead of per frame.
 //!
@@ -33,6 +34,7 @@ pub mod readbatch;
 pub mod recovery;
 pub mod retention;
 pub mod status;
+pub mod wallclock;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -89,13 +91,13 @@ pub struct RecorderOptions {
     /// How often the camera list, statuses and retention are revisited.
     pub housekeeping_interval: Duration,
     /// How much of each camera's stream the kernel gathers before waking
-    /// the hub ([`readbatch`]): the extra latency live consumers may see.
-    /// Zero turns batching off (a wake-up per frame). **Off by default**
-    /// for now, on with `PORCHLIGHT_RECORDER_READ_BATCH_MS` (200 is what
-    /// the bench measured): the kill -9 stress test saw a 2.3 s gap inside
-    /// one recording run on a batched low-rate H.265 stream, likely data
-    /// held under a mark sized for a faster rate until the next tuning
-    /// pass; not yet understood well enough to ship on.
+    /// the hub ([`readbatch`]): the extra latency live consumers may see
+    /// (only streams nobody watches live are batched). Default 200 ms;
+    /// `PORCHLIGHT_RECORDER_READ_BATCH_MS` overrides it, and zero turns
+    /// batching off (a wake-up per frame). It was opt-in while a batched
+    /// stream could show a gap inside a recording run; segments of a run
+    /// are now joined on the camera's timeline ([`wallclock`]), so delivery
+    /// delays no longer show in the recordings.
     pub read_batch: Duration,
 }
 
@@ -105,11 +107,30 @@ impl Default for RecorderOptions {
             writer: WriterOptions::default(),
             min_free_bytes: 1 << 30,
             housekeeping_interval: Duration::from_secs(5),
-            read_batch: std::env::var("PORCHLIGHT_RECORDER_READ_BATCH_MS")
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::ZERO, Duration::from_millis),
+            read_batch: read_batch_from_env(),
         }
+    }
+}
+
+/// Default of [`RecorderOptions::read_batch`].
+pub const DEFAULT_READ_BATCH: Duration = Duration::from_millis(200);
+
+/// `PORCHLIGHT_RECORDER_READ_BATCH_MS` (milliseconds, 0 = off, at most
+/// 1000), or the default; a value that is not such a number is reported
+/// and the default used.
+fn read_batch_from_env() -> Duration {
+    match std::env::var("PORCHLIGHT_RECORDER_READ_BATCH_MS") {
+        Err(_) => DEFAULT_READ_BATCH,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms <= 1000 => Duration::from_millis(ms),
+            _ => {
+                tracing::warn!(
+                    "PORCHLIGHT_RECORDER_READ_BATCH_MS={v:?} is not a number of milliseconds from 0 to 1000; using {} ms",
+                    DEFAULT_READ_BATCH.as_millis()
+                );
+                DEFAULT_READ_BATCH
+            }
+        },
     }
 }
 
@@ -182,8 +203,8 @@ impl Recorder {
         self.live.clone()
     }
 
-    /// Stops every camera cleanly: each closes its segment after its last
-    /// complete GOP.
+    /// Stops every camera cleanly: each writes what it gathered and closes
+    /// its segment (the one frame held back for its duration is dropped).
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let _ = self.supervisor.await;

@@ -7,9 +7,8 @@
 //! per 25 fps stream, the largest single cost of recording (bench/RESULTS.md,
 //! "Where Porchlight's CPU goes"). With `SO_RCVLOWAT` set to what the
 //! stream carries in [`RecorderOptions::read_batch`](crate::RecorderOptions)
-//! (off by default for now; 200 ms when turned on with
-//! `PORCHLIGHT_RECORDER_READ_BATCH_MS=200`, see `RecorderOptions::read_batch`
-//! for why), the kernel wakes the hub only when that much is
+//! (200 ms by default; `PORCHLIGHT_RECORDER_READ_BATCH_MS=0` turns it
+//! off), the kernel wakes the hub only when that much is
 //! queued (or the peer closes): about five times a second whatever the
 //! frame rate. The price would be up to that much extra latency for live
 //! consumers (live view, restream, detection), so a connection is batched
@@ -18,7 +17,9 @@
 //! address with any watched connection gets no mark, so detection's
 //! motion-to-MQTT path and live view keep their latency. A recording-only
 //! camera (detection off, nobody watching) is where the saving is; the
-//! recorder itself does not care about latency, it writes per GOP. A viewer
+//! recorder itself does not care about latency (it writes in records of
+//! up to 256 KiB, and places segments on the wall clock so that delivery
+//! delays do not show; see `wallclock`). A viewer
 //! who starts watching a batched stream sees at most one `read_batch` of
 //! extra delay until the next pass (≤ [`TUNE_INTERVAL`]) clears the mark.
 //!
@@ -36,12 +37,17 @@
 //! cannot send the mark to the wrong socket: the duplicate is the socket
 //! that was checked.
 //!
-//! Safety of the stream: a mark never holds data back longer than
-//! `read_batch` at the measured rate; if a camera slows down abruptly, the
-//! next pass (at most [`TUNE_INTERVAL`] later) lowers the mark, and
-//! lowering it wakes the reader at once if enough is queued (Linux's
-//! `tcp_set_rcvlowat` signals readiness). A closed connection always wakes
-//! the reader. The stall detector's 10 s is far above both. A new
+//! Safety of the stream: at the measured *average* rate a mark holds data
+//! back for `read_batch`; a stream whose bytes come in bursts (a large key
+//! frame, then small ones) or that slows down abruptly can be held longer,
+//! until enough arrives or the next pass (at most [`TUNE_INTERVAL`] later)
+//! lowers the mark — lowering it wakes the reader at once if enough is
+//! queued (Linux's `tcp_set_rcvlowat` signals readiness). A closed
+//! connection always wakes the reader. The stall detector's 10 s is far
+//! above both. Such delays never show in the recordings: a run's segments
+//! are placed on the camera's own timeline (`wallclock`), not on when
+//! their first frame happened to be read; a kill -9 loses what sat in the
+//! socket with the rest of the unwritten record. A new
 //! connection starts with no mark (one wake-up per frame) until its first
 //! measured pass.
 //!

@@ -5,9 +5,10 @@
 //!    directory synced, the rows forgotten.
 //! 2. **Open recordings**: each is a segment that was being written. Its
 //!    file is scanned *without any key* (record framing only), cut back to
-//!    the last complete GOP record, synced, and the row closed with the
+//!    the last complete record, synced, and the row closed with the
 //!    index read from the file. A segment with no complete record is
-//!    removed. This is what bounds a `kill -9` to the GOP in memory.
+//!    removed. This is what bounds a `kill -9` to the record in memory
+//!    (at most `record_bytes`, part of a GOP).
 //! 3. **Orphans**: `.seg` files that no row names (not produced by the
 //!    ordering above, but possible after manual meddling) are reported and
 //!    left alone — deleting unknown files is never automatic.

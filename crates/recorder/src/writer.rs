@@ -1,19 +1,42 @@
 //! Turns a camera's frames into segment files and index rows.
 //!
 //! One [`StreamWriter`] per camera stream. Frames arrive one at a time;
-//! the writer holds back one frame (its duration is only known when the next
-//! one arrives) and the current GOP; when a key frame starts a new GOP the
-//! previous one is sealed and written with one `write` call. The GOP
-//! buffer is one per stream, reused from GOP to GOP (sealed in place,
-//! written, emptied), and sized to the largest GOP seen. A segment is
-//! rotated at the first key frame after `segment_target` has elapsed, with a
-//! per-camera offset on the first segment of a run so cameras do not all
-//! rotate (and fsync) in the same second.
+//! the writer holds back one frame (its duration is only known when the
+//! next one arrives) and gathers frames into a record, which it seals and
+//! writes with one `write` call:
+//!
+//! * when a key frame arrives (so every GOP starts a record), and
+//! * before a frame that would take the record past
+//!   [`WriterOptions::record_bytes`] (default 256 KiB): the frames so far
+//!   are written, and the record after them starts mid-GOP — a
+//!   *continuation record* (segment format version 3).
+//!
+//! **Memory.** The record buffer is one per stream, reused from record to
+//! record (sealed in place, written, emptied). It holds at most
+//! `record_bytes` of samples, or one frame when a frame alone is larger,
+//! and its capacity settles near `max(record_bytes, largest frame)` — not
+//! a GOP (about 1 MiB at 4 Mbit/s in 2 s GOPs). Besides it: the held-back
+//! frame, and the segment's frame list (12 bytes a frame).
+//!
+//! **What a `kill -9` loses.** Every record whose `write` returned is in
+//! the kernel and survives; start-up recovery keeps it. Lost are the
+//! frames in the buffer (at most `record_bytes`, or one larger frame) and
+//! the held-back frame. A power cut loses at most what was written since
+//! the last fsync (`flush_interval`) on top of that.
+//!
+//! A segment is rotated at the first key frame after `segment_target` has
+//! elapsed, with a per-camera offset on the first segment of a run so
+//! cameras do not all rotate (and fsync) in the same second. So every
+//! segment file starts at a key frame, in its record 0. A segment's
+//! wall-clock start is its key frame's arrival for the first segment of a
+//! run, and for later ones the previous segment's end plus a correction of
+//! at most ±1000 ppm ([`crate::wallclock`]): a run's segments join without
+//! gaps or overlaps however bursty the delivery (read batching).
 //!
 //! Ordering per segment (design/storage.md):
 //! 1. insert the row as `open` (recovery will look for its file);
 //! 2. create the file and write the header; fsync file and directory;
-//! 3. append GOP records; fsync at least every `flush_interval`;
+//! 3. append records; fsync at least every `flush_interval`;
 //! 4. on rotation: fsync the file, then mark the row `closed` with its index.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +46,7 @@ use porchlight_media::segment::{self, SegmentWriter};
 use porchlight_media::{index, FrameInfo, VideoSampleEntry, TIMESCALE};
 use porchlight_store::{ClosedRecording, NewRecording, Store};
 
+use crate::wallclock::RunClock;
 use crate::RecorderError;
 
 /// Tunables of the writer.
@@ -32,13 +56,22 @@ pub struct WriterOptions {
     pub segment_target: Duration,
     /// Longest time written data may sit unsynced (power-loss window).
     pub flush_interval: Duration,
+    /// Samples gathered before a record is written even mid-GOP: what a
+    /// stream holds in memory, and at most what a `kill -9` loses (plus
+    /// the held-back frame). A frame larger than this is a record of its
+    /// own. Default 256 KiB (about half a second at 4 Mbit/s).
+    pub record_bytes: usize,
 }
+
+/// [`WriterOptions::record_bytes`] by default.
+pub const DEFAULT_RECORD_BYTES: usize = 256 << 10;
 
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             segment_target: Duration::from_secs(60),
             flush_interval: Duration::from_secs(10),
+            record_bytes: DEFAULT_RECORD_BYTES,
         }
     }
 }
@@ -76,15 +109,19 @@ pub struct StreamWriter {
     opts: WriterOptions,
     /// The frame whose duration is not yet known.
     pending: Option<Frame>,
-    gop: Vec<FrameInfo>,
-    gop_data: Vec<u8>,
+    /// The frames of the record being gathered, and their samples (the
+    /// one reused record buffer).
+    rec_frames: Vec<FrameInfo>,
+    rec_data: Vec<u8>,
     segment: Option<OpenSegment>,
     first_segment: bool,
     /// Seconds cut off the first segment of a run, per camera, to stagger
     /// rotations across cameras.
     stagger_secs: u64,
-    /// Wall time of the pending frame's arrival (start of a new segment).
+    /// Wall time of the pending frame's arrival.
     pending_arrival: Option<jiff::Timestamp>,
+    /// Places this run's segments on the wall clock.
+    clock: RunClock,
 }
 
 /// Typical duration used when a timestamp jumps backwards or far ahead
@@ -136,11 +173,12 @@ impl StreamWriter {
                 % opts.segment_target.as_secs().max(1),
             opts,
             pending: None,
-            gop: Vec::new(),
-            gop_data: Vec::new(),
+            rec_frames: Vec::new(),
+            rec_data: Vec::new(),
             segment: None,
             first_segment: true,
             pending_arrival: None,
+            clock: RunClock::new(),
         })
     }
 
@@ -169,16 +207,21 @@ impl StreamWriter {
             gap as u32
         };
         let prev_arrival = self.pending_arrival.take().unwrap_or(arrival);
-        self.add_to_gop(prev, duration, prev_arrival).await?;
+        self.add_frame(prev, duration, prev_arrival).await?;
         if frame.key {
-            self.flush_gop().await?;
+            // A GOP starts a record.
+            self.flush_record().await?;
         }
         self.pending = Some(frame);
         self.pending_arrival = Some(arrival);
         Ok(())
     }
 
-    async fn add_to_gop(
+    /// Adds a frame whose duration is now known to the record being
+    /// gathered, writing that record first if the frame would take it past
+    /// `record_bytes`. A key frame arrives here with the record already
+    /// written (see [`StreamWriter::push`]), and may rotate the segment.
+    async fn add_frame(
         &mut self,
         f: Frame,
         duration_90k: u32,
@@ -190,37 +233,55 @@ impl StreamWriter {
                 .as_ref()
                 .is_none_or(|s| s.duration_90k >= s.target_90k)
         {
-            self.rotate(arrival).await?;
+            // Rotation only at a key frame, with the buffer empty: the
+            // new file's record 0 starts with this key frame.
+            self.flush_record().await?;
+            // Joined to the run's previous segment, not simply the key
+            // frame's arrival (crate::wallclock).
+            let start_us = self.clock.start_segment(arrival.as_microsecond());
+            let start = jiff::Timestamp::from_microsecond(start_us).unwrap_or(arrival);
+            self.rotate(start).await?;
         }
-        self.gop.push(FrameInfo {
+        let Ok(bytes) = u32::try_from(f.data.len()) else {
+            return Err(RecorderError::Camera(format!(
+                "a {}-byte frame is too large to record",
+                f.data.len()
+            )));
+        };
+        if !self.rec_frames.is_empty()
+            && self.rec_data.len() + f.data.len() > self.opts.record_bytes
+        {
+            // Record full: write it; this frame starts a continuation
+            // record. (Never a key frame: the record before a key frame
+            // was written when it arrived, so the buffer is empty here.)
+            self.flush_record().await?;
+        }
+        self.clock.frame(arrival.as_microsecond(), duration_90k);
+        self.rec_frames.push(FrameInfo {
             duration_90k,
-            bytes: f.data.len() as u32,
+            bytes,
             key: f.key,
         });
-        // Grow in steps of 1/8 rather than doubling: the buffer is kept
-        // from GOP to GOP, so it settles just above the largest GOP instead
-        // of at up to twice it. (Large reallocations are `mremap`s, not
-        // copies.)
-        let need = self.gop_data.len() + f.data.len();
-        if need > self.gop_data.capacity() {
-            let step = (self.gop_data.capacity() / 8).max(64 << 10);
-            self.gop_data.reserve_exact(f.data.len().max(step));
+        let need = self.rec_data.len() + f.data.len();
+        if need > self.rec_data.capacity() {
+            let target = record_capacity(self.rec_data.capacity(), need, self.opts.record_bytes);
+            self.rec_data.reserve_exact(target - self.rec_data.len());
         }
-        self.gop_data.extend_from_slice(&f.data);
+        self.rec_data.extend_from_slice(&f.data);
         Ok(())
     }
 
-    /// Writes the GOP gathered so far as one sealed record.
-    async fn flush_gop(&mut self) -> Result<(), RecorderError> {
-        if self.gop.is_empty() {
+    /// Writes the frames gathered so far as one sealed record.
+    async fn flush_record(&mut self) -> Result<(), RecorderError> {
+        if self.rec_frames.is_empty() {
             return Ok(());
         }
-        let frames = std::mem::take(&mut self.gop);
-        // (`frames` comes back below and is reused as the next `gop`.)
-        // The one GOP buffer goes to the blocking thread and comes back
-        // empty with its capacity: no allocation per GOP, and a stream
-        // holds one GOP-sized buffer, not two.
-        let mut payload = std::mem::take(&mut self.gop_data);
+        let frames = std::mem::take(&mut self.rec_frames);
+        // (`frames` comes back below and is reused as the next record's.)
+        // The one record buffer goes to the blocking thread and comes back
+        // empty with its capacity: no allocation per record, and a stream
+        // holds one record-sized buffer, not two.
+        let mut payload = std::mem::take(&mut self.rec_data);
         let seg = self
             .segment
             .as_mut()
@@ -228,7 +289,7 @@ impl StreamWriter {
         let mut file = seg.file.take().expect("segment file present");
         let sync_due = seg.last_sync.elapsed() >= self.opts.flush_interval;
         let (file, frames, payload, res) = tokio::task::spawn_blocking(move || {
-            let r = file.append_gop_from(&frames, &mut payload).map(|_| ());
+            let r = file.append_record_from(&frames, &mut payload).map(|_| ());
             let r = r.map_err(RecorderError::from).and_then(|_| {
                 if sync_due {
                     file.sync()
@@ -241,8 +302,8 @@ impl StreamWriter {
         })
         .await
         .map_err(|e| RecorderError::Internal(e.to_string()))?;
-        self.gop_data = payload;
-        self.gop_data.clear();
+        self.rec_data = payload;
+        self.rec_data.clear();
         seg.file = Some(file);
         res?;
         if sync_due {
@@ -255,7 +316,7 @@ impl StreamWriter {
         seg.frames.extend_from_slice(&frames);
         let mut frames = frames;
         frames.clear();
-        self.gop = frames;
+        self.rec_frames = frames;
         Ok(())
     }
 
@@ -330,7 +391,7 @@ impl StreamWriter {
                     frames: seg.frames.len() as i64,
                     sample_bytes: sample_bytes as i64,
                     file_bytes: summary.bytes as i64,
-                    sha256: summary.digest.to_vec(), // BLAKE3 (version-2 file); the column keeps its old name
+                    sha256: summary.digest.to_vec(), // BLAKE3 (version-3 file); the column keeps its old name
                     frame_index: index::encode(&seg.frames),
                 },
             )
@@ -339,12 +400,61 @@ impl StreamWriter {
         Ok(())
     }
 
-    /// Ends the run cleanly: the last full GOP is written and the segment
-    /// closed. The held-back last frame (duration unknown) is dropped.
+    /// Ends the run cleanly: the frames gathered so far are written as a
+    /// last record and the segment closed. The held-back last frame
+    /// (duration unknown) is dropped.
     pub async fn finish(mut self) -> Result<(), RecorderError> {
         if self.segment.is_some() {
-            self.flush_gop().await?;
+            self.flush_record().await?;
         }
         self.close_segment().await
+    }
+
+    /// Capacity of the record buffer (for tests and measurements).
+    pub fn record_buffer_capacity(&self) -> usize {
+        self.rec_data.capacity()
+    }
+}
+
+/// The capacity to grow the record buffer to when `need` bytes do not fit
+/// `cap`. Up to `record_bytes` it doubles (from 64 KiB) but never past
+/// `record_bytes`, so it settles at `record_bytes`; a single frame larger
+/// than that (the only way `need` exceeds it) gets `need`, rounded up to
+/// 16 KiB so slowly growing key frames do not reallocate every time. The
+/// buffer is kept from record to record, so its capacity settles near
+/// `max(record_bytes, largest frame)`.
+fn record_capacity(cap: usize, need: usize, record_bytes: usize) -> usize {
+    if need > record_bytes {
+        need.next_multiple_of(16 << 10)
+    } else {
+        cap.saturating_mul(2)
+            .max(64 << 10)
+            .clamp(need, record_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_capacity;
+
+    #[test]
+    fn record_buffer_settles_near_the_record_size_or_the_largest_frame() {
+        let rb = 256 << 10;
+        // Growing a record frame by frame: never past record_bytes.
+        let mut cap = 0;
+        for need in (1..=rb).step_by(5_000) {
+            if need > cap {
+                cap = record_capacity(cap, need, rb);
+            }
+            assert!(cap >= need && cap <= rb, "{need}: {cap}");
+        }
+        assert_eq!(record_capacity(cap, rb, rb), rb);
+        // A frame larger than a record: about its size, not double.
+        let big = 700_001;
+        let c = record_capacity(rb, big, rb);
+        assert!(c >= big && c < big + (16 << 10), "{c}");
+        // A small record size: capped by it.
+        assert_eq!(record_capacity(0, 100, 16 << 10), 16 << 10);
+        assert_eq!(record_capacity(0, 100, 1 << 20), 64 << 10);
     }
 }

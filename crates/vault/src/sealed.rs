@@ -14,7 +14,7 @@
 //!   bytes, so `age -d -i member.txt key.age` unwraps it with the standard
 //!   CLI. Wrapping needs only public keys: the hub records with nobody
 //!   logged in.
-//! * Each record (one GOP) is sealed on its own with ChaCha20-Poly1305
+//! * Each record (a GOP or part of one) is sealed on its own with ChaCha20-Poly1305
 //!   under that key ([`seal`] / [`seal_in_place`]), with the record's
 //!   sequence number as the nonce and the caller's associated data (the
 //!   record's framing) authenticated with it. A record is either complete

@@ -271,7 +271,7 @@ fn contains_ignoring_case(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
 
 /// Rows ⇄ files: every closed recording's file exists with the recorded
 /// size and file digest (SHA-256 or BLAKE3, by the file's version), its
-/// GOP records parse (no key needed) and agree with the stored frame
+/// records parse (no key needed) and agree with the stored frame
 /// index; no segment file lacks a row.
 async fn recordings(store: &Store, dir: &Path) -> Outcome {
     use porchlight_media::{index, segment};

@@ -156,6 +156,7 @@ impl Server {
             writer: porchlight_recorder::WriterOptions {
                 segment_target: std::time::Duration::from_secs(rec.segment_seconds.into()),
                 flush_interval: std::time::Duration::from_secs(rec.flush_interval_seconds.into()),
+                ..Default::default()
             },
             min_free_bytes: u64::from(rec.min_free_mib) << 20,
             ..Default::default()
