@@ -1,7 +1,8 @@
 //! Wires the event path (`porchlight-events`) into the running hub:
 //!
 //! * detection on every camera's live frames, with the vendored object
-//!   model when it loads (motion only, with a warning, when it does not);
+//!   model when it loads (motion only, with a warning, when it does not),
+//!   loaded only once a camera with object detection on starts;
 //! * MQTT through the alarm's broker link (`porchlight/<camera>/…`);
 //! * Web Push: a notice for every new alert, and for every event the alarm
 //!   records (doorbell presses, alarm transitions);
@@ -46,17 +47,8 @@ impl HubEvents {
         notifier: Option<Notifier>,
         mqtt_prefix: &str,
     ) -> HubEvents {
-        let detector = match tokio::task::spawn_blocking(porchlight_detect::Detector::load_default).await {
-            Ok(Ok(d)) => Some(Arc::new(d)),
-            Ok(Err(e)) => {
-                tracing::warn!("object detection is off (motion only): {e}");
-                None
-            }
-            Err(e) => {
-                tracing::warn!("object detection is off (motion only): {e}");
-                None
-            }
-        };
+        // Loaded when the first camera with object detection on starts.
+        let detector = porchlight_events::DetectorSource::Lazy(porchlight_detect::Detector::load_default);
         let mqtt = alarm.mqtt().map(|p| Arc::new(AlarmMqtt(p)) as Arc<dyn Publish>);
         let events = Events::start(
             store.clone(),

@@ -110,11 +110,83 @@ pub enum EventsError {
     Invalid(String),
 }
 
+/// Where the object detector comes from.
+pub enum DetectorSource {
+    /// No model: motion only.
+    None,
+    /// A model already loaded (tests, benches, `porchlight detect`).
+    Loaded(Arc<Detector>),
+    /// Loaded (on a blocking thread) when the first camera with object
+    /// detection on starts watching, and kept from then on. A load that
+    /// fails is logged once and leaves detection at motion only. The
+    /// vendored model costs tens of MiB once optimised, which a hub that
+    /// only records should not carry.
+    Lazy(fn() -> Result<Detector, porchlight_detect::DetectError>),
+}
+
+impl From<Option<Arc<Detector>>> for DetectorSource {
+    fn from(d: Option<Arc<Detector>>) -> Self {
+        match d {
+            Some(d) => DetectorSource::Loaded(d),
+            None => DetectorSource::None,
+        }
+    }
+}
+
+impl From<Arc<Detector>> for DetectorSource {
+    fn from(d: Arc<Detector>) -> Self {
+        DetectorSource::Loaded(d)
+    }
+}
+
+/// The detector, loaded at most once.
+struct DetectorCell {
+    load: Option<fn() -> Result<Detector, porchlight_detect::DetectError>>,
+    cell: tokio::sync::OnceCell<Option<Arc<Detector>>>,
+}
+
+impl DetectorCell {
+    fn new(src: DetectorSource) -> DetectorCell {
+        match src {
+            DetectorSource::None => DetectorCell { load: None, cell: tokio::sync::OnceCell::new_with(Some(None)) },
+            DetectorSource::Loaded(d) => DetectorCell { load: None, cell: tokio::sync::OnceCell::new_with(Some(Some(d))) },
+            DetectorSource::Lazy(f) => DetectorCell { load: Some(f), cell: tokio::sync::OnceCell::new() },
+        }
+    }
+
+    /// The detector, loading it on first call when it is lazy.
+    async fn get(&self) -> Option<Arc<Detector>> {
+        self.cell
+            .get_or_init(|| async {
+                let Some(load) = self.load else { return None };
+                tracing::info!("loading the object detector");
+                match tokio::task::spawn_blocking(load).await {
+                    Ok(Ok(d)) => Some(Arc::new(d)),
+                    Ok(Err(e)) => {
+                        tracing::warn!("object detection is off (motion only): {e}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("object detection is off (motion only): {e}");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Whether the model has been loaded (for tests and status).
+    fn is_loaded(&self) -> bool {
+        matches!(self.cell.get(), Some(Some(_)))
+    }
+}
+
 struct Shared {
     store: Store,
     clock: SharedClock,
     live: Arc<LiveHub>,
-    detector: Option<Arc<Detector>>,
+    detector: DetectorCell,
     mqtt: Option<Arc<dyn Publish>>,
     opts: EventsOptions,
     changes: broadcast::Sender<EventChange>,
@@ -136,12 +208,13 @@ pub struct EventsHandle {
 
 impl Events {
     /// Starts watching every enabled camera whose settings allow it.
-    /// `detector` may be `None` (no model): motion only.
+    /// `detector` is the object model: already loaded, none (motion only),
+    /// or loaded on first need ([`DetectorSource::Lazy`]).
     pub async fn start(
         store: Store,
         clock: SharedClock,
         live: Arc<LiveHub>,
-        detector: Option<Arc<Detector>>,
+        detector: impl Into<DetectorSource>,
         mqtt: Option<Arc<dyn Publish>>,
         opts: EventsOptions,
     ) -> Events {
@@ -155,7 +228,7 @@ impl Events {
             store,
             clock,
             live,
-            detector,
+            detector: DetectorCell::new(detector.into()),
             mqtt,
             opts,
             changes,
@@ -168,6 +241,12 @@ impl Events {
 
     pub fn handle(&self) -> EventsHandle {
         EventsHandle { shared: self.shared.clone() }
+    }
+
+    /// Whether the object detector is in memory (a lazy one loads when the
+    /// first camera with object detection on starts).
+    pub fn detector_loaded(&self) -> bool {
+        self.shared.detector.is_loaded()
     }
 
     /// Every new, updated and ended event.
@@ -425,7 +504,12 @@ async fn watch_camera(s: Arc<Shared>, cam: porchlight_store::Camera, settings: C
     let latest = s.latest.lock().unwrap().entry(cam.id).or_default().clone();
     let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Input>(30);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Output>();
-    let worker = Worker { camera: cam.name.clone(), settings: settings.clone(), detector: s.detector.clone(), latest };
+    // The model is loaded when the first camera that wants objects starts
+    // (a hub that only records, or detects motion only, never pays its
+    // memory).
+    let detector = if settings.objects { s.detector.get().await } else { None };
+    let with_detector = detector.is_some();
+    let worker = Worker { camera: cam.name.clone(), settings: settings.clone(), detector, latest };
     let thread = std::thread::Builder::new()
         .name(format!("detect-{}", cam.name))
         .spawn(move || worker.run(in_rx, out_tx));
@@ -436,7 +520,7 @@ async fn watch_camera(s: Arc<Shared>, cam: porchlight_store::Camera, settings: C
             return;
         }
     };
-    tracing::info!(camera = %cam.name, detector = s.detector.is_some(), "detection on");
+    tracing::info!(camera = %cam.name, detector = with_detector, "detection on");
     let mut st = CameraState { camera: cam.clone(), settings, open: None, last_person_event: None };
     let mut resync = true;
     let mut clock = FrameClock::default();
