@@ -10,9 +10,9 @@
 #
 # Porchlight's cameras are added with `--no-detect`: the bench measures the
 # recorder (ingest, encryption, writing), not the detection pipeline. The
-# tool `porchlight` runs the hub with read batching on
-# (PORCHLIGHT_RECORDER_READ_BATCH_MS=200; opt-in, off by default) and
-# `porchlight-nobatch` with it off (the shipped default), side by side.
+# tool `porchlight` runs the hub with read batching at 200 ms (the
+# default), `porchlight-nobatch` with it off and `porchlight-arenas` with
+# glibc malloc's default arena limit instead of the hub's 2, side by side.
 #
 # Needs: cargo, ffmpeg, Debian's /usr/bin/python3 with GStreamer's RTSP
 # server bindings (see ../shared/tools/README.md). Clips are generated once

@@ -9,7 +9,13 @@ measure over a fixed window:
 * CPU: utime+stime of the recorder's processes from /proc/PID/stat (all
   threads, including ones that exit), delta over the window; 100% = one
   core. For ffmpeg the sum over its N processes.
-* RSS: VmRSS from /proc/PID/status at the end of the window (sum).
+* RSS: VmRSS from /proc/PID/status at the end of the window (sum), per
+  stream two ways: the whole RSS divided by N, and the growth over the
+  tool's idle RSS divided by N ("marginal": what one more camera costs).
+  Porchlight's idle RSS is read from the running hub before any camera is
+  added (cameras are then added with the CLI while it runs, as a user
+  would); ffmpeg's is 0 (a process per camera); Moonfire's is not
+  measured.
 * What was written: growth of the output folder over the window, as
   Mbit/s per stream (≈ 4 when every stream is recorded in full), and how
   many streams' outputs grew.
@@ -143,7 +149,7 @@ class Porchlight:
     """Release build, fresh folder, an owner (so recordings are encrypted to
     a household key: encryption is always on), N cameras added with
     `--no-detect` (the recorder alone: no detection pipeline), `serve`.
-    Default recorder settings, including read batching (200 ms)."""
+    Default recorder settings (read batching: see the subclasses)."""
 
     PW = "a long household passphrase for the bench"
     EXTRA_ENV = {}
@@ -156,8 +162,6 @@ class Porchlight:
                         PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB="8192", PORCHLIGHT_ACCOUNTS_ARGON2_T="1",
                         **self.EXTRA_ENV)
         self.cli(["user", "add", "owner", "--role", "owner", "--password-stdin"], self.PW + "\n")
-        for i in range(n):
-            self.cli(["camera", "add", f"cam{i}", "--url", sim.url(i), "--no-detect"])
         self.log = open(os.path.join(work, "porchlight.log"), "w")
         self.proc = subprocess.Popen(
             [self.bin, "--data-dir", self.data, "serve", "--listen", "127.0.0.1:0",
@@ -167,6 +171,11 @@ class Porchlight:
         if "running at" not in line:
             raise RuntimeError(f"porchlight serve said {line!r}; see {self.log.name}")
         drain(self.proc.stdout, self.log)
+        # The idle hub (no camera yet), settled.
+        time.sleep(5)
+        self.idle_rss_kib = rss_kib(self.proc.pid)
+        for i in range(n):
+            self.cli(["camera", "add", f"cam{i}", "--url", sim.url(i), "--no-detect"])
 
     def cli(self, argv, stdin=""):
         subprocess.run([self.bin, "--data-dir", self.data, *argv], input=stdin, text=True,
@@ -193,6 +202,8 @@ class Porchlight:
 
 class Ffmpeg:
     """One `ffmpeg -c copy -f segment` process per camera, 60 s MP4 segments."""
+
+    idle_rss_kib = 0
 
     def __init__(self, args, n, sim, work):
         self.n, self.dirs, self.procs = n, [], []
@@ -294,19 +305,28 @@ class Moonfire:
 
 
 class PorchlightNoBatch(Porchlight):
-    """The same with read batching off (a wake-up per frame; the default
-    since the batching was made opt-in), for comparison."""
+    """The same with read batching off (a wake-up per frame), for
+    comparison."""
 
     EXTRA_ENV = {"PORCHLIGHT_RECORDER_READ_BATCH_MS": "0"}
 
 
 class PorchlightBatch(Porchlight):
-    """Read batching on at 200 ms (opt-in; see crates/recorder/src/readbatch.rs)."""
+    """Read batching at 200 ms, the default (crates/recorder/src/readbatch.rs),
+    set explicitly so the row means the same whatever the environment."""
 
     EXTRA_ENV = {"PORCHLIGHT_RECORDER_READ_BATCH_MS": "200"}
 
 
-TOOLS = {"porchlight": PorchlightBatch, "porchlight-nobatch": PorchlightNoBatch,
+class PorchlightManyArenas(Porchlight):
+    """The default settings but glibc malloc's own arena limit (8 per core,
+    `MALLOC_ARENA_MAX=16` here) instead of the 2 the hub sets at start, to
+    show what per-thread arenas cost in RSS."""
+
+    EXTRA_ENV = {"PORCHLIGHT_RECORDER_READ_BATCH_MS": "200", "MALLOC_ARENA_MAX": str(8 * (os.cpu_count() or 1))}
+
+
+TOOLS = {"porchlight": PorchlightBatch, "porchlight-arenas": PorchlightManyArenas, "porchlight-nobatch": PorchlightNoBatch,
          "ffmpeg": Ffmpeg, "moonfire": Moonfire}
 
 
@@ -345,9 +365,13 @@ def one_run(args, tool, n):
             grew = sum(1 for a, b in zip(b0, b1) if b > a)
             if tool == "moonfire":
                 grew = n if written > 0 else 0  # one shared directory
+            idle = getattr(rec, "idle_rss_kib", None)
+            marginal = (rss - idle) / 1024 / n if idle is not None else float("nan")
             return {
                 "n": n, "tool": tool, "cpu_total": cpu, "cpu_per_stream": cpu / n,
                 "rss_mib": rss / 1024, "rss_per_stream": rss / 1024 / n,
+                "idle_rss_mib": idle / 1024 if idle is not None else float("nan"),
+                "rss_marginal_per_stream": marginal,
                 "mbit_per_stream": written * 8 / window / 1e6 / n, "streams_recording": grew,
                 "sim_cpu": sim_cpu, "other_busy_pct": other, "ncpu": ncpu, "window_s": window,
             }
@@ -375,9 +399,9 @@ def table(rows, args, started):
         f"{args.warmup} s warm-up, {args.seconds} s measured; median of {args.runs} "
         f"run{'s' if args.runs != 1 else ''} (CPU range in brackets). 100% = one core.",
         "",
-        "| N | tool | CPU % per stream | RSS MiB per stream | CPU % total | RSS MiB total "
-        "| written Mbit/s per stream | streams recording | simulator CPU % | other load on the machine (% of all cores) |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| N | tool | CPU % per stream | RSS MiB per stream | RSS MiB per stream above idle | idle RSS MiB "
+        "| CPU % total | RSS MiB total | written Mbit/s per stream | streams recording | simulator CPU % | other load on the machine (% of all cores) |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     keys = []
     for r in rows:
@@ -395,11 +419,16 @@ def table(rows, args, started):
         rng = f" [{min(cpus):.3f}–{max(cpus):.3f}]" if len(rs) > 1 else ""
         lines.append(
             f"| {n} | {tool} | {med('cpu_per_stream'):.3f}{rng} | {med('rss_per_stream'):.2f} "
+            f"| {fmt(med('rss_marginal_per_stream'))} | {fmt(med('idle_rss_mib'), 1)} "
             f"| {med('cpu_total'):.2f} | {med('rss_mib'):.1f} | {med('mbit_per_stream'):.2f} "
             f"| {min(r['streams_recording'] for r in rs)}/{n} | {med('sim_cpu'):.1f} "
             f"| {med('other_busy_pct'):.0f} |")
     lines.append(END)
     return "\n".join(lines)
+
+
+def fmt(v, digits=2):
+    return "—" if v != v else f"{v:.{digits}f}"  # NaN: not measured
 
 
 def write_results(path, block):
@@ -432,7 +461,8 @@ def main():
     os.makedirs(args.raw_dir, exist_ok=True)
     raw = os.path.join(args.raw_dir, f"recording-{started:%Y%m%d-%H%M}.tsv")
     rows = []
-    cols = ["n", "tool", "cpu_per_stream", "rss_per_stream", "cpu_total", "rss_mib",
+    cols = ["n", "tool", "cpu_per_stream", "rss_per_stream", "rss_marginal_per_stream", "idle_rss_mib",
+            "cpu_total", "rss_mib",
             "mbit_per_stream", "streams_recording", "sim_cpu", "other_busy_pct", "window_s"]
     with open(raw, "w") as out:
         out.write("run\t" + "\t".join(cols) + "\n")

@@ -58,6 +58,11 @@ test("per-mode camera options survive the page's refresh, save, reload and show 
   await other.click("form[action='/alarm/arm'] button:has-text('Arm away')");
   await other.waitForSelector("#alarm[data-state=arming], #alarm[data-state=armed_away]");
   await other.close();
+  // Headless Chromium does not give the first tab the foreground back on
+  // its own, and a background tab's timers and animation frames (the
+  // page's 3 s refresh, Playwright's selector polling) may be throttled
+  // or stopped: bring it back as a user's closing a tab would.
+  await page.bringToFront();
 
   // alarm.js polls every 3 s; the status box is redrawn to the new state…
   await page.waitForSelector("#alarm[data-state=arming], #alarm[data-state=armed_away]", { timeout: 15000 });
@@ -98,6 +103,7 @@ test("per-mode camera options survive the page's refresh, save, reload and show 
   await other2.goto(`${hub.url}/alarm`);
   await other2.click("form[action='/alarm/disarm'] button");
   await other2.close();
+  await page.bringToFront();
   await page.waitForSelector("#alarm[data-state=disarmed]", { timeout: 15000 });
   assert.ok(Number(await page.evaluate(() => document.body.dataset.alarmRedraws)) > redraws);
   assert.equal(await page.evaluate(() => document.body.dataset.alarmKept), "0", "nothing was being edited");

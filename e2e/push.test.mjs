@@ -205,7 +205,9 @@ test("the page's service worker shows it as a notification that opens the event"
   const registrationId = await registration;
   await cdp.send("ServiceWorker.deliverPushMessage", { origin: hub.url, registrationId, data: payloadText });
   let shown = [];
-  for (let i = 0; i < 50 && shown.length === 0; i++) {
+  // Up to 30 s: the worker may have to be started for the push first,
+  // which on a loaded machine takes seconds (a bound, not a timing check).
+  for (let i = 0; i < 150 && shown.length === 0; i++) {
     shown = await page.evaluate(async () => {
       const reg = await navigator.serviceWorker.ready;
       return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data, icon: n.icon }));
