@@ -983,6 +983,14 @@ impl SegmentWriter {
         self.file.sync_data()
     }
 
+    /// A second handle on the file, for an `fdatasync` made elsewhere (a
+    /// background thread) while this writer goes on appending: it makes
+    /// durable at least what was appended before it started. It does not
+    /// replace [`finish`](Self::finish), which fsyncs again.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Bytes written so far (header included).
     #[allow(clippy::len_without_is_empty)] // never empty: there is always a header
     pub fn len(&self) -> u64 {

@@ -154,20 +154,24 @@ impl CameraTask {
         let record = self.kind == StreamKind::Main;
         let mut writer: Option<StreamWriter> = None;
         let mut entry: Option<Arc<VideoSampleEntry>> = None;
-        // Stall detection without a timer per frame: a tick every second
-        // checks when the last video frame came.
-        let mut last_video = std::time::Instant::now();
-        let mut stall_check = tokio::time::interval(Duration::from_secs(1));
-        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Stall detection without a timer per frame, nor a wake-up a
+        // second: one timer set STALL_TIMEOUT after the last video frame
+        // known when it was set. When it fires early (video came since),
+        // it is moved to STALL_TIMEOUT after the last frame: a healthy
+        // stream wakes it about once per STALL_TIMEOUT.
+        let mut last_video = tokio::time::Instant::now();
+        let stall = tokio::time::sleep(STALL_TIMEOUT);
+        tokio::pin!(stall);
         let result = loop {
             let item = tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => break Ok(()),
                 item = demuxed.next() => item,
-                _ = stall_check.tick() => {
+                _ = &mut stall => {
                     if last_video.elapsed() >= STALL_TIMEOUT {
                         break Err(RecorderError::Camera("no video for 10 s (stalled)".into()));
                     }
+                    stall.as_mut().reset(last_video + STALL_TIMEOUT);
                     continue;
                 }
             };
@@ -179,7 +183,7 @@ impl CameraTask {
             let CodecItem::VideoFrame(frame) = item else {
                 continue;
             };
-            last_video = std::time::Instant::now();
+            last_video = tokio::time::Instant::now();
             if frame.loss() > 0 {
                 tracing::debug!(camera = %self.camera.name, lost = frame.loss(), "packets lost before a frame");
             }

@@ -5,7 +5,8 @@
 //!
 //! * [`ingest`] — one task per camera stream (main, and the sub-stream
 //!   when configured): RTSP over TCP with `retina`, reconnect with backoff,
-//!   stall detection.
+//!   stall detection. All of them run on one thread of the recorder's own
+//!   (`IngestRuntime`), which also seals and writes their records.
 //! * [`live`] — live frames of every camera stream for the restream, the
 //!   live view and detection ([`LiveHub::subscribe_detect`]).
 //! * [`writer`] — frames → sealed records → segment files + index rows, with
@@ -159,6 +160,7 @@ impl Recorder {
         let status = Arc::new(StatusBoard::default());
         let live = Arc::new(LiveHub::default());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let ingest = IngestRuntime::start()?;
         let batcher = Arc::new(readbatch::ReadBatcher::default());
         tokio::spawn(
             batcher
@@ -166,6 +168,7 @@ impl Recorder {
                 .run(opts.read_batch, shutdown_rx.clone()),
         );
         let supervisor = tokio::spawn(supervise(
+            ingest,
             store.clone(),
             clock,
             dir.clone(),
@@ -214,6 +217,64 @@ impl Recorder {
     }
 }
 
+/// The thread the camera tasks run on: a single-threaded tokio runtime of
+/// its own, which the recorder's supervisor keeps for as long as it runs
+/// (dropping the [`IngestRuntime`] ends the thread; tasks still on it are
+/// cancelled, so the supervisor joins them first).
+///
+/// Why not the hub's multi-threaded runtime: a camera is a socket that
+/// wakes a few times a second (read batching) and a record write twice a
+/// second. On a work-stealing scheduler each such wake-up also woke an
+/// idle worker to look for work, and every record went to the blocking
+/// pool and back: thread switches, not work, were the largest cost of
+/// recording (bench/RESULTS.md). Here one thread waits in `epoll`, reads
+/// what is ready, and seals and writes records itself (`writer`, "Threads");
+/// what can block for long (fsync, file creation) still goes to this
+/// runtime's blocking pool. A second benefit is isolation: exports, the
+/// web app and detection on the main runtime cannot delay ingest, nor
+/// the other way round.
+struct IngestRuntime {
+    handle: tokio::runtime::Handle,
+    /// Dropped (with the struct) to end the thread.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl IngestRuntime {
+    fn start() -> Result<IngestRuntime, RecorderError> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("recorder-ingest".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name("recorder-blocking")
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = handle_tx.send(Ok(rt.handle().clone()));
+                        // Until the supervisor drops its end.
+                        rt.block_on(async move {
+                            let _ = stop_rx.await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| RecorderError::io("starting the recorder's ingest thread".into(), e))?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| RecorderError::Internal("the ingest thread ended at start".into()))?
+            .map_err(|e| RecorderError::io("starting the recorder's ingest runtime".into(), e))?;
+        Ok(IngestRuntime {
+            handle,
+            _stop: stop_tx,
+        })
+    }
+}
+
 /// The ingest tasks of one camera: its main stream and, when configured,
 /// its sub-stream.
 struct CameraTasks {
@@ -225,6 +286,7 @@ struct CameraTasks {
 /// Keeps one task per enabled camera stream, publishes statuses, runs
 /// retention.
 async fn supervise(
+    ingest: IngestRuntime,
     store: Store,
     clock: SharedClock,
     dir: PathBuf,
@@ -248,18 +310,14 @@ async fn supervise(
                 // whose policy in the current mode says "no recording" is
                 // not recorded (nor streamed live); it comes back on a later
                 // tick when the mode or switch changes. Unreadable: record.
-                let mut paused = std::collections::HashSet::new();
-                for c in cams.iter().filter(|c| c.enabled) {
-                    match store.camera_policy(c.id).await {
-                        Ok(p) if !p.record => {
-                            paused.insert(c.id);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(camera = %c.name, "reading the camera's mode policy failed: {e}; recording")
-                        }
+                // (One read for all cameras.)
+                let paused: std::collections::HashSet<i64> = match store.camera_policies().await {
+                    Ok(p) => p.into_iter().filter(|(_, p)| !p.record).map(|(id, _)| id).collect(),
+                    Err(e) => {
+                        tracing::warn!("reading the cameras' mode policies failed: {e}; recording");
+                        Default::default()
                     }
-                }
+                };
                 // Stop tasks of cameras removed, disabled, paused or changed.
                 let wanted: HashMap<i64, &porchlight_store::Camera> = cams
                     .iter()
@@ -309,7 +367,7 @@ async fn supervise(
                                 batcher: batcher.clone(),
                                 shutdown: stop_rx.clone(),
                             };
-                            tokio::spawn(task.run())
+                            ingest.handle.spawn(task.run())
                         })
                         .collect();
                     tracing::info!(camera = %cam.name, sub_stream = cam.sub_url.is_some(), "recording");

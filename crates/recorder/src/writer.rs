@@ -18,6 +18,20 @@
 //! a GOP (about 1 MiB at 4 Mbit/s in 2 s GOPs). Besides it: the held-back
 //! frame, and the segment's frame list (12 bytes a frame).
 //!
+//! **Threads.** A record is sealed and written on the caller's thread,
+//! inside [`StreamWriter::push`]: at most `record_bytes` of ChaCha20-Poly1305
+//! and one `writev` into the page cache, a few hundred microseconds about
+//! twice a second per 4 Mbit/s stream. Handing each record to another
+//! thread cost more than that in wake-ups (two thread switches and a
+//! futex hand-off per record, bench/RESULTS.md). The recorder runs its
+//! camera tasks on a thread of their own (`ingest_runtime` in the crate
+//! root), so a record being written only delays other cameras' reads,
+//! which the kernel buffers meanwhile; it never delays the web server.
+//! What can block for long stays off that thread: the periodic `fdatasync`
+//! runs as a blocking task on a second handle of the file while writing
+//! goes on (at most one per segment in flight; its error ends the run at
+//! the next record), and so do a segment's creation and its closing fsync.
+//!
 //! **What a `kill -9` loses.** Every record whose `write` returned is in
 //! the kernel and survives; start-up recovery keeps it. Lost are the
 //! frames in the buffer (at most `record_bytes`, or one larger frame) and
@@ -36,7 +50,7 @@
 //! Ordering per segment (design/storage.md):
 //! 1. insert the row as `open` (recovery will look for its file);
 //! 2. create the file and write the header; fsync file and directory;
-//! 3. append records; fsync at least every `flush_interval`;
+//! 3. append records; start an fsync at least every `flush_interval`;
 //! 4. on rotation: fsync the file, then mark the row `closed` with its index.
 
 use std::path::{Path, PathBuf};
@@ -94,7 +108,18 @@ struct OpenSegment {
     frames: Vec<FrameInfo>,
     duration_90k: u64,
     target_90k: u64,
+    /// When the last background fsync started.
     last_sync: Instant,
+    /// The background fsync in flight, if any (at most one per segment).
+    syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The outcome of a background fsync, as the writer's error.
+fn sync_result(
+    r: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), RecorderError> {
+    r.map_err(|e| RecorderError::Internal(format!("the fsync task failed: {e}")))?
+        .map_err(|e| RecorderError::io("syncing a segment".into(), e))
 }
 
 /// Writes one camera stream. See the module docs.
@@ -271,52 +296,47 @@ impl StreamWriter {
         Ok(())
     }
 
-    /// Writes the frames gathered so far as one sealed record.
+    /// Writes the frames gathered so far as one sealed record, on the
+    /// calling thread (see the module docs, "Threads"), and starts a
+    /// background fsync when one is due.
     async fn flush_record(&mut self) -> Result<(), RecorderError> {
         if self.rec_frames.is_empty() {
             return Ok(());
         }
-        let frames = std::mem::take(&mut self.rec_frames);
-        // (`frames` comes back below and is reused as the next record's.)
-        // The one record buffer goes to the blocking thread and comes back
-        // empty with its capacity: no allocation per record, and a stream
-        // holds one record-sized buffer, not two.
-        let mut payload = std::mem::take(&mut self.rec_data);
         let seg = self
             .segment
             .as_mut()
             .expect("a segment is open once a key frame arrived");
-        let mut file = seg.file.take().expect("segment file present");
-        let sync_due = seg.last_sync.elapsed() >= self.opts.flush_interval;
-        let (file, frames, payload, res) = tokio::task::spawn_blocking(move || {
-            let r = file.append_record_from(&frames, &mut payload).map(|_| ());
-            let r = r.map_err(RecorderError::from).and_then(|_| {
-                if sync_due {
-                    file.sync()
-                        .map_err(|e| RecorderError::io("syncing a segment".into(), e))
-                } else {
-                    Ok(())
-                }
-            });
-            (file, frames, payload, r)
-        })
-        .await
-        .map_err(|e| RecorderError::Internal(e.to_string()))?;
-        self.rec_data = payload;
-        self.rec_data.clear();
-        seg.file = Some(file);
-        res?;
-        if sync_due {
-            seg.last_sync = Instant::now();
+        let file = seg.file.as_mut().expect("segment file present");
+        // Sealed in place and written with one `writev`; the buffer comes
+        // back empty with its capacity (one record buffer per stream, no
+        // allocation per record).
+        if let Err(e) = file.append_record_from(&self.rec_frames, &mut self.rec_data) {
+            // The writer is broken now; what was gathered is lost with it.
+            self.rec_frames.clear();
+            self.rec_data.clear();
+            return Err(e.into());
         }
-        seg.duration_90k += frames
+        seg.duration_90k += self
+            .rec_frames
             .iter()
             .map(|f| u64::from(f.duration_90k))
             .sum::<u64>();
-        seg.frames.extend_from_slice(&frames);
-        let mut frames = frames;
-        frames.clear();
-        self.rec_frames = frames;
+        seg.frames.extend_from_slice(&self.rec_frames);
+        self.rec_frames.clear();
+        // The previous background fsync, if it is done: its failure ends
+        // the run like a failed write (what it covered may be lost).
+        if seg.syncing.as_ref().is_some_and(|h| h.is_finished()) {
+            let h = seg.syncing.take().expect("checked above");
+            sync_result(h.await)?;
+        }
+        if seg.syncing.is_none() && seg.last_sync.elapsed() >= self.opts.flush_interval {
+            let f = file
+                .sync_handle()
+                .map_err(|e| RecorderError::io("opening a segment to fsync it".into(), e))?;
+            seg.last_sync = Instant::now();
+            seg.syncing = Some(tokio::task::spawn_blocking(move || f.sync_data()));
+        }
         Ok(())
     }
 
@@ -370,6 +390,7 @@ impl StreamWriter {
             duration_90k: 0,
             target_90k: target * u64::from(TIMESCALE),
             last_sync: Instant::now(),
+            syncing: None,
         });
         Ok(())
     }
@@ -378,6 +399,9 @@ impl StreamWriter {
         let Some(mut seg) = self.segment.take() else {
             return Ok(());
         };
+        if let Some(h) = seg.syncing.take() {
+            sync_result(h.await)?;
+        }
         let file = seg.file.take().expect("segment file present");
         let summary = tokio::task::spawn_blocking(move || file.finish())
             .await
