@@ -173,7 +173,7 @@ impl Default for AlarmOptions {
             client_auth: None,
             topics: Topics::default(),
             delays: Delays::default(),
-            poll_interval: Duration::from_millis(250),
+            poll_interval: Duration::from_secs(1),
             backoff_max: Duration::from_secs(10),
             keep_alive: Duration::from_secs(5),
         }

@@ -418,29 +418,35 @@ async fn supervise(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         };
+        // Two reads for all cameras, not two per camera, every poll.
+        let detections = match s.store.camera_detections().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("events: reading detection settings: {e}");
+                continue;
+            }
+        };
+        let policies = s.store.camera_policies().await;
+        if let Err(e) = &policies {
+            tracing::warn!("events: reading the cameras' policies: {e}; detecting");
+        }
         let mut wanted: HashMap<i64, (porchlight_store::Camera, CameraDetection)> = HashMap::new();
         for c in cams.into_iter().filter(|c| c.enabled) {
-            let settings = match s.store.camera_detection(c.id).await {
-                Ok(Some(v)) => match CameraDetection::from_json(&v) {
+            let settings = match detections.get(&c.id).cloned().flatten() {
+                Some(v) => match CameraDetection::from_json(&v) {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!(camera = %c.name, "{e}; using the defaults");
                         CameraDetection::default()
                     }
                 },
-                Ok(None) => CameraDetection::default(),
-                Err(e) => {
-                    tracing::warn!(camera = %c.name, "{e}");
-                    continue;
-                }
+                None => CameraDetection::default(),
             };
-            // The alarm mode's camera policy and the privacy switch.
-            let detect = match s.store.camera_policy(c.id).await {
-                Ok(p) => p.detect && !p.privacy,
-                Err(e) => {
-                    tracing::warn!(camera = %c.name, "reading the camera's policy: {e}");
-                    true
-                }
+            // The alarm mode's camera policy and the privacy switch (a
+            // camera added since the cameras were read: detect).
+            let detect = match &policies {
+                Ok(p) => p.get(&c.id).is_none_or(|p| p.detect && !p.privacy),
+                Err(_) => true,
             };
             if settings.enabled && detect {
                 wanted.insert(c.id, (c, settings));

@@ -170,22 +170,33 @@ impl StatusBoard {
     }
 
     /// Copies every stream's status to the store.
+    /// (In at most two statements, whatever the number of cameras.)
     pub async fn publish(&self, store: &Store, now: jiff::Timestamp) {
-        for (id, kind, s) in self.snapshot() {
-            let row = CameraStatusRow {
-                connected: s.connected,
-                fps: s.fps,
-                bitrate_bps: s.bitrate_bps,
-                last_error: s.last_error,
-                updated_at: now,
-            };
-            let res = match kind {
-                StreamKind::Main => store.put_camera_status(id, &row).await,
-                StreamKind::Sub => store.put_camera_sub_status(id, &row).await,
-            };
-            if let Err(err) = res {
-                tracing::warn!("storing camera status failed: {err}");
-            }
+        let rows: Vec<(i64, StreamKind, CameraStatusRow)> = self
+            .snapshot()
+            .into_iter()
+            .map(|(id, kind, s)| {
+                let row = CameraStatusRow {
+                    connected: s.connected,
+                    fps: s.fps,
+                    bitrate_bps: s.bitrate_bps,
+                    last_error: s.last_error,
+                    updated_at: now,
+                };
+                (id, kind, row)
+            })
+            .collect();
+        let of = |k: StreamKind| -> Vec<(i64, &CameraStatusRow)> {
+            rows.iter()
+                .filter(|(_, kind, _)| *kind == k)
+                .map(|(id, _, row)| (*id, row))
+                .collect()
+        };
+        if let Err(err) = store
+            .put_camera_statuses(&of(StreamKind::Main), &of(StreamKind::Sub))
+            .await
+        {
+            tracing::warn!("storing camera status failed: {err}");
         }
     }
 }

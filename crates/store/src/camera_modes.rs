@@ -153,6 +153,40 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::camera_policy`] of every camera, by camera id, in two
+    /// queries whatever the number of cameras (the recorder and detection
+    /// re-read it every few seconds).
+    pub async fn camera_policies(&self) -> Result<std::collections::HashMap<i64, Policy>> {
+        let mode = self.current_camera_mode().await?;
+        let rows = sqlx::query(
+            "SELECT c.id AS id, COALESCE(p.privacy, 0) AS privacy,
+                    COALESCE(m.record, 1) AS record, COALESCE(m.detect, 1) AS detect,
+                    COALESCE(m.notify, 1) AS notify
+             FROM cameras c
+             LEFT JOIN camera_privacy p ON p.camera_id = c.id
+             LEFT JOIN camera_modes m ON m.camera_id = c.id AND m.mode = ?",
+        )
+        .bind(mode)
+        .fetch_all(&self.pool)
+        .await
+        .doing("reading the cameras' mode policies")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let privacy = r.get::<i64, _>("privacy") != 0;
+                let on = |col: &str| r.get::<i64, _>(col) != 0 && !privacy;
+                let policy = Policy {
+                    record: on("record"),
+                    detect: on("detect"),
+                    notify: on("notify"),
+                    privacy,
+                    mode,
+                };
+                (r.get::<i64, _>("id"), policy)
+            })
+            .collect())
+    }
+
     /// What the camera may do now, in the current persisted alarm mode.
     pub async fn camera_policy(&self, camera_id: i64) -> Result<Policy> {
         let mode = self.current_camera_mode().await?;
@@ -207,11 +241,20 @@ mod tests {
             .unwrap();
     }
 
+    /// The one camera's policy, checked to be what the all-cameras query
+    /// says of it.
+    async fn both(store: &Store, cam: i64) -> Policy {
+        let one = store.camera_policy(cam).await.unwrap();
+        let all = store.camera_policies().await.unwrap();
+        assert_eq!(all.get(&cam), Some(&one), "camera_policies disagrees");
+        one
+    }
+
     #[tokio::test]
     async fn policy_follows_the_persisted_mode_and_privacy() {
         let (_d, store, cam) = store_with_camera().await;
         // Defaults: everything on, in the disarmed mode.
-        let p = store.camera_policy(cam).await.unwrap();
+        let p = both(&store, cam).await;
         assert_eq!(p.mode, "disarmed");
         assert!(p.record && p.detect && p.notify && !p.privacy);
 
@@ -223,42 +266,63 @@ mod tests {
         };
         store.set_camera_mode(cam, "home", off).await.unwrap();
         assert!(
-            store.camera_policy(cam).await.unwrap().record,
+            both(&store, cam).await.record,
             "still disarmed"
         );
         set_state(&store, "armed_home", Some("home")).await;
-        let p = store.camera_policy(cam).await.unwrap();
+        let p = both(&store, cam).await;
         assert_eq!(
             (p.mode, p.record, p.detect, p.notify),
             ("home", false, true, false)
         );
         // Arming and pending follow the snapshot's mode.
         set_state(&store, "pending", Some("home")).await;
-        assert_eq!(store.camera_policy(cam).await.unwrap().mode, "home");
+        assert_eq!(both(&store, cam).await.mode, "home");
         set_state(&store, "arming", Some("away")).await;
-        let p = store.camera_policy(cam).await.unwrap();
+        let p = both(&store, cam).await;
         assert_eq!(p.mode, "away");
         assert!(p.record, "away keeps the defaults");
         // Unreadable mode: away (records most), never off.
         set_state(&store, "triggered", None).await;
-        assert_eq!(store.camera_policy(cam).await.unwrap().mode, "away");
+        assert_eq!(both(&store, cam).await.mode, "away");
 
         // Privacy pauses everything whatever the mode, and comes back.
         store
             .set_camera_privacy(cam, true, jiff::Timestamp::now())
             .await
             .unwrap();
-        let p = store.camera_policy(cam).await.unwrap();
+        let p = both(&store, cam).await;
         assert!(p.privacy && !p.record && !p.detect && !p.notify);
         store
             .set_camera_privacy(cam, false, jiff::Timestamp::now())
             .await
             .unwrap();
-        assert!(store.camera_policy(cam).await.unwrap().record);
+        assert!(both(&store, cam).await.record);
 
         let modes = store.camera_modes(cam).await.unwrap();
         assert_eq!(modes.len(), 3);
         assert_eq!(modes[1], ("home", off));
         assert!(store.set_camera_mode(cam, "night", off).await.is_err());
+
+        // Every camera is in the all-cameras answer, a new one with the
+        // defaults, and one camera's rows do not leak into another's.
+        set_state(&store, "armed_home", Some("home")).await;
+        let porch = store
+            .create_camera(
+                &NewCamera {
+                    name: "porch".into(),
+                    main_url: "rtsp://127.0.0.1:1/y".into(),
+                    ..Default::default()
+                },
+                jiff::Timestamp::now(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let all = store.camera_policies().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(!all[&cam].record && all[&cam].detect, "hall: home flags");
+        assert!(all[&porch].record && all[&porch].notify, "porch: defaults");
+        assert_eq!(all[&porch], both(&store, porch).await);
     }
 }

@@ -261,25 +261,50 @@ impl StatusTable {
 }
 
 impl Store {
-    async fn put_status(&self, table: StatusTable, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
-             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM cameras WHERE id = ?)
-             ON CONFLICT (camera_id) DO UPDATE SET connected = excluded.connected, fps = excluded.fps,
-               bitrate_bps = excluded.bitrate_bps, last_error = excluded.last_error, updated_at = excluded.updated_at",
-            table.name()
-        );
-        sqlx::query(&sql)
-            .bind(camera_id)
-            .bind(s.connected as i64)
-            .bind(s.fps)
-            .bind(s.bitrate_bps)
-            .bind(&s.last_error)
-            .bind(micros(s.updated_at))
-            .bind(camera_id)
-            .execute(&self.pool)
-            .await
-            .doing(table.storing())?;
+    /// Many cameras' statuses of one table in one statement (one commit).
+    async fn put_statuses(&self, table: StatusTable, rows: &[(i64, &CameraStatusRow)]) -> Result<()> {
+        // SQLite's limit on bound parameters is 32766; 6 per row.
+        for chunk in rows.chunks(1000) {
+            let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            // Rows of cameras removed meanwhile are skipped (the join);
+            // `WHERE true` makes the upsert parse.
+            let sql = format!(
+                "INSERT INTO {} (camera_id, connected, fps, bitrate_bps, last_error, updated_at)
+                 SELECT v.* FROM (VALUES {values}) AS v JOIN cameras c ON c.id = v.column1 WHERE true
+                 ON CONFLICT (camera_id) DO UPDATE SET connected = excluded.connected, fps = excluded.fps,
+                   bitrate_bps = excluded.bitrate_bps, last_error = excluded.last_error, updated_at = excluded.updated_at",
+                table.name()
+            );
+            let mut q = sqlx::query(&sql);
+            for (camera_id, s) in chunk {
+                q = q
+                    .bind(*camera_id)
+                    .bind(s.connected as i64)
+                    .bind(s.fps)
+                    .bind(s.bitrate_bps)
+                    .bind(&s.last_error)
+                    .bind(micros(s.updated_at));
+            }
+            q.execute(&self.pool).await.doing(table.storing())?;
+        }
+        Ok(())
+    }
+
+    /// Stores the statuses of many camera streams at once: `main` for the
+    /// main streams, `sub` for sub-streams (two statements at most,
+    /// whatever the number of cameras). Rows of cameras that no longer
+    /// exist are skipped.
+    pub async fn put_camera_statuses(
+        &self,
+        main: &[(i64, &CameraStatusRow)],
+        sub: &[(i64, &CameraStatusRow)],
+    ) -> Result<()> {
+        if !main.is_empty() {
+            self.put_statuses(StatusTable::Main, main).await?;
+        }
+        if !sub.is_empty() {
+            self.put_statuses(StatusTable::Sub, sub).await?;
+        }
         Ok(())
     }
 
@@ -304,7 +329,7 @@ impl Store {
 
     /// Stores what the hub last saw of the camera's main stream.
     pub async fn put_camera_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        self.put_status(StatusTable::Main, camera_id, s).await
+        self.put_statuses(StatusTable::Main, &[(camera_id, s)]).await
     }
 
     /// What the hub last reported about the camera's main stream.
@@ -315,7 +340,7 @@ impl Store {
     /// Stores what the hub last saw of the camera's sub-stream (cameras
     /// with a `sub_url` only).
     pub async fn put_camera_sub_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        self.put_status(StatusTable::Sub, camera_id, s).await
+        self.put_statuses(StatusTable::Sub, &[(camera_id, s)]).await
     }
 
     /// What the hub last reported about the camera's sub-stream, if it

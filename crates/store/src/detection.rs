@@ -31,6 +31,25 @@ impl Store {
         Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>("config")).ok()))
     }
 
+    /// [`Store::camera_detection`] of every camera that has settings
+    /// saved, by camera id, in one query (re-read every few seconds by
+    /// detection's supervisor).
+    pub async fn camera_detections(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, Option<serde_json::Value>>> {
+        let rows = sqlx::query("SELECT camera_id, config FROM camera_detection")
+            .fetch_all(&self.pool)
+            .await
+            .doing("reading detection settings")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let v = serde_json::from_str(&r.get::<String, _>("config")).ok();
+                (r.get::<i64, _>("camera_id"), v)
+            })
+            .collect())
+    }
+
     /// Saves the camera's detection settings (already validated).
     pub async fn set_camera_detection(
         &self,

@@ -180,3 +180,46 @@ async fn sessions_expire_and_vanish_with_their_user_being_disabled() {
     store.set_disabled(u.id, true).await.unwrap();
     assert!(store.session_by_id(s2).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn camera_statuses_are_stored_together_and_skip_removed_cameras() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["porch", "drive", "yard"] {
+        let cam = store
+            .create_camera(
+                &NewCamera {
+                    name: name.into(),
+                    main_url: format!("rtsp://127.0.0.1:1/{name}"),
+                    ..Default::default()
+                },
+                t(1_700_000_000),
+            )
+            .await
+            .unwrap();
+        ids.push(cam.id);
+    }
+    let row = |fps: f64, err: Option<&str>| CameraStatusRow {
+        connected: err.is_none(),
+        fps,
+        bitrate_bps: fps * 1000.0,
+        last_error: err.map(str::to_owned),
+        updated_at: t(1_700_000_100),
+    };
+    let (a, b, c) = (row(25.0, None), row(0.0, Some("refused")), row(15.0, None));
+    let gone = ids.iter().max().unwrap() + 100; // no such camera
+    store
+        .put_camera_statuses(&[(ids[0], &a), (ids[1], &b), (gone, &a)], &[(ids[2], &c)])
+        .await
+        .unwrap();
+    assert_eq!(store.camera_status(ids[0]).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.camera_status(ids[1]).await.unwrap(), Some(b.clone()));
+    assert_eq!(store.camera_status(ids[2]).await.unwrap(), None, "only a sub-stream row");
+    assert_eq!(store.camera_sub_status(ids[2]).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.camera_status(gone).await.unwrap(), None);
+    // A second publish replaces the rows.
+    store.put_camera_statuses(&[(ids[1], &a)], &[]).await.unwrap();
+    assert_eq!(store.camera_status(ids[1]).await.unwrap(), Some(a));
+    assert_eq!(store.camera_status(ids[0]).await.unwrap().unwrap().fps, 25.0);
+}
