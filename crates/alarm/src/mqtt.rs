@@ -239,13 +239,30 @@ fn tls_config(
 
 /// The link's `last_error` for a failed connection: rumqttc's text, with
 /// what it means when the cause is known (credentials, client
-/// certificates).
-fn explain(e: &rumqttc::ConnectionError, has_client_cert: bool) -> String {
+/// certificates). `tls_setup` says the connection used TLS and had not
+/// been accepted yet (no CONNACK).
+fn explain(e: &rumqttc::ConnectionError, has_client_cert: bool, tls_setup: bool) -> String {
     if refused_credentials(e) {
         return format!("the broker refused the connection: not authorised (check mqtt.username and the password): {e}");
     }
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
+    // A broker that requires a client certificate and gets none may close
+    // the connection before its "certificate required" alert is read (in
+    // TLS 1.3 the client's handshake is over when it sends its last
+    // message; the alert comes after, and a reset can overtake it).
+    let dropped_in_setup = tls_setup
+        && !has_client_cert
+        && matches!(e, rumqttc::ConnectionError::Io(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::BrokenPipe
+        ));
+    if dropped_in_setup {
+        return format!("the broker closed the connection during TLS set-up; if it requires a client certificate, set mqtt.client_cert_file and mqtt.client_key_file: {text}");
+    }
     if lower.contains("certificaterequired") || lower.contains("certificate required") {
         return if has_client_cert {
             format!("the broker asked for a client certificate and did not accept ours: {text}")
@@ -361,7 +378,7 @@ pub(crate) fn spawn(
                             return;
                         }
                         let was = connected.swap(false, Ordering::SeqCst);
-                        let msg = explain(&e, has_client_cert);
+                        let msg = explain(&e, has_client_cert, tls && !was);
                         if was {
                             tracing::warn!("alarm: lost the MQTT broker: {msg}; reconnecting");
                         } else {
@@ -416,5 +433,24 @@ mod tests {
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("mqtt://:1883").is_err());
         assert!(parse_url("mqtt://x:notaport").is_err());
+    }
+
+    #[test]
+    fn a_tls_connection_dropped_before_connack_suggests_a_client_certificate() {
+        let reset = || {
+            rumqttc::ConnectionError::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))
+        };
+        let hint = "if it requires a client certificate, set mqtt.client_cert_file";
+        assert!(explain(&reset(), false, true).contains(hint));
+        // Not without TLS, not once connected, not when we sent a certificate.
+        assert!(!explain(&reset(), false, false).contains("certificate"));
+        assert!(!explain(&reset(), true, true).contains(hint));
+        // Any other I/O error is rumqttc's text alone.
+        let refused = rumqttc::ConnectionError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ));
+        assert!(!explain(&refused, false, true).contains("certificate"));
     }
 }
