@@ -8,7 +8,8 @@
 # Run bench/recording.sh once first (it makes the clips and the release
 # build). Needs strace and perf. Output goes to stdout; the work folder is
 # removed at the end. Cameras are added with `--no-detect` (the recorder
-# alone). PORCHLIGHT_RECORDER_READ_BATCH_MS=0 in the environment turns
+# alone). PROFILE_CALLERS=SYMBOL adds who calls SYMBOL (DWARF call graphs).
+# PORCHLIGHT_RECORDER_READ_BATCH_MS=0 in the environment turns
 # read batching off, for a before/after comparison.
 set -euo pipefail
 n="${1:-16}"
@@ -51,3 +52,10 @@ echo "--- hot symbols over $secs s (perf)"
 perf record -F 1999 -g -p "$hub" -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1
 perf report -i "$work/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -6
 perf report -i "$work/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep '%' | head -30
+# PROFILE_CALLERS=SYMBOL: also who calls that symbol (DWARF call graphs).
+if [ -n "${PROFILE_CALLERS:-}" ]; then
+    echo "--- callers of $PROFILE_CALLERS over $secs s (perf, DWARF call graphs)"
+    perf record -F 999 --call-graph dwarf,16384 -p "$hub" -o "$work/callers.data" -- sleep "$secs" >/dev/null 2>&1
+    perf report -i "$work/callers.data" --no-children --stdio -S "$PROFILE_CALLERS" -G 2>/dev/null \
+        | grep -v '^$' | grep -v '^#' | head -80
+fi

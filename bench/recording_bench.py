@@ -76,10 +76,13 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """A process's resident memory in KiB: VmRSS (all of it), or RssAnon
+    (its private memory: heap and stacks, not the file-backed pages of its
+    code, which are shared page cache)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -171,8 +174,12 @@ class Porchlight:
         if "running at" not in line:
             raise RuntimeError(f"porchlight serve said {line!r}; see {self.log.name}")
         drain(self.proc.stdout, self.log)
-        # The idle hub (no camera yet), settled.
-        time.sleep(5)
+        # The idle hub (no camera yet), settled: its RSS, and its CPU over
+        # 10 s (timers and housekeeping that every stream's share carries).
+        time.sleep(3)
+        c0, t0 = cpu_ticks(self.proc.pid), time.monotonic()
+        time.sleep(10)
+        self.idle_cpu = (cpu_ticks(self.proc.pid) - c0) / CLK_TCK / (time.monotonic() - t0) * 100
         self.idle_rss_kib = rss_kib(self.proc.pid)
         for i in range(n):
             self.cli(["camera", "add", f"cam{i}", "--url", sim.url(i), "--no-detect"])
@@ -330,12 +337,31 @@ TOOLS = {"porchlight": PorchlightBatch, "porchlight-arenas": PorchlightManyArena
          "ffmpeg": Ffmpeg, "moonfire": Moonfire}
 
 
+def make_tool(tool):
+    """`porchlight` or `porchlight+VAR=VALUE+VAR2=VALUE2`: a Porchlight tool
+    with extra environment for the hub (an experiment row, e.g.
+    `porchlight+TOKIO_WORKER_THREADS=1`)."""
+    name, *pairs = tool.split("+")
+    base = TOOLS[name]
+    if not pairs:
+        return base
+    if not issubclass(base, Porchlight):
+        raise SystemExit(f"{tool}: extra environment is for porchlight tools only")
+    extra = dict(base.EXTRA_ENV)
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise SystemExit(f"{tool}: `{p}` is not VAR=VALUE")
+        extra[k] = v
+    return type(name, (base,), {"EXTRA_ENV": extra})
+
+
 def one_run(args, tool, n):
-    with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-{n}-") as work:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{tool.split('+')[0]}-{n}-") as work:
         sim = Sim(args, n, work)
         rec = None
         try:
-            rec = TOOLS[tool](args, n, sim, work)
+            rec = make_tool(tool)(args, n, sim, work)
             t0 = time.monotonic()
             while not rec.ready():
                 if time.monotonic() - t0 > 90:
@@ -356,6 +382,7 @@ def one_run(args, tool, n):
             b1 = [tree_bytes(d) for d in outs]
             window = time.monotonic() - w0
             rss = sum(rss_kib(p) for p in pids)
+            anon = sum(rss_kib(p, "RssAnon") for p in pids)
             cpu = (c1 - c0) / CLK_TCK / window * 100
             sim_cpu = (s1 - s0) / CLK_TCK / window * 100
             ncpu = os.cpu_count()
@@ -370,7 +397,9 @@ def one_run(args, tool, n):
             return {
                 "n": n, "tool": tool, "cpu_total": cpu, "cpu_per_stream": cpu / n,
                 "rss_mib": rss / 1024, "rss_per_stream": rss / 1024 / n,
+                "anon_per_stream": anon / 1024 / n,
                 "idle_rss_mib": idle / 1024 if idle is not None else float("nan"),
+                "idle_cpu": getattr(rec, "idle_cpu", float("nan")),
                 "rss_marginal_per_stream": marginal,
                 "mbit_per_stream": written * 8 / window / 1e6 / n, "streams_recording": grew,
                 "sim_cpu": sim_cpu, "other_busy_pct": other, "ncpu": ncpu, "window_s": window,
@@ -399,9 +428,9 @@ def table(rows, args, started):
         f"{args.warmup} s warm-up, {args.seconds} s measured; median of {args.runs} "
         f"run{'s' if args.runs != 1 else ''} (CPU range in brackets). 100% = one core.",
         "",
-        "| N | tool | CPU % per stream | RSS MiB per stream | RSS MiB per stream above idle | idle RSS MiB "
-        "| CPU % total | RSS MiB total | written Mbit/s per stream | streams recording | simulator CPU % | other load on the machine (% of all cores) |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| N | tool | CPU % per stream | RSS MiB per stream | anonymous RSS MiB per stream | RSS MiB per stream above idle | idle RSS MiB "
+        "| idle CPU % | CPU % total | RSS MiB total | written Mbit/s per stream | streams recording | simulator CPU % | other load on the machine (% of all cores) |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     keys = []
     for r in rows:
@@ -419,8 +448,9 @@ def table(rows, args, started):
         rng = f" [{min(cpus):.3f}–{max(cpus):.3f}]" if len(rs) > 1 else ""
         lines.append(
             f"| {n} | {tool} | {med('cpu_per_stream'):.3f}{rng} | {med('rss_per_stream'):.2f} "
+            f"| {fmt(med('anon_per_stream'))} "
             f"| {fmt(med('rss_marginal_per_stream'))} | {fmt(med('idle_rss_mib'), 1)} "
-            f"| {med('cpu_total'):.2f} | {med('rss_mib'):.1f} | {med('mbit_per_stream'):.2f} "
+            f"| {fmt(med('idle_cpu'), 2)} | {med('cpu_total'):.2f} | {med('rss_mib'):.1f} | {med('mbit_per_stream'):.2f} "
             f"| {min(r['streams_recording'] for r in rs)}/{n} | {med('sim_cpu'):.1f} "
             f"| {med('other_busy_pct'):.0f} |")
     lines.append(END)
@@ -457,12 +487,16 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tools", default="porchlight ffmpeg")
     args = ap.parse_args()
+    for t in args.tools.split():
+        if t.split("+")[0] not in TOOLS:
+            raise SystemExit(f"unknown tool {t.split('+')[0]!r} (known: {', '.join(TOOLS)})")
+        make_tool(t)
     started = datetime.datetime.now(datetime.timezone.utc)
     os.makedirs(args.raw_dir, exist_ok=True)
     raw = os.path.join(args.raw_dir, f"recording-{started:%Y%m%d-%H%M}.tsv")
     rows = []
-    cols = ["n", "tool", "cpu_per_stream", "rss_per_stream", "rss_marginal_per_stream", "idle_rss_mib",
-            "cpu_total", "rss_mib",
+    cols = ["n", "tool", "cpu_per_stream", "rss_per_stream", "anon_per_stream", "rss_marginal_per_stream", "idle_rss_mib",
+            "idle_cpu", "cpu_total", "rss_mib",
             "mbit_per_stream", "streams_recording", "sim_cpu", "other_busy_pct", "window_s"]
     with open(raw, "w") as out:
         out.write("run\t" + "\t".join(cols) + "\n")
