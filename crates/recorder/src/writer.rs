@@ -20,11 +20,11 @@
 //!
 //! **Threads.** A record is sealed and written on the caller's thread,
 //! inside [`StreamWriter::push`]: at most `record_bytes` of ChaCha20-Poly1305
-//! and one `writev` into the page cache, a few hundred microseconds about
+//! and one `writev` into the page cache, well under a millisecond, about
 //! twice a second per 4 Mbit/s stream. Handing each record to another
 //! thread cost more than that in wake-ups (two thread switches and a
 //! futex hand-off per record, bench/RESULTS.md). The recorder runs its
-//! camera tasks on a thread of their own (`ingest_runtime` in the crate
+//! camera tasks on a thread of their own (`IngestRuntime` in the crate
 //! root), so a record being written only delays other cameras' reads,
 //! which the kernel buffers meanwhile; it never delays the web server.
 //! What can block for long stays off that thread: the periodic `fdatasync`
