@@ -25,8 +25,9 @@
 //! thread cost more than that in wake-ups (two thread switches and a
 //! futex hand-off per record, bench/RESULTS.md). The recorder runs its
 //! camera tasks on a thread of their own (`IngestRuntime` in the crate
-//! root), so a record being written only delays other cameras' reads,
-//! which the kernel buffers meanwhile; it never delays the web server.
+//! root), so a record being written never delays the web server; it
+//! delays the other cameras' reads (which the kernel buffers meanwhile,
+//! but live frames wait too: design/storage.md, "Which thread writes").
 //! What can block for long stays off that thread: the periodic `fdatasync`
 //! runs as a blocking task on a second handle of the file while writing
 //! goes on (at most one per segment in flight; its error ends the run at
