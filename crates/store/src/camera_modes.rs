@@ -213,21 +213,26 @@ mod tests {
     use super::*;
     use crate::{AlarmStateRow, NewCamera};
 
-    async fn store_with_camera() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let cam = store
+    async fn add_camera(store: &Store, name: &str) -> i64 {
+        store
             .create_camera(
                 &NewCamera {
-                    name: "hall".into(),
-                    main_url: "rtsp://127.0.0.1:1/x".into(),
+                    name: name.into(),
+                    main_url: format!("rtsp://127.0.0.1:1/{name}"),
                     ..Default::default()
                 },
                 jiff::Timestamp::now(),
             )
             .await
-            .unwrap();
-        (dir, store, cam.id)
+            .unwrap()
+            .id
+    }
+
+    async fn store_with_camera() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let cam = add_camera(&store, "hall").await;
+        (dir, store, cam)
     }
 
     async fn set_state(store: &Store, state: &str, mode: Option<&str>) {
@@ -307,18 +312,7 @@ mod tests {
         // Every camera is in the all-cameras answer, a new one with the
         // defaults, and one camera's rows do not leak into another's.
         set_state(&store, "armed_home", Some("home")).await;
-        let porch = store
-            .create_camera(
-                &NewCamera {
-                    name: "porch".into(),
-                    main_url: "rtsp://127.0.0.1:1/y".into(),
-                    ..Default::default()
-                },
-                jiff::Timestamp::now(),
-            )
-            .await
-            .unwrap()
-            .id;
+        let porch = add_camera(&store, "porch").await;
         let all = store.camera_policies().await.unwrap();
         assert_eq!(all.len(), 2);
         assert!(!all[&cam].record && all[&cam].detect, "hall: home flags");
