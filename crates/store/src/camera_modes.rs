@@ -50,6 +50,19 @@ pub struct Policy {
     pub mode: &'static str,
 }
 
+impl Policy {
+    /// The one rule: the mode's flags, all off while privacy is on.
+    fn of(flags: ModeFlags, privacy: bool, mode: &'static str) -> Policy {
+        Policy {
+            record: flags.record && !privacy,
+            detect: flags.detect && !privacy,
+            notify: flags.notify && !privacy,
+            privacy,
+            mode,
+        }
+    }
+}
+
 /// `disarmed`, `home` or `away` from the persisted alarm state.
 fn mode_of(state: &str, snapshot: &serde_json::Value) -> &'static str {
     match state {
@@ -173,16 +186,13 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let privacy = r.get::<i64, _>("privacy") != 0;
-                let on = |col: &str| r.get::<i64, _>(col) != 0 && !privacy;
-                let policy = Policy {
-                    record: on("record"),
-                    detect: on("detect"),
-                    notify: on("notify"),
-                    privacy,
-                    mode,
+                let flags = ModeFlags {
+                    record: r.get::<i64, _>("record") != 0,
+                    detect: r.get::<i64, _>("detect") != 0,
+                    notify: r.get::<i64, _>("notify") != 0,
                 };
-                (r.get::<i64, _>("id"), policy)
+                let privacy = r.get::<i64, _>("privacy") != 0;
+                (r.get::<i64, _>("id"), Policy::of(flags, privacy, mode))
             })
             .collect())
     }
@@ -198,13 +208,7 @@ impl Store {
             .find(|(m, _)| *m == mode)
             .map(|(_, f)| f)
             .unwrap_or_default();
-        Ok(Policy {
-            record: flags.record && !privacy,
-            detect: flags.detect && !privacy,
-            notify: flags.notify && !privacy,
-            privacy,
-            mode,
-        })
+        Ok(Policy::of(flags, privacy, mode))
     }
 }
 
