@@ -48,8 +48,10 @@
 //!
 //! The AEAD is ring's ChaCha20-Poly1305 (BoringSSL's assembly, which
 //! encrypts and authenticates in one pass): about twice the speed of the
-//! RustCrypto `chacha20poly1305` crate on the hub's x86-64 (2.5 against
-//! 1.3 GB/s for 256 KiB records), and sealing was the largest single cost
+//! RustCrypto `chacha20poly1305` crate on the hub's x86-64 in a one-off
+//! microbenchmark (2.5 against 1.3 GB/s for 256 KiB records; the
+//! recording bench went from 0.173% to 0.146% CPU per stream with the
+//! switch), and sealing was the largest single cost
 //! of recording once the thread switches were gone (bench/RESULTS.md).
 //! Both implement RFC 8439, byte for byte: a test seals with one and
 //! opens with the other, so files written before the switch read the
