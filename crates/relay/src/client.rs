@@ -209,6 +209,23 @@ impl Tunnel {
         self.shared.set_lan_addr(addr).await
     }
 
+    /// Asks the relay to set the TXT records of any `name`. The relay
+    /// accepts only this hub's own `_acme-challenge` name; this exists so
+    /// tests can show that it refuses every other name.
+    #[doc(hidden)]
+    pub async fn set_txt_for_name(
+        &self,
+        name: &str,
+        values: Vec<String>,
+    ) -> Result<(), RelayError> {
+        self.shared
+            .request(&crate::wire::Request::SetTxt {
+                name: name.to_owned(),
+                values,
+            })
+            .await
+    }
+
     /// The current state.
     pub fn status(&self) -> TunnelStatus {
         self.status.borrow().clone()
