@@ -159,8 +159,10 @@ pub struct TunnelStatus {
 /// each with up to 50% random jitter added (so hubs behind a relay that
 /// restarts do not all return in the same instant).
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
-/// The cap on the reconnect delay (before jitter).
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The cap on the reconnect delay (before jitter). Small on purpose: a
+/// refused TCP connection every few seconds costs a relay nothing, and a
+/// restarted relay has its hubs back within [`BACKOFF_MAX`] × 1.5.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The running tunnel. Dropping it closes the connection and stops
 /// reconnecting.

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! relay-key.pem              the control key (0600), see tls.rs
+//! relay.json                 the domain and control address `serve` last ran with
 //! invites/<sha256>.json      an unused invite: created, expires
 //! invites/used/<sha256>.json a spent invite, with the hub it enrolled
 //! hubs/<hub-id>.json         an enrolled hub: public key, when, revoked?
@@ -49,6 +50,15 @@ pub struct HubRecord {
     pub revoked: Option<Timestamp>,
 }
 
+/// What `relay serve` last ran with, for `relay invite` to put in tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub domain: String,
+    /// `host:port` hubs should dial, if known (from --public-ip).
+    #[serde(default)]
+    pub control_addr: Option<String>,
+}
+
 /// The relay's data folder.
 #[derive(Debug, Clone)]
 pub struct RelayStore {
@@ -75,6 +85,16 @@ impl RelayStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Records the settings `relay serve` runs with.
+    pub fn save_settings(&self, s: &Settings) -> Result<(), RelayError> {
+        write_json(&self.dir.join("relay.json"), s)
+    }
+
+    /// The settings of the last `relay serve` on this folder, if any.
+    pub fn settings(&self) -> Result<Option<Settings>, RelayError> {
+        read_json(&self.dir.join("relay.json"))
     }
 
     /// Makes a new single-use invite valid for `valid`; returns its secret.

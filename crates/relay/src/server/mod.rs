@@ -41,8 +41,9 @@ use crate::error::RelayError;
 use crate::limits::{Limits, TokenBucket};
 use crate::mux::Opener;
 use crate::names::normalize_domain;
-use crate::store::RelayStore;
+use crate::store::{RelayStore, Settings};
 use crate::tls::RelayIdentity;
+use crate::token::EnrolmentToken;
 
 /// What `porchlight relay serve` is given.
 #[derive(Debug, Clone)]
@@ -132,6 +133,44 @@ impl State {
     }
 }
 
+/// Makes a single-use enrolment invite valid for `valid` in the relay
+/// folder `data_dir` and returns its token. The domain (and, unless
+/// `relay_addr` is given, the control address hint) come from the last
+/// `relay serve` on the folder.
+pub fn invite(
+    data_dir: &std::path::Path,
+    valid: jiff::SignedDuration,
+    relay_addr: Option<String>,
+) -> Result<(EnrolmentToken, jiff::Timestamp), RelayError> {
+    if valid <= jiff::SignedDuration::ZERO {
+        return Err(RelayError::Refused(
+            "the invite's validity must be positive".into(),
+        ));
+    }
+    let store = RelayStore::open(data_dir)?;
+    let settings = store.settings()?.ok_or_else(|| {
+        RelayError::Refused(format!(
+            "{} has no relay settings yet: run `porchlight relay serve --domain D` on it once first",
+            data_dir.display()
+        ))
+    })?;
+    let identity = RelayIdentity::load_or_create(data_dir)?;
+    let secret = store.create_invite(valid)?;
+    let token = EnrolmentToken {
+        relay_fingerprint: identity.fingerprint,
+        secret,
+        domain: settings.domain,
+        relay_addr: relay_addr.or(settings.control_addr),
+    };
+    // Parse our own output: a hint the token format cannot carry is an
+    // error now, not at the household's end.
+    token.to_string().parse::<EnrolmentToken>()?;
+    let expires = jiff::Timestamp::now()
+        .checked_add(valid)
+        .map_err(|e| RelayError::Refused(format!("invalid validity: {e}")))?;
+    Ok((token, expires))
+}
+
 /// A bound relay, ready to run.
 pub struct Relay {
     state: Arc<State>,
@@ -151,6 +190,7 @@ impl Relay {
             .map_err(|e| RelayError::Refused(format!("--domain: {e}")))?;
         let store = RelayStore::open(&cfg.data_dir)?;
         let identity = RelayIdentity::load_or_create(&cfg.data_dir)?;
+
         let tls = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
         let bind = |what: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -174,6 +214,18 @@ impl Relay {
             }
             None => (None, None),
         };
+        // Only now that every port is ours: a relay that failed to start
+        // must not change what `relay invite` prints.
+        let control_port = control
+            .local_addr()
+            .map_err(RelayError::io("the hubs' port"))?
+            .port();
+        let control_addr = (!cfg.public_ip.is_unspecified())
+            .then(|| SocketAddr::new(cfg.public_ip, control_port).to_string());
+        store.save_settings(&Settings {
+            domain: domain.clone(),
+            control_addr,
+        })?;
         let state = Arc::new(State {
             domain,
             public_ip: cfg.public_ip,
