@@ -78,6 +78,9 @@ async fn forward(
         Some(Name::Hub(id)) | Some(Name::Lan(id)) => id,
         Some(_) | None => return Err(format!("`{name}` is not a hub name of this relay")),
     };
+    if !state.hub_active(&hub) {
+        return Err(format!("hub {hub} is not enrolled here or was revoked"));
+    }
     let (opener, conns, bucket) = {
         let links = state.links.lock().unwrap_or_else(|p| p.into_inner());
         let link = links
