@@ -21,7 +21,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
-use super::{HubDns, HubLink, State};
+use super::{HubLink, State};
 use crate::error::RelayError;
 use crate::limits::TokenBucket;
 use crate::mux;
