@@ -11,6 +11,7 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod keys;
+pub mod relay;
 pub mod sensor;
 pub mod serve;
 pub mod user;
@@ -48,6 +49,10 @@ pub enum Command {
     /// Events: detections, packages, doorbell presses, alarm transitions.
     #[command(subcommand)]
     Events(events::Command),
+    /// Run a relay for remote access (SNI passthrough, DNS for its domain)
+    /// and invite hubs to it. Its folder: ./porchlight-relay.
+    #[command(subcommand)]
+    Relay(relay::Command),
 }
 
 impl Command {
@@ -55,6 +60,7 @@ impl Command {
     pub fn data_dir_rule(&self) -> DataDirRule {
         match self {
             Command::Demo(_) => DataDirRule::Demo,
+            Command::Relay(_) => DataDirRule::Relay,
             _ => DataDirRule::Household,
         }
     }
@@ -73,5 +79,6 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
         Command::Events(cmd) => events::run(cmd, ctx).await,
+        Command::Relay(cmd) => relay::run(cmd, ctx).await,
     }
 }
