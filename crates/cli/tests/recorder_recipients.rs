@@ -95,7 +95,12 @@ fn last_id(dir: &Path) -> i64 {
 fn change(dir: &Path, args: &[&str], owner: &MemberKey) -> (i64, PathBuf) {
     let before = last_id(dir);
     ok(dir, args, "");
-    next_segment(dir, before, owner, &format!("`porchlight {}`", args.join(" ")))
+    next_segment(
+        dir,
+        before,
+        owner,
+        &format!("`porchlight {}`", args.join(" ")),
+    )
 }
 
 #[test]
@@ -172,7 +177,9 @@ fn grants_and_accounts_take_effect_at_the_next_key_frame() {
     let mut files = Vec::new();
     all_files(&dir, &mut files);
     assert!(
-        files.iter().any(|f| f.extension().is_some_and(|e| e == "seg")),
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "seg")),
         "segments were scanned"
     );
     for (who, key) in [("alice", &alice), ("bob", &bob)] {

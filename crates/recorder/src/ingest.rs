@@ -263,7 +263,6 @@ impl CameraTask {
         }
         result
     }
-
 }
 
 /// The MP4 sample entry for retina's video parameters.

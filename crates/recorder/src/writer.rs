@@ -429,7 +429,10 @@ impl StreamWriter {
                 // No file was made: the row goes too (recovery would
                 // remove it at the next start otherwise).
                 if let Err(e2) = self.store.abandon_recording(row_id).await {
-                    tracing::warn!(camera = self.camera_id, "forgetting a segment that did not start: {e2}");
+                    tracing::warn!(
+                        camera = self.camera_id,
+                        "forgetting a segment that did not start: {e2}"
+                    );
                 }
                 return Err(e);
             }

@@ -340,9 +340,8 @@ impl Store {
             path: path.clone(),
             message,
         };
-        let _lock = AnchorLock::take(&self.dir.join(ANCHOR_LOCK_FILE)).map_err(|e| {
-            fail(format!("cannot lock {ANCHOR_LOCK_FILE}: {e}"))
-        })?;
+        let _lock = AnchorLock::take(&self.dir.join(ANCHOR_LOCK_FILE))
+            .map_err(|e| fail(format!("cannot lock {ANCHOR_LOCK_FILE}: {e}")))?;
         let created = match self.read_anchor() {
             Ok(Some((cur, _))) if cur >= seq => return Ok(false),
             Ok(Some(_)) => false,
@@ -615,7 +614,10 @@ mod tests {
                                 action: format!("test.{i}"),
                                 ..Default::default()
                             };
-                            store.append_audit(&e, jiff::Timestamp::now()).await.unwrap();
+                            store
+                                .append_audit(&e, jiff::Timestamp::now())
+                                .await
+                                .unwrap();
                         }
                     })
                 })
@@ -646,7 +648,10 @@ mod tests {
         let store = rt.block_on(async {
             let store = Store::open(dir.path()).await.unwrap();
             let e = NewAuditEntry::default();
-            store.append_audit(&e, jiff::Timestamp::now()).await.unwrap();
+            store
+                .append_audit(&e, jiff::Timestamp::now())
+                .await
+                .unwrap();
             store
         });
         let held = AnchorLock::take(&dir.path().join(ANCHOR_LOCK_FILE)).unwrap();
@@ -667,7 +672,10 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert_eq!(store.read_anchor().unwrap().unwrap().0, 1);
-        assert!(!appender.is_finished(), "the append did not wait for the anchor lock");
+        assert!(
+            !appender.is_finished(),
+            "the append did not wait for the anchor lock"
+        );
         drop(held);
         assert_eq!(appender.join().unwrap(), 2);
         assert_eq!(store.read_anchor().unwrap().unwrap().0, 2);

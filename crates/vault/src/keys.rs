@@ -280,9 +280,7 @@ fn bech32_payload(text: &str) -> Option<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
     let (mut acc, mut bits, mut n) = (Zeroizing::new(0u32), 0u32, 0usize);
     for &c in data {
-        let v = CHARSET
-            .iter()
-            .position(|&x| x == c.to_ascii_lowercase())? as u32;
+        let v = CHARSET.iter().position(|&x| x == c.to_ascii_lowercase())? as u32;
         *acc = (*acc << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -530,9 +528,13 @@ mod tests {
         use bech32::ToBase32 as _;
         for bytes in [[0u8; 32], [0xff; 32], *b"0123456789abcdef0123456789ABCDEF"] {
             // Encoded by the bech32 crate as age writes identities.
-            let text = bech32::encode("age-secret-key-", bytes.to_base32(), bech32::Variant::Bech32)
-                .unwrap()
-                .to_uppercase();
+            let text = bech32::encode(
+                "age-secret-key-",
+                bytes.to_base32(),
+                bech32::Variant::Bech32,
+            )
+            .unwrap()
+            .to_uppercase();
             let key = MemberKey::from_identity(text.parse().unwrap());
             assert_eq!(*key.secret_scalar(), bytes);
         }
@@ -540,7 +542,10 @@ mod tests {
         assert_eq!(key.secret_scalar().to_vec(), raw_secret(&key));
         assert!(bech32_payload("age1qqqq").is_none());
         assert!(bech32_payload("AGE-SECRET-KEY-1").is_none());
-        assert!(bech32_payload(&format!("AGE-SECRET-KEY-1{}", "b".repeat(58))).is_none(), "b is not in the charset");
+        assert!(
+            bech32_payload(&format!("AGE-SECRET-KEY-1{}", "b".repeat(58))).is_none(),
+            "b is not in the charset"
+        );
     }
 
     #[test]

@@ -121,10 +121,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     // The member's key, when given: the scan looks for it too.
     let member = match &args.verify_as {
         None => None,
-        Some(user) => Some((
-            user.as_str(),
-            unlock(&ctx, user, args.password_stdin).await,
-        )),
+        Some(user) => Some((user.as_str(), unlock(&ctx, user, args.password_stdin).await)),
     };
     let scan_for = match &member {
         Some((user, Ok(key))) => Some((*user, key.as_ref())),
@@ -308,7 +305,11 @@ impl Needles {
         let hex = self.hex.as_ref().map(|h| Finder::new(&h[..]));
         // Longest needle less one byte is kept between reads, so a match
         // across two reads is seen.
-        let overlap = if self.hex.is_some() { 63 } else { SECRET_KEY_PREFIX_LOWER.len() - 1 };
+        let overlap = if self.hex.is_some() {
+            63
+        } else {
+            SECRET_KEY_PREFIX_LOWER.len() - 1
+        };
         let mut file = std::fs::File::open(path)?;
         let mut buf = Zeroizing::new(vec![0u8; CHUNK + overlap]);
         let mut lower = Zeroizing::new(Vec::with_capacity(CHUNK + overlap));
