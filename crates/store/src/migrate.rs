@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sensor_modes",
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
+    Migration {
+        version: 12,
+        name: "recipient_changes_and_audit_anchor",
+        sql: include_str!("../migrations/sqlite/0012_recipient_changes_and_audit_anchor.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -223,3 +223,95 @@ async fn camera_statuses_are_stored_together_and_skip_removed_cameras() {
     assert_eq!(store.camera_status(ids[1]).await.unwrap(), Some(a));
     assert_eq!(store.camera_status(ids[0]).await.unwrap().unwrap().fps, 25.0);
 }
+
+/// Every change that can change a camera's recipients bumps the counter the
+/// recorder polls, through whichever handle (process) it comes; changes
+/// that cannot, do not (design/keys.md).
+#[tokio::test]
+async fn recipient_changes_count_every_grant_and_account_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let other = Store::open(dir.path()).await.unwrap(); // as the CLI would
+    let keys = |r: &str| UserKeys {
+        recipient: r.into(),
+        by_password: vec![1],
+        by_recovery: vec![2],
+    };
+    let n0 = store.recipient_changes().await.unwrap();
+    let cam = store
+        .create_camera(
+            &NewCamera {
+                name: "porch".into(),
+                main_url: "rtsp://x/".into(),
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recipient_changes().await.unwrap(),
+        n0,
+        "a camera alone changes nobody's keys"
+    );
+    let sam = other
+        .create_user(
+            NewUser {
+                username: "sam",
+                role: Role::Member,
+                password_hash: "h",
+                keys: Some(keys("age1sam")),
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let mut n = store.recipient_changes().await.unwrap();
+    assert!(n > n0, "a new account");
+    let mut bumped = |what: &str, now: i64, expect: bool| {
+        assert_eq!(now > n, expect, "{what}");
+        n = now;
+    };
+    other.grant_camera(cam.id, sam.id, true).await.unwrap();
+    bumped("grant", store.recipient_changes().await.unwrap(), true);
+    other.grant_camera(cam.id, sam.id, true).await.unwrap();
+    bumped(
+        "the same grant again",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other.set_disabled(sam.id, true).await.unwrap();
+    bumped("disable", store.recipient_changes().await.unwrap(), true);
+    other.set_disabled(sam.id, false).await.unwrap();
+    bumped("enable", store.recipient_changes().await.unwrap(), true);
+    other.set_role(sam.id, Role::Owner).await.unwrap();
+    bumped("role", store.recipient_changes().await.unwrap(), true);
+    other.set_password(sam.id, "h2", None, false).await.unwrap();
+    bumped(
+        "password only",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other
+        .set_password(sam.id, "h2", Some(&keys("age1sam")), false)
+        .await
+        .unwrap();
+    bumped(
+        "the same key re-wrapped",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other
+        .set_password(sam.id, "h3", Some(&keys("age1new")), false)
+        .await
+        .unwrap();
+    bumped("a new key", store.recipient_changes().await.unwrap(), true);
+    other.grant_camera(cam.id, sam.id, false).await.unwrap();
+    bumped("revoke", store.recipient_changes().await.unwrap(), true);
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(sam.id)
+        .execute(&other.pool)
+        .await
+        .unwrap();
+    bumped("removal", store.recipient_changes().await.unwrap(), true);
+}

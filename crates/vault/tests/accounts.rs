@@ -544,10 +544,66 @@ async fn reset_without_old_password_makes_a_new_key() {
     );
 }
 
-#[tokio::test]
-async fn data_folder_holds_no_private_key_in_clear() {
+/// Every file under `dir`, in every subfolder.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A member's private key in the forms a careless implementation could
+/// leave on disk: age's text (any case) and the raw 32-byte X25519 scalar
+/// (also hex-encoded).
+struct Secret {
+    text: String,
+    raw: [u8; 32],
+}
+
+/// Where under `dir` any of `secrets`, or any `AGE-SECRET-KEY-1` text at
+/// all, is found: one line per finding.
+fn key_material_under(dir: &std::path::Path, secrets: &[Secret]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        let upper = bytes.to_ascii_uppercase();
+        let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        if has(&upper, b"AGE-SECRET-KEY-1") {
+            found.push(format!("{}: an age secret key in text", f.display()));
+        }
+        for (i, s) in secrets.iter().enumerate() {
+            if has(&upper, s.text.to_ascii_uppercase().as_bytes()) {
+                found.push(format!("{}: key {i} in text", f.display()));
+            }
+            if has(&bytes, &s.raw) {
+                found.push(format!("{}: key {i} raw", f.display()));
+            }
+            if has(&upper, hex::encode_upper(s.raw).as_bytes()) {
+                found.push(format!("{}: key {i} in hex", f.display()));
+            }
+        }
+    }
+    found
+}
+
+/// Three members signed in (their keys unlocked, as in a running hub), a
+/// snapshot sealed to them in a subfolder; the store closed so SQLite's
+/// files are as a stolen disk would show them. Returns the folder's
+/// fixture and the members' secrets.
+async fn folder_with_unlocked_keys() -> (Fixture, Vec<Secret>) {
     let f = fixture().await;
     let mut secrets = Vec::new();
+    let mut recipients = Vec::new();
     for (i, role) in [Role::Owner, Role::Member, Role::Member]
         .into_iter()
         .enumerate()
@@ -574,29 +630,66 @@ async fn data_folder_holds_no_private_key_in_clear() {
             .session;
         let key = f.vault.unlocked_key(&s).unwrap();
         use age::secrecy::ExposeSecret;
-        secrets.push(key.identity().to_string().expose_secret().to_string());
+        let text = key.identity().to_string().expose_secret().to_string();
+        assert!(text.starts_with("AGE-SECRET-KEY-1"));
+        secrets.push(Secret {
+            text,
+            raw: *key.secret_scalar(),
+        });
+        recipients.push(key.recipient());
     }
+    // Something in a subfolder, as the hub's snapshots and recordings are.
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.extend(std::iter::repeat_n(0x55, 4096));
+    let rel = porchlight_vault::snapshot::relative_path(1, 1, porchlight_vault::snapshot::Kind::Full);
+    porchlight_vault::snapshot::write(f.dir.path(), &rel, &jpeg, &recipients).unwrap();
     // Let SQLite write everything out (WAL included) as a stolen disk would show it.
     f.vault.store().clone().close().await;
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            bytes.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    assert!(bytes.len() > 4096, "scanned the real files");
-    let hay = String::from_utf8_lossy(&bytes).to_uppercase();
+    (f, secrets)
+}
+
+#[tokio::test]
+async fn data_folder_holds_no_private_key_in_clear() {
+    let (f, secrets) = folder_with_unlocked_keys().await;
+    let files = files_under(f.dir.path());
+    let total: u64 = files.iter().map(|p| p.metadata().unwrap().len()).sum();
+    assert!(total > 4096, "scanned the real files");
     assert!(
-        !hay.contains("AGE-SECRET-KEY-1"),
-        "an age secret key prefix is on disk"
+        files.iter().any(|p| p.ends_with("snapshots/1/1.jpg.age")),
+        "the scan reaches subfolders: {files:?}"
     );
-    for s in &secrets {
-        assert!(s.starts_with("AGE-SECRET-KEY-1"));
-        assert!(!hay.contains(&s.to_uppercase()), "a private key is on disk");
-    }
+    assert_eq!(key_material_under(f.dir.path(), &secrets), Vec::<String>::new());
     // The public halves are there (they are meant to be).
-    assert!(String::from_utf8_lossy(&bytes).contains("age1"));
+    let all: Vec<u8> = files.iter().flat_map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(String::from_utf8_lossy(&all).contains("age1"));
+}
+
+/// The scan above can fail: a raw key deep in a subfolder, a key's text in
+/// lower case elsewhere, are both found.
+#[tokio::test]
+async fn the_key_scan_finds_raw_and_text_keys_in_subfolders() {
+    let (f, secrets) = folder_with_unlocked_keys().await;
+    let deep = f.dir.path().join("recordings/7");
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut planted = vec![0u8; 1000];
+    planted.extend_from_slice(&secrets[1].raw);
+    planted.extend_from_slice(&[0u8; 1000]);
+    std::fs::write(deep.join("main-1.seg"), &planted).unwrap();
+    let found = key_material_under(f.dir.path(), &secrets);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("recordings/7/main-1.seg: key 1 raw"), "{found:?}");
+
+    std::fs::remove_file(deep.join("main-1.seg")).unwrap();
+    std::fs::write(
+        f.dir.path().join("snapshots/1/stray"),
+        secrets[2].text.to_lowercase(),
+    )
+    .unwrap();
+    let found = key_material_under(f.dir.path(), &secrets);
+    assert!(
+        found.iter().any(|l| l.contains("snapshots/1/stray: key 2 in text")),
+        "{found:?}"
+    );
 }
 
 #[tokio::test]
