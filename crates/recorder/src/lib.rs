@@ -300,6 +300,7 @@ struct CameraTasks {
 
 /// Keeps one task per enabled camera stream, publishes statuses, runs
 /// retention.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     ingest: IngestRuntime,
     store: Store,
