@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sensor_modes",
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
+    // 10–12 are taken by parallel work; 13 seals event details.
+    Migration {
+        version: 13,
+        name: "sealed_event_details",
+        sql: include_str!("../migrations/sqlite/0013_sealed_event_details.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {
