@@ -55,8 +55,7 @@ use sqlx::sqlite::{
 pub use alarm::{AlarmLink, AlarmRequest, AlarmStateRow, NewSensor, Sensor, SensorTelemetry};
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
-pub use detection::EventUpdate;
-pub use events::{EventFilter, EventRow, NewEvent};
+pub use events::{EventDetails, EventFilter, EventRow, NewEvent, StoredDetails, StoredEvent};
 pub use migrate::{MigrationStatus, MIGRATIONS};
 pub use push::{NotificationRules, PushSubscription, QuietHours};
 pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
@@ -146,6 +145,9 @@ impl Store {
             // what video is durable.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted and overwritten content is zeroed in the page, not left
+            // in free space where a stolen disk could read it (design/keys.md).
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

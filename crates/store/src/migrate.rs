@@ -71,6 +71,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "recipient_changes_and_audit_anchor",
         sql: include_str!("../migrations/sqlite/0012_recipient_changes_and_audit_anchor.sql"),
     },
+    Migration {
+        version: 13,
+        name: "sealed_event_details",
+        sql: include_str!("../migrations/sqlite/0013_sealed_event_details.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -10,6 +10,9 @@
 //!   by their password and by a recovery code.
 //! * [`stream`] — encrypting a byte stream to household members and opening
 //!   it again with seeking (what the recorder and playback use).
+//! * [`details`] — event details (kind, labels, zones, the alarm's
+//!   transitions) sealed to the members who may see them; the store keeps
+//!   only the clear index.
 //! * [`sealed`] — per-file random keys wrapped with age to members, and
 //!   independently sealed ChaCha20-Poly1305 records (the crash-safe
 //!   segment files of the media crate).
@@ -28,6 +31,7 @@
 //! keeps the opaque blobs this crate produces).
 
 pub mod accounts;
+pub mod details;
 pub mod keys;
 pub mod password;
 pub mod sealed;

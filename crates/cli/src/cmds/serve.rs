@@ -151,6 +151,15 @@ impl Server {
             mut signals,
             seed_neighborhood,
         } = self;
+        // Event details written before migration 13 are still in clear:
+        // seal them to the recipients of now and vacuum the database, before
+        // anything else writes (design/keys.md, "What a stolen data folder
+        // reveals").
+        match porchlight_vault::details::seal_legacy_events(vault.store(), vault.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("sealed the details of {n} events written before sealing"),
+            Err(e) => tracing::warn!("cannot seal older events' details yet: {e}"),
+        }
         let rec = &ctx.config.recorder;
         let rec_opts = porchlight_recorder::RecorderOptions {
             writer: porchlight_recorder::WriterOptions {
