@@ -26,6 +26,7 @@
 
 mod cmds;
 mod hub_events;
+mod remote_access;
 mod context;
 mod secrets;
 

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod keys;
+pub mod remote;
 pub mod sensor;
 pub mod serve;
 pub mod user;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Events: detections, packages, doorbell presses, alarm transitions.
     #[command(subcommand)]
     Events(events::Command),
+    /// Remote access through a relay: enable, status, disable.
+    #[command(subcommand)]
+    Remote(remote::Command),
 }
 
 impl Command {
@@ -73,5 +77,6 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
         Command::Events(cmd) => events::run(cmd, ctx).await,
+        Command::Remote(cmd) => remote::run(cmd, ctx).await,
     }
 }
