@@ -1,8 +1,10 @@
 //! What `porchlight serve` runs for remote access (issue 15,
 //! design/remote.md), when `porchlight remote enable` has been run on the
-//! data folder: the HTTPS listener on `web.https_listen`, the certificate
-//! renewal loop, the relay integrity check — and what it does when that
-//! check fails (audit entry, push to the owners).
+//! data folder: the HTTPS listener on `web.https_listen`, the tunnel to
+//! the relay (its browser connections served by the same TLS server), the
+//! certificate renewal loop (TXT records through the tunnel), the relay
+//! integrity check — and what it does when that check fails (audit entry,
+//! push to the owners).
 //!
 //! Invariants: nothing here runs while remote access is off (no listener,
 //! no outbound connection); the HTTPS listener is bound before the hub
@@ -15,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use porchlight_remote::acme::BoxFuture;
 use porchlight_remote::settings::IntegrityReport;
-use porchlight_remote::{Remote, TlsServer, TxtPublisher};
+use porchlight_remote::{relay, Remote, TlsServer, TxtPublisher};
 use porchlight_vault::{Actor, Vault};
 
 /// When the first integrity check runs after start.
@@ -60,6 +62,7 @@ impl Bound {
 pub struct Running {
     tls: TlsServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    tunnel: Option<Arc<porchlight_relay::client::Tunnel>>,
 }
 
 impl Running {
@@ -67,6 +70,7 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
+        drop(self.tunnel);
         if tokio::time::timeout(grace, self.tls.shutdown()).await.is_err() {
             tracing::warn!("HTTPS connections still open after {} s; stopping anyway", grace.as_secs());
         }
@@ -81,11 +85,35 @@ pub fn start(
     notifier: Option<porchlight_notify::Notifier>,
 ) -> Running {
     let Bound {
-        remote, listener, ..
+        remote,
+        listener,
+        addr,
     } = bound;
     let tls = TlsServer::new(remote.server_config(), router);
     let mut tasks = vec![tokio::spawn(tls.handle().run_listener(listener))];
-    let txt: Arc<dyn TxtPublisher> = Arc::new(NoRelay);
+    let (txt, tunnel): (Arc<dyn TxtPublisher>, _) =
+        match relay::start(&remote, relay::lan_addr(addr)) {
+            Ok((tunnel, mut incoming)) => {
+                tasks.push(relay::spawn_status_watch(remote.clone(), &tunnel));
+                let serve = tls.handle();
+                tasks.push(tokio::spawn(async move {
+                    // Each browser connection the relay forwards: raw TLS,
+                    // the client's address from the PROXY header.
+                    while let Some(c) = incoming.recv().await {
+                        serve.spawn_conn(c.stream, c.client_addr);
+                    }
+                }));
+                let txt = Arc::new(relay::RelayTxt {
+                    tunnel: tunnel.clone(),
+                    name: remote.acme_txt_name(),
+                });
+                (txt, Some(tunnel))
+            }
+            Err(e) => {
+                tracing::error!("remote access: no tunnel to the relay: {e:#}");
+                (Arc::new(NoRelay), None)
+            }
+        };
     tasks.push(remote.spawn_renewal(
         txt,
         porchlight_base::clock::system(),
@@ -99,7 +127,7 @@ pub fn start(
         Box::pin(async move { raise_alarm(&vault, notifier.as_ref(), &hub, &r).await })
     });
     tasks.push(remote.spawn_integrity(FIRST_CHECK, CHECK_EVERY, on_mismatch));
-    Running { tls, tasks }
+    Running { tls, tasks, tunnel }
 }
 
 /// The integrity check found someone else's key: audit it and tell the
@@ -151,7 +179,7 @@ async fn raise_alarm(
     n.notify_users(&owners, &notice).await;
 }
 
-/// The TXT publisher while the hub has no tunnel to a relay.
+/// The TXT publisher when the tunnel could not be started.
 struct NoRelay;
 
 impl TxtPublisher for NoRelay {

@@ -11,7 +11,10 @@
 //! * a "malicious relay" that terminates TLS for the hub's name with
 //!   another certificate is reported: a warning in `remote status`, an
 //!   audit entry;
-//! * `remote disable` forgets it all, and `serve` then serves no HTTPS.
+//! * `remote disable` forgets it all, and `serve` then serves no HTTPS;
+//! * Chromium with the CA's root in its trust store (an NSS database in a
+//!   temporary HOME) sees `window.isSecureContext` at
+//!   `https://lan.<hub-id>.relay.test:PORT`; without it, it refuses.
 //!
 //! The certificate is obtained with the library (`porchlight_remote::acme`)
 //! into the data folder, as `remote enable` does through the relay.
@@ -238,6 +241,16 @@ fn serve_speaks_https_at_the_hubs_name_with_secure_cookies_and_passes_its_integr
         assert_eq!(r.status(), 200);
     });
 
+    // A real browser that trusts the CA: a secure context at the LAN name
+    // (service workers, push, microphone); one that does not: refused.
+    if porchlight_base::tools::external("chromium") && porchlight_base::tools::external("certutil") {
+        let url = format!("https://{lan}:{}/setup", https.port());
+        let (href, secure, sw) = chromium_looks_at(&url, Some(&root));
+        assert_eq!((href.as_str(), secure, sw), (url.as_str(), true, true));
+        let (href, secure, _) = chromium_looks_at(&url, None);
+        assert!(!secure || href != url, "an untrusted certificate must not give {url} a secure context ({href})");
+    }
+
     // The integrity check (aimed at the hub itself here) passes.
     let s = wait_status(&dir, "an integrity check", |s| {
         s["report"]["integrity"]["outcome"].is_string()
@@ -366,4 +379,122 @@ fn a_relay_that_terminates_tls_with_another_certificate_is_reported_and_audited(
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(hub);
+}
+
+/// What Chromium (headless, Debian's) says about `url`: the page's final
+/// location, `window.isSecureContext` and whether service workers are
+/// available. Names under `relay.test` resolve to 127.0.0.1
+/// (`--host-resolver-rules`); `trust_root` is added to the NSS database of
+/// a temporary HOME (certutil), as a household's device would have its CA
+/// in its trust store.
+fn chromium_looks_at(url: &str, trust_root: Option<&str>) -> (String, bool, bool) {
+    let home = tempfile::tempdir().unwrap();
+    if let Some(root) = trust_root {
+        let db = home.path().join(".pki/nssdb");
+        std::fs::create_dir_all(&db).unwrap();
+        let db_arg = format!("sql:{}", db.display());
+        let pem = home.path().join("root.pem");
+        std::fs::write(&pem, root).unwrap();
+        let ok = Command::new("certutil")
+            .args(["-d", &db_arg, "-N", "--empty-password"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let ok = Command::new("certutil")
+            .args(["-d", &db_arg, "-A", "-t", "C,,", "-n", "pebble-test-root", "-i"])
+            .arg(&pem)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let profile = home.path().join("profile");
+    let mut chromium = Command::new(std::env::var("CHROMIUM").unwrap_or("chromium".into()))
+        .env("HOME", home.path())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--remote-debugging-port=0",
+            "--host-resolver-rules=MAP *.relay.test 127.0.0.1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = rt().block_on(async {
+        let port_file = profile.join("DevToolsActivePort");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.parse::<u16>().ok()))
+            {
+                break p;
+            }
+            assert!(std::time::Instant::now() < deadline, "chromium gave no DevTools port");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut last = (String::new(), false, false);
+        while std::time::Instant::now() < deadline {
+            let targets: serde_json::Value = match reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            let ws = targets
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_owned));
+            if let Some(ws) = ws {
+                let v = cdp_eval(
+                    &ws,
+                    "JSON.stringify([location.href, window.isSecureContext, 'serviceWorker' in navigator, document.readyState])",
+                )
+                .await;
+                if let Some(v) = v.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) {
+                    last = (
+                        v[0].as_str().unwrap_or("").to_owned(),
+                        v[1].as_bool().unwrap_or(false),
+                        v[2].as_bool().unwrap_or(false),
+                    );
+                    if v[3] == "complete" && !last.0.starts_with("about:") {
+                        return last;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        last
+    });
+    let _ = chromium.kill();
+    let _ = chromium.wait();
+    result
+}
+
+/// `Runtime.evaluate` over the DevTools protocol; the string result.
+async fn cdp_eval(ws: &str, expression: &str) -> Option<String> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let (mut sock, _) = tokio_tungstenite::connect_async(ws).await.ok()?;
+    let msg = serde_json::json!({
+        "id": 1,
+        "method": "Runtime.evaluate",
+        "params": { "expression": expression, "returnByValue": true },
+    });
+    sock.send(tokio_tungstenite::tungstenite::Message::text(msg.to_string()))
+        .await
+        .ok()?;
+    while let Some(Ok(m)) = sock.next().await {
+        let Ok(text) = m.to_text() else { continue };
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        if v["id"] == 1 {
+            return v["result"]["result"]["value"].as_str().map(str::to_owned);
+        }
+    }
+    None
 }

@@ -217,7 +217,8 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-/// A rustls server config (HTTP/1.1 and HTTP/2 by ALPN) over `resolver`.
+/// A rustls server config (ALPN `http/1.1`, see [`crate::https`]) over
+/// `resolver`.
 pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -226,7 +227,7 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
     .expect("ring supports the default TLS versions")
     .with_no_client_auth()
     .with_cert_resolver(resolver);
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(cfg)
 }
 

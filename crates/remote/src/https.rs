@@ -9,6 +9,10 @@
 //!   `ConnectInfo<SocketAddr>` with the client's address: the TCP peer on
 //!   the LAN, the PROXY-header address for tunnelled connections — so the
 //!   audit log shows the real client either way.
+//! * HTTP/1.1 only (ALPN `http/1.1`, with upgrades for the live view's
+//!   WebSocket): every request has a `Host` header, on which the web
+//!   layer's same-origin checks rest (HTTP/2 carries the authority
+//!   elsewhere and needs extended CONNECT for WebSockets — a later step).
 //! * A TLS handshake gets [`HANDSHAKE_TIMEOUT`]; a client that stalls is
 //!   dropped. After [`TlsServer::shutdown`] no new connection is accepted
 //!   and open ones are asked to finish (HTTP graceful shutdown).
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -90,7 +94,7 @@ impl TlsServe {
         let mut stop = self.stop.clone();
         loop {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let _ = tcp.set_nodelay(true);
@@ -134,8 +138,9 @@ impl TlsServe {
                 },
             );
             let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .with_upgrades();
             tokio::pin!(conn);
             let mut stop = me.stop.clone();
             tokio::select! {
@@ -144,11 +149,16 @@ impl TlsServe {
                         tracing::debug!(%peer, "HTTPS connection ended: {e}");
                     }
                 }
-                _ = stop.wait_for(|s| *s) => {
+                _ = stopped(&mut stop) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
             }
         });
     }
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -27,12 +27,11 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 use crate::files;
 
 /// Length of a hub-id in characters (130 bits of base32).
-pub const HUB_ID_LEN: usize = 26;
+pub use porchlight_relay::names::HUB_ID_LEN;
 
 /// The key file, relative to the data folder.
 pub const KEY_FILE: &str = "remote/hub-identity.pem";
@@ -122,14 +121,9 @@ pub fn remove(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The hub-id of a public key: the first 26 characters of the lowercase
-/// RFC 4648 base32 encoding of SHA-256(public key bytes).
-pub fn hub_id(public_key: &VerifyingKey) -> String {
-    let digest = Sha256::digest(public_key.as_bytes());
-    let mut s = data_encoding::BASE32_NOPAD.encode(&digest);
-    s.truncate(HUB_ID_LEN);
-    s.make_ascii_lowercase();
-    s
-}
+/// RFC 4648 base32 encoding of SHA-256(public key bytes) — the relay's own
+/// function, so both sides always derive the same name.
+pub use porchlight_relay::client::hub_id;
 
 #[cfg(test)]
 mod tests {
@@ -159,8 +153,7 @@ mod tests {
 
     #[test]
     fn hub_id_is_base32_of_sha256() {
-        // The all-zero public key is not a valid point for signing, but
-        // VerifyingKey accepts the identity encoding below.
+        use sha2::{Digest, Sha256};
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let digest = Sha256::digest(key.verifying_key().as_bytes());
         let full = data_encoding::BASE32_NOPAD.encode(&digest).to_ascii_lowercase();

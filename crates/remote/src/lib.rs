@@ -12,6 +12,7 @@
 //! | [`certs`] | where the certificate lives, its facts, the hot-swappable resolver |
 //! | [`https`] | serving the axum router over rustls, from a listener or tunnelled streams |
 //! | [`integrity`] | the check that the relay shows browsers the hub's own key |
+//! | [`relay`] | the tunnel to the relay (porchlight-relay's client): TXT records, LAN address, status |
 //! | [`settings`] | what `remote enable` stores, what a running hub reports |
 //! | [`runtime`] | the running state: renewal loop, integrity loop, status |
 //! | [`testing`] | a Pebble (test ACME CA) fixture for this crate's and the CLI's tests |
@@ -26,6 +27,7 @@ mod files;
 pub mod https;
 pub mod identity;
 pub mod integrity;
+pub mod relay;
 pub mod runtime;
 pub mod settings;
 pub mod testing;

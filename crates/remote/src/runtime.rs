@@ -62,6 +62,7 @@ pub struct Remote {
     data_dir: PathBuf,
     identity: HubIdentity,
     settings: RemoteSettings,
+    token_forgotten: std::sync::atomic::AtomicBool,
     hub_name: String,
     resolver: Arc<CertResolver>,
     cert: ArcSwapOption<StoredCert>,
@@ -98,6 +99,7 @@ impl Remote {
             data_dir: data_dir.to_owned(),
             identity,
             settings,
+            token_forgotten: Default::default(),
             hub_name,
             resolver,
             cert,
@@ -111,6 +113,24 @@ impl Remote {
 
     pub fn settings(&self) -> &RemoteSettings {
         &self.settings
+    }
+
+    /// Removes the (spent) enrolment token from the stored settings. Once.
+    pub fn forget_token(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.settings.enrolment_token.is_none() || self.token_forgotten.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(mut s) = RemoteSettings::load(&self.data_dir)? {
+            s.enrolment_token = None;
+            s.save(&self.data_dir)?;
+        }
+        Ok(())
+    }
+
+    /// `_acme-challenge.<hub-id>.<domain>`: where the DNS-01 records go.
+    pub fn acme_txt_name(&self) -> String {
+        format!("_acme-challenge.{}", self.hub_name)
     }
 
     /// `<hub-id>.<domain>`: the name through the relay.
