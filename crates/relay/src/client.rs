@@ -159,8 +159,10 @@ pub struct TunnelStatus {
 /// each with up to 50% random jitter added (so hubs behind a relay that
 /// restarts do not all return in the same instant).
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
-/// The cap on the reconnect delay (before jitter).
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The cap on the reconnect delay (before jitter). Small on purpose: a
+/// refused TCP connection every few seconds costs a relay nothing, and a
+/// restarted relay has its hubs back within [`BACKOFF_MAX`] × 1.5.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The running tunnel. Dropping it closes the connection and stops
 /// reconnecting.
@@ -207,6 +209,23 @@ impl Tunnel {
     /// remembered for reconnects).
     pub async fn set_lan_addr(&self, addr: Option<SocketAddr>) -> Result<(), RelayError> {
         self.shared.set_lan_addr(addr).await
+    }
+
+    /// Asks the relay to set the TXT records of any `name`. The relay
+    /// accepts only this hub's own `_acme-challenge` name; this exists so
+    /// tests can show that it refuses every other name.
+    #[doc(hidden)]
+    pub async fn set_txt_for_name(
+        &self,
+        name: &str,
+        values: Vec<String>,
+    ) -> Result<(), RelayError> {
+        self.shared
+            .request(&crate::wire::Request::SetTxt {
+                name: name.to_owned(),
+                values,
+            })
+            .await
     }
 
     /// The current state.

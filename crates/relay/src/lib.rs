@@ -22,9 +22,16 @@
 
 pub mod client;
 pub mod error;
+pub mod limits;
+mod mux;
 pub mod names;
+pub mod server;
+mod sni;
+pub mod store;
+pub mod tls;
 pub mod token;
 mod tunnel;
+mod wire;
 
 pub use error::RelayError;
 pub use names::hub_id;
