@@ -35,7 +35,10 @@ pub struct Bound {
 impl Bound {
     /// Loads the remote settings from `data_dir` and binds `want`;
     /// `None` when remote access is off.
-    pub async fn bind(data_dir: &std::path::Path, want: SocketAddr) -> anyhow::Result<Option<Bound>> {
+    pub async fn bind(
+        data_dir: &std::path::Path,
+        want: SocketAddr,
+    ) -> anyhow::Result<Option<Bound>> {
         let Some(remote) = Remote::load(data_dir).context("remote access")? else {
             return Ok(None);
         };
@@ -71,8 +74,14 @@ impl Running {
             t.abort();
         }
         drop(self.tunnel);
-        if tokio::time::timeout(grace, self.tls.shutdown()).await.is_err() {
-            tracing::warn!("HTTPS connections still open after {} s; stopping anyway", grace.as_secs());
+        if tokio::time::timeout(grace, self.tls.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "HTTPS connections still open after {} s; stopping anyway",
+                grace.as_secs()
+            );
         }
     }
 }
@@ -120,12 +129,13 @@ pub fn start(
         porchlight_remote::RenewOptions::default(),
     ));
     let hub = remote.hub_name().to_owned();
-    let on_mismatch: porchlight_remote::runtime::OnMismatch = Arc::new(move |r: IntegrityReport| {
-        let vault = vault.clone();
-        let notifier = notifier.clone();
-        let hub = hub.clone();
-        Box::pin(async move { raise_alarm(&vault, notifier.as_ref(), &hub, &r).await })
-    });
+    let on_mismatch: porchlight_remote::runtime::OnMismatch =
+        Arc::new(move |r: IntegrityReport| {
+            let vault = vault.clone();
+            let notifier = notifier.clone();
+            let hub = hub.clone();
+            Box::pin(async move { raise_alarm(&vault, notifier.as_ref(), &hub, &r).await })
+        });
     tasks.push(remote.spawn_integrity(FIRST_CHECK, CHECK_EVERY, on_mismatch));
     Running { tls, tasks, tunnel }
 }

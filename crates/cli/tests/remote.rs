@@ -1,8 +1,12 @@
-//! `porchlight serve` with remote access on (issue 15), driven as an
-//! administrator would, against a real test ACME CA (Debian's Pebble,
-//! validating DNS-01 for real through `pebble-challtestsrv`; started once
-//! for this test binary):
+//! `porchlight remote enable` and `porchlight serve` with remote access on
+//! (issue 15), driven as an administrator would, against a real relay
+//! (porchlight-relay's server, run in this test process on loopback) and a
+//! real test ACME CA (Debian's Pebble, validating DNS-01 for real by asking
+//! the relay's authoritative DNS). Both are started once for this binary.
 //!
+//! * `remote enable` enrols with a single-use token and obtains the
+//!   certificate through the relay; the hub is then reached through the
+//!   relay's TLS port by a client that trusts only Pebble's root;
 //! * the hub serves the web app over HTTPS at `lan.<hub-id>.relay.test`
 //!   with a certificate a client trusting only Pebble's root accepts, and
 //!   its cookies are `Secure` there; plain HTTP on loopback keeps working;
@@ -15,9 +19,6 @@
 //! * Chromium with the CA's root in its trust store (an NSS database in a
 //!   temporary HOME) sees `window.isSecureContext` at
 //!   `https://lan.<hub-id>.relay.test:PORT`; without it, it refuses.
-//!
-//! The certificate is obtained with the library (`porchlight_remote::acme`)
-//! into the data folder, as `remote enable` does through the relay.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -27,19 +28,65 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use porchlight_remote::testing::Pebble;
-use porchlight_remote::{acme, HubIdentity, RemoteSettings};
+use porchlight_remote::HubIdentity;
 
 const BIN: &str = env!("CARGO_BIN_EXE_porchlight");
 const DOMAIN: &str = "relay.test";
 
-fn pebble() -> Option<&'static Pebble> {
-    if !porchlight_base::tools::external("pebble")
-        || !porchlight_base::tools::external("pebble-challtestsrv")
-    {
+/// The relay and the CA every test here uses.
+struct Fixture {
+    pebble: Pebble,
+    relay_dir: tempfile::TempDir,
+    /// The relay's control port (hubs) and TLS port (browsers).
+    control: SocketAddr,
+    tls: SocketAddr,
+}
+
+fn fixture() -> Option<&'static Fixture> {
+    if !porchlight_base::tools::external("pebble") {
         return None;
     }
-    static P: OnceLock<Pebble> = OnceLock::new();
-    Some(P.get_or_init(|| Pebble::start(Duration::from_secs(3600), None).expect("pebble starts")))
+    static F: OnceLock<Fixture> = OnceLock::new();
+    Some(F.get_or_init(|| {
+        let relay_dir = tempfile::tempdir().unwrap();
+        let dir = relay_dir.path().to_path_buf();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                use porchlight_relay::server::{Relay, RelayConfig};
+                let cfg = RelayConfig {
+                    tls_listen: "127.0.0.1:0".parse().unwrap(),
+                    control_listen: "127.0.0.1:0".parse().unwrap(),
+                    dns_listen: Some("127.0.0.1:0".parse().unwrap()),
+                    ..RelayConfig::new(DOMAIN, dir, "127.0.0.1".parse().unwrap())
+                };
+                let r = Relay::bind(cfg).await.expect("the relay binds");
+                tx.send((r.control_addr(), r.tls_addr(), r.dns_addr().unwrap()))
+                    .unwrap();
+                r.run().await.expect("the relay runs");
+            })
+        });
+        let (control, tls, dns) = rx.recv().unwrap();
+        let pebble = Pebble::start(Duration::from_secs(3600), Some(dns)).expect("pebble starts");
+        Fixture {
+            pebble,
+            relay_dir,
+            control,
+            tls,
+        }
+    }))
+}
+
+fn invite(f: &Fixture) -> String {
+    porchlight_relay::server::invite(
+        f.relay_dir.path(),
+        jiff::SignedDuration::from_hours(1),
+        None,
+    )
+    .unwrap()
+    .0
+    .to_string()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -65,7 +112,11 @@ fn porchlight(dir: &Path) -> Command {
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = porchlight(dir).args(args).stdin(Stdio::null()).output().unwrap();
+    let o = porchlight(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
     (
@@ -82,24 +133,51 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// Remote access set up in `dir` with a Pebble certificate; the integrity
+/// `porchlight remote enable` on `dir` with a fresh token, the integrity
 /// check aimed at `public_tls`. Returns the hub's name.
-fn enable_with_certificate(p: &Pebble, dir: &Path, public_tls: SocketAddr) -> String {
-    let id = HubIdentity::load_or_create(dir).unwrap();
-    let settings = RemoteSettings {
-        relay: "127.0.0.1:1".into(),
-        relay_fingerprint: String::new(),
-        domain: DOMAIN.into(),
-        enrolment_token: None,
-        acme: p.acme_options(),
-        public_tls: Some(public_tls.to_string()),
-    };
-    settings.save(dir).unwrap();
-    let name = settings.hub_name(id.hub_id());
-    let cert = rt()
-        .block_on(acme::issue(dir, &p.acme_options(), &name, &p.txt_publisher()))
-        .expect("pebble issues the hub's certificate");
-    cert.save(dir).unwrap();
+fn enable(f: &Fixture, dir: &Path, public_tls: SocketAddr) -> String {
+    let token = invite(f);
+    let (code, out, err) = run(
+        dir,
+        &[
+            "remote",
+            "enable",
+            "--relay",
+            &f.control.to_string(),
+            "--token",
+            &token,
+            "--acme-directory",
+            &f.pebble.directory,
+            "--acme-ca-file",
+            f.pebble.api_ca_file.to_str().unwrap(),
+            "--public-tls",
+            &public_tls.to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "remote enable failed:\n{out}\n{err}");
+    let id = HubIdentity::load(dir).unwrap().expect("an identity");
+    let name = format!("{}.{DOMAIN}", id.hub_id());
+    assert!(out.contains(&format!("this hub is {name}")), "{out}");
+    assert!(out.contains("Certificate for"), "{out}");
+    // The token is spent and not kept.
+    assert!(!std::fs::read_to_string(dir.join("remote/settings.json"))
+        .unwrap()
+        .contains(&token));
+    // A second enrolment with it is refused, by name.
+    let other = dir.with_file_name("other");
+    let (code, _, err) = run(
+        &other,
+        &[
+            "remote",
+            "enable",
+            "--relay",
+            &f.control.to_string(),
+            "--token",
+            &token,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("relay"), "{err}");
     name
 }
 
@@ -164,25 +242,33 @@ fn status(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn wait_status(dir: &Path, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_status(
+    dir: &Path,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let s = status(dir);
         if f(&s) {
             return s;
         }
-        assert!(std::time::Instant::now() < deadline, "{what} never happened: {s:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened: {s:#}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
 
 #[test]
 fn serve_speaks_https_at_the_hubs_name_with_secure_cookies_and_passes_its_integrity_check() {
-    let Some(p) = pebble() else { return };
+    let Some(f) = fixture() else { return };
+    let p = &f.pebble;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let https = free_addr();
-    let name = enable_with_certificate(p, &dir, https);
+    let name = enable(f, &dir, f.tls);
     let lan = format!("lan.{name}");
 
     let hub = Hub::start(&dir, &["--https-listen", &https.to_string()]);
@@ -195,7 +281,10 @@ fn serve_speaks_https_at_the_hubs_name_with_secure_cookies_and_passes_its_integr
     let third = hub.line();
     assert_eq!(
         third,
-        format!("HTTPS at https://{lan}:{}/ (listening on {https})", https.port())
+        format!(
+            "HTTPS at https://{lan}:{}/ (listening on {https})",
+            https.port()
+        )
     );
 
     let root = rt().block_on(p.root_pem()).unwrap();
@@ -204,14 +293,15 @@ fn serve_speaks_https_at_the_hubs_name_with_secure_cookies_and_passes_its_integr
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
         .resolve(&lan, https)
-        .resolve(&name, https)
+        .resolve(&name, f.tls)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     rt().block_on(async {
-        for host in [&lan, &name] {
+        // At home (the LAN listener) and away (through the relay).
+        for (host, port) in [(&lan, https.port()), (&name, f.tls.port())] {
             let r = client
-                .get(format!("https://{host}:{}/setup", https.port()))
+                .get(format!("https://{host}:{port}/setup"))
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("https://{host}: {e:?}"));
@@ -243,24 +333,32 @@ fn serve_speaks_https_at_the_hubs_name_with_secure_cookies_and_passes_its_integr
 
     // A real browser that trusts the CA: a secure context at the LAN name
     // (service workers, push, microphone); one that does not: refused.
-    if porchlight_base::tools::external("chromium") && porchlight_base::tools::external("certutil") {
+    if porchlight_base::tools::external("chromium") && porchlight_base::tools::external("certutil")
+    {
         let url = format!("https://{lan}:{}/setup", https.port());
         let (href, secure, sw) = chromium_looks_at(&url, Some(&root));
         assert_eq!((href.as_str(), secure, sw), (url.as_str(), true, true));
         let (href, secure, _) = chromium_looks_at(&url, None);
-        assert!(!secure || href != url, "an untrusted certificate must not give {url} a secure context ({href})");
+        assert!(
+            !secure || href != url,
+            "an untrusted certificate must not give {url} a secure context ({href})"
+        );
     }
 
-    // The integrity check (aimed at the hub itself here) passes.
+    // The integrity check through the relay passes; the tunnel is up.
     let s = wait_status(&dir, "an integrity check", |s| {
         s["report"]["integrity"]["outcome"].is_string()
     });
+    assert_eq!(s["report"]["tunnel"]["connected"], true, "{s:#}");
     assert_eq!(s["enabled"], true);
     assert_eq!(s["name"], name.as_str());
     assert_eq!(s["report"]["integrity"]["outcome"], "ok", "{s:#}");
     assert!(s.get("warning").is_none(), "{s:#}");
     let cert = &s["certificate"];
-    assert_eq!(cert["names"], serde_json::json!([name, format!("*.{name}")]));
+    assert_eq!(
+        cert["names"],
+        serde_json::json!([name, format!("*.{name}")])
+    );
     assert_eq!(
         s["report"]["integrity"]["presented_spki_sha256"],
         cert["spki_sha256"]
@@ -313,7 +411,7 @@ async fn malicious_relay(name: &str) -> SocketAddr {
 
 #[test]
 fn a_relay_that_terminates_tls_with_another_certificate_is_reported_and_audited() {
-    let Some(p) = pebble() else { return };
+    let Some(f) = fixture() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     // The malicious relay runs on its own runtime thread for the test's life.
@@ -330,7 +428,7 @@ fn a_relay_that_terminates_tls_with_another_certificate_is_reported_and_audited(
         })
     });
     let evil = rx.recv().unwrap();
-    let name = enable_with_certificate(p, &dir, evil);
+    let name = enable(f, &dir, evil);
     let hub = Hub::start(&dir, &["--https-listen", "127.0.0.1:0"]);
     hub.line();
     hub.line();
@@ -340,8 +438,13 @@ fn a_relay_that_terminates_tls_with_another_certificate_is_reported_and_audited(
         s["report"]["integrity"]["outcome"].is_string()
     });
     assert_eq!(s["report"]["integrity"]["outcome"], "mismatch", "{s:#}");
-    let warning = s["warning"].as_str().unwrap_or_else(|| panic!("no warning: {s:#}"));
-    assert!(warning.contains("not this hub's") && warning.contains(&name), "{warning}");
+    let warning = s["warning"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no warning: {s:#}"));
+    assert!(
+        warning.contains("not this hub's") && warning.contains(&name),
+        "{warning}"
+    );
     let (_, text, _) = run(&dir, &["remote", "status"]);
     assert!(text.contains("WARNING:"), "{text}");
 
@@ -401,7 +504,16 @@ fn chromium_looks_at(url: &str, trust_root: Option<&str>) -> (String, bool, bool
             .unwrap();
         assert!(ok.success());
         let ok = Command::new("certutil")
-            .args(["-d", &db_arg, "-A", "-t", "C,,", "-n", "pebble-test-root", "-i"])
+            .args([
+                "-d",
+                &db_arg,
+                "-A",
+                "-t",
+                "C,,",
+                "-n",
+                "pebble-test-root",
+                "-i",
+            ])
             .arg(&pem)
             .status()
             .unwrap();
@@ -486,9 +598,11 @@ async fn cdp_eval(ws: &str, expression: &str) -> Option<String> {
         "method": "Runtime.evaluate",
         "params": { "expression": expression, "returnByValue": true },
     });
-    sock.send(tokio_tungstenite::tungstenite::Message::text(msg.to_string()))
-        .await
-        .ok()?;
+    sock.send(tokio_tungstenite::tungstenite::Message::text(
+        msg.to_string(),
+    ))
+    .await
+    .ok()?;
     while let Some(Ok(m)) = sock.next().await {
         let Ok(text) = m.to_text() else { continue };
         let v: serde_json::Value = serde_json::from_str(text).ok()?;

@@ -116,7 +116,8 @@ pub async fn issue(
     {
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
-            let mut a = a.map_err(|e| acme_err(opts, "cannot fetch the order's authorizations", e))?;
+            let mut a =
+                a.map_err(|e| acme_err(opts, "cannot fetch the order's authorizations", e))?;
             match a.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
@@ -139,7 +140,8 @@ pub async fn issue(
             // Pass 2: tell the CA to look (no network to list them again).
             let mut authzs = order.authorizations();
             while let Some(a) = authzs.next().await {
-                let mut a = a.map_err(|e| acme_err(opts, "cannot fetch the order's authorizations", e))?;
+                let mut a =
+                    a.map_err(|e| acme_err(opts, "cannot fetch the order's authorizations", e))?;
                 if a.status != AuthorizationStatus::Pending {
                     continue;
                 }
@@ -151,7 +153,9 @@ pub async fn issue(
                     .map_err(|e| acme_err(opts, "the CA refused to start the DNS-01 check", e))?;
             }
         }
-        let retry = RetryPolicy::new().timeout(opts.wait).initial_delay(Duration::from_millis(250));
+        let retry = RetryPolicy::new()
+            .timeout(opts.wait)
+            .initial_delay(Duration::from_millis(250));
         let status = order.poll_ready(&retry).await;
         match status {
             Ok(OrderStatus::Ready) => {}
@@ -255,7 +259,11 @@ async fn account(data_dir: &Path, opts: &AcmeOptions) -> anyhow::Result<Account>
     let builder = || -> anyhow::Result<instant_acme::AccountBuilder> {
         match &opts.ca_file {
             Some(p) => Account::builder_with_root(p).map_err(|e| {
-                anyhow::anyhow!("cannot use --acme-ca-file {}: {}", p.display(), error_chain(&e))
+                anyhow::anyhow!(
+                    "cannot use --acme-ca-file {}: {}",
+                    p.display(),
+                    error_chain(&e)
+                )
             }),
             None => Account::builder()
                 .map_err(|e| anyhow::anyhow!("cannot load the system's TLS roots: {e}")),

@@ -275,11 +275,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let m = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let m = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(m & 0o777, 0o600);
         }
         let (_, other_key) = self_signed(&["b.example"]);
-        let e = StoredCert::from_pem(cert, other_key).unwrap_err().to_string();
+        let e = StoredCert::from_pem(cert, other_key)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not belong"), "{e}");
     }
 }

@@ -156,7 +156,9 @@ mod tests {
         use sha2::{Digest, Sha256};
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let digest = Sha256::digest(key.verifying_key().as_bytes());
-        let full = data_encoding::BASE32_NOPAD.encode(&digest).to_ascii_lowercase();
+        let full = data_encoding::BASE32_NOPAD
+            .encode(&digest)
+            .to_ascii_lowercase();
         assert_eq!(hub_id(&key.verifying_key()), full[..26]);
     }
 
@@ -166,6 +168,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("remote")).unwrap();
         std::fs::write(key_path(dir.path()), "not a key").unwrap();
         let e = HubIdentity::load(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("hub-identity.pem") && e.contains("Ed25519"), "{e}");
+        assert!(
+            e.contains("hub-identity.pem") && e.contains("Ed25519"),
+            "{e}"
+        );
     }
 }

@@ -104,7 +104,10 @@ pub fn lan_addr(bound: SocketAddr) -> Option<SocketAddr> {
     let (any, probe): (IpAddr, SocketAddr) = if bound.is_ipv4() {
         ([0, 0, 0, 0].into(), "192.0.2.1:9".parse().expect("valid"))
     } else {
-        ("::".parse().expect("valid"), "[2001:db8::1]:9".parse().expect("valid"))
+        (
+            "::".parse().expect("valid"),
+            "[2001:db8::1]:9".parse().expect("valid"),
+        )
     };
     let sock = std::net::UdpSocket::bind((any, 0)).ok()?;
     sock.connect(probe).ok()?;

@@ -118,7 +118,9 @@ impl Remote {
     /// Removes the (spent) enrolment token from the stored settings. Once.
     pub fn forget_token(&self) -> anyhow::Result<()> {
         use std::sync::atomic::Ordering;
-        if self.settings.enrolment_token.is_none() || self.token_forgotten.swap(true, Ordering::SeqCst) {
+        if self.settings.enrolment_token.is_none()
+            || self.token_forgotten.swap(true, Ordering::SeqCst)
+        {
             return Ok(());
         }
         if let Some(mut s) = RemoteSettings::load(&self.data_dir)? {

@@ -119,7 +119,10 @@ impl Pebble {
         spawn_tied_to_process(cmds, dir.path().join("log"))?;
 
         let deadline = Instant::now() + Duration::from_secs(20);
-        for addr in [Some(acme), Some(management), challtestsrv].into_iter().flatten() {
+        for addr in [Some(acme), Some(management), challtestsrv]
+            .into_iter()
+            .flatten()
+        {
             while std::net::TcpStream::connect(addr).is_err() {
                 if Instant::now() > deadline {
                     let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
@@ -191,7 +194,14 @@ pub struct ChallTestSrv {
 impl ChallTestSrv {
     async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
         let tcp = tokio::net::TcpStream::connect(self.management).await?;
-        http(tcp, "POST", path, &self.management.to_string(), Some(body.to_string())).await?;
+        http(
+            tcp,
+            "POST",
+            path,
+            &self.management.to_string(),
+            Some(body.to_string()),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -208,9 +218,11 @@ impl TxtPublisher for ChallTestSrv {
             {
                 anyhow::bail!("test: the DNS refuses this TXT record");
             }
-            self.post("/clear-txt", serde_json::json!({ "host": host })).await?;
+            self.post("/clear-txt", serde_json::json!({ "host": host }))
+                .await?;
             for v in values {
-                self.post("/set-txt", serde_json::json!({ "host": host, "value": v })).await?;
+                self.post("/set-txt", serde_json::json!({ "host": host, "value": v }))
+                    .await?;
             }
             Ok(())
         })
@@ -218,7 +230,10 @@ impl TxtPublisher for ChallTestSrv {
 
     fn clear_txt(&self, name: &str) -> BoxFuture<'_, anyhow::Result<()>> {
         let host = format!("{name}.");
-        Box::pin(async move { self.post("/clear-txt", serde_json::json!({ "host": host })).await })
+        Box::pin(async move {
+            self.post("/clear-txt", serde_json::json!({ "host": host }))
+                .await
+        })
     }
 }
 
@@ -257,7 +272,10 @@ fn spawn_tied_to_process(cmds: Vec<Command>, log: PathBuf) -> anyhow::Result<()>
         let mut res = Ok(());
         let mut children = Vec::new();
         for mut c in cmds {
-            let out = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log);
             let (o, e) = match out.and_then(|f| Ok((f.try_clone()?, f))) {
                 Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
                 Err(_) => (Stdio::null(), Stdio::null()),

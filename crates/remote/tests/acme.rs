@@ -109,13 +109,20 @@ async fn a_wrong_txt_record_is_refused_by_the_ca_and_the_error_names_the_record(
     let Some(p) = pebble() else { return };
     let dir = tempfile::tempdir().unwrap();
     let name = format!("wrongtxt.{DOMAIN}");
-    let e = acme::issue(dir.path(), &p.acme_options(), &name, &WrongTxt(p.txt_publisher()))
-        .await
-        .expect_err("the CA must not validate a wrong TXT value");
+    let e = acme::issue(
+        dir.path(),
+        &p.acme_options(),
+        &name,
+        &WrongTxt(p.txt_publisher()),
+    )
+    .await
+    .expect_err("the CA must not validate a wrong TXT value");
     let e = format!("{e:#}");
     eprintln!("error shown: {e}");
     assert!(
-        e.contains(&format!("could not validate the DNS-01 TXT record at _acme-challenge.{name}")),
+        e.contains(&format!(
+            "could not validate the DNS-01 TXT record at _acme-challenge.{name}"
+        )),
         "{e}"
     );
     assert!(std::fs::metadata(dir.path().join("remote/tls-cert.pem")).is_err());
@@ -132,7 +139,10 @@ async fn an_untrusted_ca_and_an_unreachable_ca_are_named() {
         .expect_err("untrusted");
     let e = format!("{e:#}");
     eprintln!("error shown: {e}");
-    assert!(e.contains(&p.directory) && e.contains("--acme-ca-file"), "{e}");
+    assert!(
+        e.contains(&p.directory) && e.contains("--acme-ca-file"),
+        "{e}"
+    );
 
     let opts = acme::AcmeOptions {
         directory: "https://127.0.0.1:1/dir".into(),
@@ -184,7 +194,12 @@ async fn renews_at_two_thirds_of_the_lifetime_retries_and_serves_the_new_certifi
     assert_eq!(first_key, first.spki_sha256);
 
     // Not yet due: nothing happens.
-    manual.set(first.renew_at().checked_sub(jiff::SignedDuration::from_secs(60)).unwrap());
+    manual.set(
+        first
+            .renew_at()
+            .checked_sub(jiff::SignedDuration::from_secs(60))
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(remote.certificate().unwrap().serial, first.serial);
 
@@ -192,8 +207,13 @@ async fn renews_at_two_thirds_of_the_lifetime_retries_and_serves_the_new_certifi
     manual.set(first.renew_at());
     let second = wait_for(|| remote.certificate().filter(|c| c.serial != first.serial)).await;
     assert!(second.not_after > first.not_after || second.not_before >= first.not_before);
-    assert_ne!(second.spki_sha256, first.spki_sha256, "a renewal makes a new key");
-    let stored = porchlight_remote::certs::StoredCert::load(dir.path()).unwrap().unwrap();
+    assert_ne!(
+        second.spki_sha256, first.spki_sha256,
+        "a renewal makes a new key"
+    );
+    let stored = porchlight_remote::certs::StoredCert::load(dir.path())
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.info.serial, second.serial);
     let (r, _) = remote.check_integrity().await;
     assert_eq!(r.outcome, IntegrityOutcome::Ok, "{r:?}");

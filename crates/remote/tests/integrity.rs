@@ -14,10 +14,11 @@ const NAME: &str = "abcdefghijklmnopqrstuvwxyz.relay.test";
 
 fn self_signed(names: &[&str]) -> StoredCert {
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
     StoredCert::from_pem(cert.pem(), key.serialize_pem()).unwrap()
 }
 
@@ -58,7 +59,11 @@ async fn own_key_passes_another_key_is_a_mismatch_and_a_replayed_certificate_too
     // its own key: the handshake proves nothing, which is reported.
     let own_chain = own.certified_key().unwrap().cert.clone();
     let evil_signer = evil.certified_key().unwrap().key.clone();
-    let replay = tls_server(Arc::new(rustls::sign::CertifiedKey::new(own_chain, evil_signer))).await;
+    let replay = tls_server(Arc::new(rustls::sign::CertifiedKey::new(
+        own_chain,
+        evil_signer,
+    )))
+    .await;
     let r = integrity::check(&replay, NAME, own.key_spki_sha256).await;
     assert_eq!(r.outcome, IntegrityOutcome::Mismatch, "{r:?}");
 

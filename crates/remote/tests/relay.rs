@@ -43,7 +43,11 @@ async fn a_hub_gets_its_certificate_through_the_relay_and_is_reached_through_it(
         tls_listen: "127.0.0.1:0".parse().unwrap(),
         control_listen: "127.0.0.1:0".parse().unwrap(),
         dns_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..RelayConfig::new(DOMAIN, relay_dir.path().to_path_buf(), "127.0.0.1".parse().unwrap())
+        ..RelayConfig::new(
+            DOMAIN,
+            relay_dir.path().to_path_buf(),
+            "127.0.0.1".parse().unwrap(),
+        )
     };
     let relay_server = Relay::bind(cfg).await.expect("relay binds");
     let (relay_tls, relay_control, relay_dns) = (
@@ -104,8 +108,16 @@ async fn a_hub_gets_its_certificate_through_the_relay_and_is_reached_through_it(
     assert!(remote.report().tunnel.is_some_and(|t| t.connected));
     // The token is spent: it no longer sits in the hub's settings.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while RemoteSettings::load(hub_dir.path()).unwrap().unwrap().enrolment_token.is_some() {
-        assert!(std::time::Instant::now() < deadline, "the spent token stays in the settings");
+    while RemoteSettings::load(hub_dir.path())
+        .unwrap()
+        .unwrap()
+        .enrolment_token
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spent token stays in the settings"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -127,7 +139,10 @@ async fn a_hub_gets_its_certificate_through_the_relay_and_is_reached_through_it(
         .text()
         .await
         .unwrap();
-    assert!(away.starts_with("127.0.0.1:") && away.ends_with("tls=true"), "{away}");
+    assert!(
+        away.starts_with("127.0.0.1:") && away.ends_with("tls=true"),
+        "{away}"
+    );
     // The address is the client's (PROXY header), not the relay's tunnel.
     let client_port: u16 = away
         .trim_start_matches("127.0.0.1:")
@@ -152,5 +167,8 @@ async fn a_hub_gets_its_certificate_through_the_relay_and_is_reached_through_it(
     let (r, alarm) = remote.check_integrity().await;
     assert_eq!(r.outcome, IntegrityOutcome::Ok, "{r:?}");
     assert!(!alarm);
-    assert_eq!(r.presented_spki_sha256.as_deref(), Some(info.spki_sha256.as_str()));
+    assert_eq!(
+        r.presented_spki_sha256.as_deref(),
+        Some(info.spki_sha256.as_str())
+    );
 }

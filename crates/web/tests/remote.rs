@@ -64,7 +64,11 @@ async fn plain_http_from_the_lan_is_redirected_to_the_hubs_https_name() {
         .await
         .with_https_redirect(base.into())
         .router();
-    for peer in ["192.168.1.50:40000", "[fd00::5]:40000", "[::ffff:10.0.0.7]:1"] {
+    for peer in [
+        "192.168.1.50:40000",
+        "[fd00::5]:40000",
+        "[::ffff:10.0.0.7]:1",
+    ] {
         let r = get(&router, "/timeline?camera=porch&at=5", peer, false).await;
         assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT, "{peer}");
         assert_eq!(r.location(), format!("{base}/timeline?camera=porch&at=5"));

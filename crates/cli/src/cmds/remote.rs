@@ -84,7 +84,10 @@ fn status(args: StatusArgs, ctx: &Context) -> anyhow::Result<()> {
         return Ok(());
     }
     if !s.enabled {
-        writeln!(out, "Remote access: off (turn it on with `porchlight remote enable`)")?;
+        writeln!(
+            out,
+            "Remote access: off (turn it on with `porchlight remote enable`)"
+        )?;
         return Ok(());
     }
     let name = s.name.clone().unwrap_or_default();
@@ -97,7 +100,10 @@ fn status(args: StatusArgs, ctx: &Context) -> anyhow::Result<()> {
         .map(|t| format!(" (as of {})", t.strftime("%Y-%m-%d %H:%M:%S UTC")))
         .unwrap_or_default();
     match &s.report.tunnel {
-        None => writeln!(out, "Tunnel:      not running (start `porchlight serve`){updated}")?,
+        None => writeln!(
+            out,
+            "Tunnel:      not running (start `porchlight serve`){updated}"
+        )?,
         Some(t) if t.connected => writeln!(out, "Tunnel:      connected{updated}")?,
         Some(t) => writeln!(
             out,
@@ -151,6 +157,27 @@ fn disable(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for the tunnel's first connection; the first failure (a refused
+/// token, a wrong relay key, nothing listening) ends the wait with the
+/// tunnel's own error — an interactive command should not sit in backoff.
+async fn first_connection(tunnel: &porchlight_relay::client::Tunnel) -> anyhow::Result<()> {
+    let mut rx = tunnel.watch_status();
+    let waited = tokio::time::timeout(
+        CONNECT_WAIT,
+        rx.wait_for(|s| s.connected || (s.failures > 0 && s.last_error.is_some())),
+    )
+    .await;
+    match waited {
+        Ok(Ok(s)) if s.connected => Ok(()),
+        Ok(Ok(s)) => Err(anyhow::anyhow!(s.last_error.clone().unwrap_or_default())),
+        Ok(Err(_)) => Err(anyhow::anyhow!("the tunnel stopped")),
+        Err(_) => Err(anyhow::anyhow!(
+            "no answer from the relay within {} s",
+            CONNECT_WAIT.as_secs()
+        )),
+    }
+}
+
 /// How long `enable` waits for the relay to accept the tunnel.
 const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -165,8 +192,7 @@ async fn enable(args: EnableArgs, ctx: &Context) -> anyhow::Result<()> {
         ),
     };
     if let Some(ca) = &args.acme_ca_file {
-        std::fs::metadata(ca)
-            .with_context(|| format!("--acme-ca-file {}", ca.display()))?;
+        std::fs::metadata(ca).with_context(|| format!("--acme-ca-file {}", ca.display()))?;
     }
     if RemoteSettings::load(&ctx.data_dir)?.is_some() {
         anyhow::bail!(
@@ -198,10 +224,11 @@ async fn enable(args: EnableArgs, ctx: &Context) -> anyhow::Result<()> {
     // Enrol: one tunnel, authenticated by the hub's key and (the first
     // time) the token. A refusal undoes the settings: nothing is enabled.
     let (tunnel, _incoming) = relay::start(&remote, None)?;
-    if let Err(e) = tunnel.wait_connected(CONNECT_WAIT).await {
+    if let Err(e) = first_connection(&tunnel).await {
         let _ = porchlight_remote::settings::remove(&ctx.data_dir);
-        return Err(anyhow::anyhow!(e))
-            .with_context(|| format!("cannot enrol with the relay at {relay}; remote access stays off"));
+        return Err(e).with_context(|| {
+            format!("cannot enrol with the relay at {relay}; remote access stays off")
+        });
     }
     remote.forget_token()?;
     println!("Enrolled with the relay at {relay}: this hub is {name}");
