@@ -63,6 +63,7 @@ impl Bound {
 
 /// The running parts; [`Running::stop`] ends them.
 pub struct Running {
+    remote: Arc<Remote>,
     tls: TlsServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     tunnel: Option<Arc<porchlight_relay::client::Tunnel>>,
@@ -74,6 +75,7 @@ impl Running {
             t.abort();
         }
         drop(self.tunnel);
+        self.remote.stopped();
         if tokio::time::timeout(grace, self.tls.shutdown())
             .await
             .is_err()
@@ -112,7 +114,7 @@ pub fn start(
                         serve.spawn_conn(c.stream, c.client_addr);
                     }
                 }));
-                let txt = Arc::new(relay::RelayTxt {
+                let txt: Arc<dyn TxtPublisher> = Arc::new(relay::RelayTxt {
                     tunnel: tunnel.clone(),
                     name: remote.acme_txt_name(),
                 });
@@ -120,7 +122,8 @@ pub fn start(
             }
             Err(e) => {
                 tracing::error!("remote access: no tunnel to the relay: {e:#}");
-                (Arc::new(NoRelay), None)
+                let txt: Arc<dyn TxtPublisher> = Arc::new(NoRelay);
+                (txt, None)
             }
         };
     tasks.push(remote.spawn_renewal(
@@ -130,14 +133,19 @@ pub fn start(
     ));
     let hub = remote.hub_name().to_owned();
     let on_mismatch: porchlight_remote::runtime::OnMismatch =
-        Arc::new(move |r: IntegrityReport| {
+        Arc::new(move |r: IntegrityReport| -> BoxFuture<'static, ()> {
             let vault = vault.clone();
             let notifier = notifier.clone();
             let hub = hub.clone();
             Box::pin(async move { raise_alarm(&vault, notifier.as_ref(), &hub, &r).await })
         });
     tasks.push(remote.spawn_integrity(FIRST_CHECK, CHECK_EVERY, on_mismatch));
-    Running { tls, tasks, tunnel }
+    Running {
+        remote,
+        tls,
+        tasks,
+        tunnel,
+    }
 }
 
 /// The integrity check found someone else's key: audit it and tell the

@@ -181,6 +181,11 @@ impl Remote {
         }
     }
 
+    /// Records that the hub stopped (no tunnel any more).
+    pub fn stopped(&self) {
+        self.update(|r| r.tunnel = None);
+    }
+
     /// Records the tunnel's state.
     pub fn set_tunnel(&self, t: TunnelReport) {
         self.update(|r| r.tunnel = Some(t));
