@@ -17,7 +17,8 @@ use porchlight_vault::{Policy, Vault};
 pub struct Globals {
     /// The data folder: database, keys, recordings. Wins over
     /// PORCHLIGHT_DATA_DIR and `data_dir` in the config file.
-    /// [default: ./porchlight-data; for `demo`: ./porchlight-demo]
+    /// [default: ./porchlight-data; for `demo`: ./porchlight-demo; for
+    /// `relay`: ./porchlight-relay]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -43,12 +44,17 @@ pub enum DataDirRule {
     /// names the real household's folder and is deliberately ignored: the
     /// demo creates accounts whose passwords are printed for anyone to read.
     Demo,
+    /// A relay's own folder, `./porchlight-relay`: a relay serves other
+    /// households, so the configured (household) `data_dir` is ignored.
+    Relay,
 }
 
 /// Default household data folder, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "porchlight-data";
 /// Default demo data folder, relative to the working directory.
 pub const DEFAULT_DEMO_DIR: &str = "porchlight-demo";
+/// Default relay data folder, relative to the working directory.
+pub const DEFAULT_RELAY_DIR: &str = "porchlight-relay";
 
 /// The loaded configuration and the data folder chosen from it.
 #[derive(Debug)]
@@ -78,6 +84,10 @@ impl Context {
             (None, DataDirRule::Demo) => {
                 ignored_data_dir = config.data_dir.clone();
                 PathBuf::from(DEFAULT_DEMO_DIR)
+            }
+            (None, DataDirRule::Relay) => {
+                ignored_data_dir = config.data_dir.clone();
+                PathBuf::from(DEFAULT_RELAY_DIR)
             }
         };
         if data_dir.as_os_str().is_empty() {

@@ -1,6 +1,6 @@
 //! # porchlight
 //!
-//! The one program a household (or a neighborhood) runs. It does three jobs:
+//! The one program a household (or a neighborhood) runs. It does four jobs:
 //!
 //! * **Starts a role.** `porchlight serve` runs the hub — and, in the same
 //!   process for now, the neighborhood server — on one data folder until
@@ -11,6 +11,10 @@
 //!   and `keys recover` change accounts through the vault, exactly as the
 //!   web interface does: every change lands in the hash-chained audit log
 //!   (as actor `cli`), and a running hub sees it on its next request.
+//! * **Runs a relay** for remote access (`relay serve`, `relay invite`):
+//!   a separate role on its own folder, usually on a small public server,
+//!   that forwards browsers' TLS to hubs without reading it
+//!   (design/remote.md).
 //! * **Checks a data folder.** `porchlight check` verifies the schema,
 //!   SQLite's integrity, the audit chain, the household keys and that no
 //!   private key sits in clear in the folder's files.

@@ -205,8 +205,9 @@ impl Tunnel {
         self.shared.set_acme_txt(Vec::new()).await
     }
 
-    /// Reports a new LAN address for `lan.<hub-id>.<domain>` (also
-    /// remembered for reconnects).
+    /// Reports a new LAN address for `lan.<hub-id>.<domain>`. It is
+    /// remembered and sent at every reconnect, even when this call fails
+    /// with `NotConnected`.
     pub async fn set_lan_addr(&self, addr: Option<SocketAddr>) -> Result<(), RelayError> {
         self.shared.set_lan_addr(addr).await
     }

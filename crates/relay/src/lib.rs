@@ -36,3 +36,6 @@ mod wire;
 pub use error::RelayError;
 pub use names::hub_id;
 pub use token::EnrolmentToken;
+/// PROXY protocol v2, as the relay writes it before each forwarded
+/// connection.
+pub use wire::proxy;

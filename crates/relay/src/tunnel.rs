@@ -91,7 +91,7 @@ impl Shared {
             let s = self.status.borrow();
             (s.hub_id.clone(), s.domain.clone())
         };
-        let domain = domain.ok_or_else(|| RelayError::NotConnected(None))?;
+        let domain = domain.ok_or(RelayError::NotConnected(None))?;
         let name = format!("_acme-challenge.{id}.{domain}");
         self.request(&Request::SetTxt { name, values }).await
     }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod export;
 pub mod keys;
 pub mod remote;
+pub mod relay;
 pub mod sensor;
 pub mod serve;
 pub mod user;
@@ -52,6 +53,10 @@ pub enum Command {
     /// Remote access through a relay: enable, status, disable.
     #[command(subcommand)]
     Remote(remote::Command),
+    /// Run a relay for remote access (SNI passthrough, DNS for its domain)
+    /// and invite hubs to it. Its folder: ./porchlight-relay.
+    #[command(subcommand)]
+    Relay(relay::Command),
 }
 
 impl Command {
@@ -59,6 +64,7 @@ impl Command {
     pub fn data_dir_rule(&self) -> DataDirRule {
         match self {
             Command::Demo(_) => DataDirRule::Demo,
+            Command::Relay(_) => DataDirRule::Relay,
             _ => DataDirRule::Household,
         }
     }
@@ -78,5 +84,6 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Detect(args) => detect::run(args, ctx).await,
         Command::Events(cmd) => events::run(cmd, ctx).await,
         Command::Remote(cmd) => remote::run(cmd, ctx).await,
+        Command::Relay(cmd) => relay::run(cmd, ctx).await,
     }
 }

@@ -507,7 +507,7 @@ fn flatten(done: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow:
 }
 
 /// Ctrl-C and (on Unix) SIGTERM, caught from the moment this is built.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -515,7 +515,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn catch() -> anyhow::Result<Signals> {
+    pub(crate) fn catch() -> anyhow::Result<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -529,7 +529,7 @@ impl Signals {
     }
 
     /// Waits for the next stop signal and names it.
-    async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         #[cfg(unix)]
         {
             tokio::select! {

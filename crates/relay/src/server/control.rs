@@ -21,7 +21,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
-use super::{HubDns, HubLink, State};
+use super::{HubLink, State};
 use crate::error::RelayError;
 use crate::limits::TokenBucket;
 use crate::mux;
@@ -289,9 +289,7 @@ fn apply(state: &State, hub: &str, req: Request) -> Result<(), String> {
             }
             let n = values.len();
             let mut dns = state.dns.lock().unwrap_or_else(|p| p.into_inner());
-            dns.entry(hub.to_owned())
-                .or_insert_with(HubDns::default)
-                .txt = values;
+            dns.entry(hub.to_owned()).or_default().txt = values;
             tracing::info!(hub = %hub, values = n, "ACME TXT records set");
             Ok(())
         }
