@@ -30,6 +30,7 @@
 
 mod cmds;
 mod hub_events;
+mod remote_access;
 mod context;
 mod secrets;
 

@@ -129,6 +129,11 @@ pub struct WebConfig {
     pub trust_forwarded_headers: bool,
     /// Whether session cookies carry the `Secure` attribute.
     pub secure_cookies: SecureCookies,
+    /// Where the hub serves HTTPS once it has a certificate of its own
+    /// (remote access, `porchlight remote enable`). Default `0.0.0.0:8443`:
+    /// the LAN name `lan.<hub-id>.<domain>` must reach it from phones at
+    /// home. Unused while remote access is off.
+    pub https_listen: SocketAddr,
     /// Accept Web Push subscriptions whose endpoint is plain `http://` to a
     /// loopback IP literal (`127.0.0.0/8`, `[::1]`). Default `false`: real
     /// push services are HTTPS. For a push service run on the hub's own
@@ -140,6 +145,7 @@ impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            https_listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8443)),
             public_url: None,
             trust_forwarded_headers: false,
             secure_cookies: SecureCookies::Auto,
@@ -503,6 +509,11 @@ pub fn example_toml() -> String {
 # use "0.0.0.0:8080" or "[::]:8080" to serve your network.
 listen = "{listen}"
 
+# Where the hub serves HTTPS once remote access gives it a certificate
+# (`porchlight remote enable`); plain HTTP from other machines is then
+# redirected there. Unused while remote access is off.
+https_listen = "{https_listen}"
+
 # The URL people use to reach the hub. With secure_cookies = "auto",
 # an https:// URL makes session cookies Secure.
 # public_url = "https://hub.example"
@@ -587,6 +598,7 @@ listen = "{nb_listen}"
 level = "{level}"
 "#,
         listen = w.listen,
+        https_listen = w.https_listen,
         seg = d.recorder.segment_seconds,
         flush = d.recorder.flush_interval_seconds,
         free_mib = d.recorder.min_free_mib,
@@ -845,6 +857,12 @@ const ENV_KEYS: &[EnvKey] = &[
         Kind::Str,
         false,
         "a socket address such as 0.0.0.0:8080 or [::]:8080",
+    ),
+    k(
+        "web.https_listen",
+        Kind::Str,
+        false,
+        "a socket address such as 0.0.0.0:8443 or [::]:8443",
     ),
     k(
         "web.public_url",

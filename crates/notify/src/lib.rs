@@ -515,6 +515,20 @@ impl Notifier {
         self.send_all(subs, &n).await
     }
 
+    /// Sends `n` to every subscription of the given users, regardless of
+    /// their rules (for warnings about the hub itself, such as a failed
+    /// relay integrity check, which owners must not miss in quiet hours).
+    pub async fn notify_users(&self, user_ids: &[i64], n: &Notice) -> Vec<Delivery> {
+        let mut subs = Vec::new();
+        for &u in user_ids {
+            match self.inner.store.push_subscriptions_of(u).await {
+                Ok(s) => subs.extend(s),
+                Err(e) => tracing::error!("cannot read user {u}'s push subscriptions: {e}"),
+            }
+        }
+        self.send_all(subs, n).await
+    }
+
     /// Spawns [`notify`](Self::notify) so the caller does not wait at all.
     pub fn notify_in_background(&self, n: Notice) {
         let me = self.clone();

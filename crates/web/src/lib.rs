@@ -13,6 +13,12 @@
 //!    Bearer-token requests are exempt (no ambient credential to abuse).
 //! 3. Security headers on every response: a Content-Security-Policy that
 //!    allows no inline script, no framing, no third-party origins.
+//! 4. With remote access on (porchlight-remote), a request that reached the
+//!    hub over plain HTTP from another machine is redirected (308) to the
+//!    hub's HTTPS name, `https://lan.<hub-id>.<domain>:PORT` — see
+//!    [`App::with_https_redirect`]. Loopback keeps plain HTTP (the CLI,
+//!    scripts and tests on the hub itself); requests served over the hub's
+//!    TLS carry [`porchlight_remote::OverTls`] and get `Secure` cookies.
 //!
 //! Pages work without JavaScript; JavaScript only enhances. Nothing needs a
 //! build step: CSS, JS and icons are embedded in the binary.
@@ -72,6 +78,9 @@ pub struct App {
     pub alarm: Option<porchlight_alarm::AlarmClient>,
     /// The event path, when this process runs it: `POST /api/v1/events`.
     pub events: Option<porchlight_events::EventsHandle>,
+    /// `https://lan.<hub-id>.<domain>:PORT` when the hub serves HTTPS:
+    /// plain-HTTP requests from other machines are sent there.
+    pub https_redirect: Option<String>,
 }
 
 impl App {
@@ -84,7 +93,15 @@ impl App {
             notifier: None,
             alarm: None,
             events: None,
+            https_redirect: None,
         }
+    }
+
+    /// Redirects plain-HTTP requests from anywhere but loopback to `base`
+    /// (`https://NAME:PORT`, no trailing slash) with the same path and query.
+    pub fn with_https_redirect(mut self, base: String) -> App {
+        self.https_redirect = Some(base);
+        self
     }
 
     /// Enables `POST /api/v1/events` (external triggers) with the event path.
@@ -163,8 +180,42 @@ impl App {
                 HeaderValue::from_static("no-store"),
             ))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                redirect_to_https,
+            ))
             .with_state(self.clone())
     }
+}
+
+/// Middleware: plain HTTP from another machine → the hub's HTTPS name
+/// (308 keeps the method and body). Requests over the hub's TLS, from
+/// loopback, or without a known peer pass.
+async fn redirect_to_https(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if let Some(base) = &app.https_redirect {
+        let over_tls = req
+            .extensions()
+            .get::<porchlight_remote::OverTls>()
+            .is_some();
+        let remote_peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| !c.0.ip().to_canonical().is_loopback());
+        if !over_tls && remote_peer {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            return axum::response::Redirect::permanent(&format!("{base}{pq}")).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Serves `app` on `listener` until `shutdown` completes. Also sweeps

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod events;
 pub mod export;
 pub mod keys;
+pub mod remote;
 pub mod relay;
 pub mod sensor;
 pub mod serve;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Events: detections, packages, doorbell presses, alarm transitions.
     #[command(subcommand)]
     Events(events::Command),
+    /// Remote access through a relay: enable, status, disable.
+    #[command(subcommand)]
+    Remote(remote::Command),
     /// Run a relay for remote access (SNI passthrough, DNS for its domain)
     /// and invite hubs to it. Its folder: ./porchlight-relay.
     #[command(subcommand)]
@@ -79,6 +83,7 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
         Command::Events(cmd) => events::run(cmd, ctx).await,
+        Command::Remote(cmd) => remote::run(cmd, ctx).await,
         Command::Relay(cmd) => relay::run(cmd, ctx).await,
     }
 }

@@ -8,6 +8,10 @@
 //! restream at rtsp://ADDR/`: every camera is served there live
 //! (`rtsp://ADDR/NAME`, Basic auth with a hub user's name and password)
 //! by the restream server, from the hub's one connection to the camera.
+//! With remote access on (`porchlight remote enable`), a third line says
+//! `HTTPS at https://lan.<hub-id>.<domain>:PORT/ (listening on ADDR)`:
+//! the web app over TLS with the hub's own certificate
+//! (crate::remote_access).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -33,14 +37,24 @@ pub struct Args {
     /// port) [default: 127.0.0.1:8554, or any free port if that is taken].
     #[arg(long = "rtsp-listen", value_name = "ADDR")]
     pub rtsp_listen: Option<SocketAddr>,
+    /// Where to serve HTTPS when remote access is on (port 0: any free
+    /// port). Wins over `web.https_listen`.
+    #[arg(long = "https-listen", value_name = "ADDR")]
+    pub https_listen: Option<SocketAddr>,
 }
 
 /// Where the RTSP restream listens unless told otherwise.
 pub const DEFAULT_RTSP_LISTEN: &str = "127.0.0.1:8554";
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
+    porchlight_remote::certs::install_default_provider();
     let vault = ctx.open_vault().await?;
-    let server = Server::bind(&ctx, args.listen, args.rtsp_listen).await?;
+    let mut server = Server::bind(&ctx, args.listen, args.rtsp_listen).await?;
+    server.remote = crate::remote_access::Bound::bind(
+        &ctx.data_dir,
+        args.https_listen.unwrap_or(ctx.config.web.https_listen),
+    )
+    .await?;
     let no_users = vault.store().count_users().await? == 0;
     let mut out = std::io::stdout().lock();
     server.print_url(&mut out)?;
@@ -61,6 +75,8 @@ pub struct Server {
     signals: Signals,
     /// Seed the neighborhood with demo content (`porchlight demo`).
     pub seed_neighborhood: bool,
+    /// Remote access (HTTPS listener bound), when it is on.
+    pub remote: Option<crate::remote_access::Bound>,
 }
 
 impl Server {
@@ -113,6 +129,7 @@ impl Server {
             rtsp,
             signals,
             seed_neighborhood: false,
+            remote: None,
         })
     }
 
@@ -120,11 +137,14 @@ impl Server {
     /// restream's. One write, so a reader that takes the first line and
     /// closes the pipe gets both at once instead of breaking the second.
     pub fn print_url(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-        let lines = format!(
+        let mut lines = format!(
             "Porchlight is running at http://{}/\nRTSP restream at rtsp://{}/\n",
             self.addr,
             self.rtsp.local_addr()
         );
+        if let Some(r) = &self.remote {
+            lines.push_str(&format!("HTTPS at {}/ (listening on {})\n", r.lan_base(), r.addr));
+        }
         out.write_all(lines.as_bytes())?;
         out.flush()?;
         Ok(())
@@ -150,6 +170,7 @@ impl Server {
             rtsp,
             mut signals,
             seed_neighborhood,
+            remote,
         } = self;
         // Event details written before migration 13 are still in clear:
         // seal them to the recipients of now and vacuum the database, before
@@ -189,8 +210,13 @@ impl Server {
         .context("starting the alarm")?;
         // Web Push (issues 5–7). The contact the push services see is the
         // hub's public URL when it has one.
-        let contact = match &ctx.config.web.public_url {
-            Some(u) if u.starts_with("https://") => u.clone(),
+        let public_url = ctx.config.web.public_url.clone().or_else(|| {
+            remote
+                .as_ref()
+                .map(|r| format!("https://{}", r.remote.hub_name()))
+        });
+        let contact = match public_url {
+            Some(u) if u.starts_with("https://") => u,
             _ => "mailto:porchlight@localhost".to_owned(),
         };
         let notifier =
@@ -232,13 +258,26 @@ impl Server {
         ));
         let mut config = ctx.config;
         config.web.listen = addr;
+        if let Some(r) = &remote {
+            config.web.https_listen = r.addr;
+            // The hub's name is its public URL (cookies Secure, push contact).
+            if config.web.public_url.is_none() {
+                config.web.public_url = Some(format!("https://{}", r.remote.hub_name()));
+            }
+        }
         let mut app = porchlight_web::App::new(vault.clone(), Arc::new(config))
             .with_live(recorder.live())
             .with_alarm(alarm.client())
             .with_events(hub_events.handle());
-        if let Some(n) = notifier {
+        if let Some(r) = &remote {
+            app = app.with_https_redirect(r.lan_base());
+        }
+        if let Some(n) = notifier.clone() {
             app = app.with_notifier(n);
         }
+        let remote = remote.map(|r| {
+            crate::remote_access::start(r, app.router(), vault.clone(), notifier.clone())
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(porchlight_web::serve(app, listener, async move {
             let _ = stop_rx.await;
@@ -275,6 +314,9 @@ impl Server {
                 }
             }
         };
+        if let Some(r) = remote {
+            r.stop(GRACE).await;
+        }
         let _ = rtsp_stop_tx.send(());
         let _ = rtsp_task.await;
         if let Some(n) = neighborhood {

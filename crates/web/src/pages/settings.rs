@@ -10,6 +10,13 @@
 //! `crate::push`, which also serves it as its own page at
 //! `/settings/notifications` for members (who have no settings index).
 //!
+//! The index also shows **Remote access** (issue 15, design/remote.md):
+//! the hub's name, the relay, the tunnel, the certificate's expiry and key
+//! fingerprint, the last relay integrity check — and, when a check found
+//! someone else's key on the hub's path, a warning. Read from the data
+//! folder (`porchlight_remote::RemoteStatus`), the same facts as
+//! `porchlight remote status`.
+//!
 //! The forms post here and go through the same functions as the JSON API
 //! (`media`, `camera_admin`, `users`), so both check and audit alike. With
 //! JavaScript, "Test connection" calls the API in place
@@ -99,9 +106,58 @@ pub(super) async fn index(
                 li { a href="/api/openapi.json" { strong { "API" } span.muted { "the JSON API, described as OpenAPI" } } }
             }
             (notifications)
+            (remote_section(&app))
         },
     )
     .into_response())
+}
+
+/// The Remote access section of the settings index (owners only: the
+/// index is).
+fn remote_section(app: &App) -> Markup {
+    let status = porchlight_remote::RemoteStatus::read(app.vault.store().data_dir());
+    html! {
+        section #remote {
+            h2 { "Remote access" }
+            @match status {
+                Err(e) => p.error role="alert" { "Cannot read the remote access settings: " (format!("{e:#}")) },
+                Ok(s) if !s.enabled => p.muted {
+                    "Off. Turn it on with " code { "porchlight remote enable --relay HOST:PORT --token TOKEN" }
+                    " on the hub: the hub gets its own name and certificate, and phones reach it over HTTPS at home and away."
+                },
+                Ok(s) => {
+                    @if let Some(w) = &s.warning {
+                        p.error #remote-warning role="alert" { strong { "Warning: " } (w) }
+                    }
+                    dl {
+                        dt { "Name" } dd { code #remote-name { (s.name.clone().unwrap_or_default()) } }
+                        dt { "At home" } dd { code { (s.lan_name.clone().unwrap_or_default()) } }
+                        dt { "Relay" } dd { code { (s.relay.clone().unwrap_or_default()) } }
+                        dt { "Tunnel" } dd #remote-tunnel {
+                            @match &s.report.tunnel {
+                                None => "not running",
+                                Some(t) if t.connected => "connected",
+                                Some(t) => { "not connected" @if let Some(e) = &t.last_error { " — " (e) } },
+                            }
+                        }
+                        dt { "Certificate" } dd #remote-cert {
+                            @match &s.certificate {
+                                None => "none yet",
+                                Some(c) => { "valid until " (time_el(c.not_after, "datetime")) br; "key SHA-256 " code { (c.spki_sha256) } },
+                            }
+                            @if let Some(e) = &s.report.certificate_error { br; span.error { "Last attempt failed: " (e) } }
+                        }
+                        dt { "Integrity check" } dd #remote-integrity {
+                            @match &s.report.integrity {
+                                None => "not run yet",
+                                Some(i) => { (time_el(i.at, "datetime")) ": " (format!("{:?}", i.outcome).to_lowercase()) " — " (i.detail) },
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
 }
 
 // ---- cameras -------------------------------------------------------------
