@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sensor_modes",
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
+    Migration {
+        version: 11,
+        name: "rtsp_tokens",
+        sql: include_str!("../migrations/sqlite/0011_rtsp_tokens.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {
