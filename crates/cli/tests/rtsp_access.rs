@@ -68,7 +68,15 @@ fn new_token(dir: &Path, user: &str, label: &str, cameras: &[&str]) -> (i64, Str
 fn watcher(url: &str) -> Kill {
     Kill(
         Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url])
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                url,
+            ])
             .args(["-c", "copy", "-f", "null", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -143,17 +151,46 @@ fn rtsp_takes_tokens_not_passwords_and_cuts_viewers_off_when_access_ends() {
     // A password a URL carries as it is (the test must not depend on how
     // ffmpeg decodes one).
     let alice_pw = "alice-passphrase-2026";
-    ok(dir, &["user", "add", "alice", "--role", "owner", "--password-stdin"], &format!("{alice_pw}\n"));
-    ok(dir, &["user", "add", "mia", "--role", "member", "--password-stdin"], &format!("{PW}\n"));
     ok(
         dir,
-        &["camera", "add", "porch", "--url", &format!("rtsp://127.0.0.1:{sim_port}/sub"), "--no-detect"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        &format!("{alice_pw}\n"),
+    );
+    ok(
+        dir,
+        &["user", "add", "mia", "--role", "member", "--password-stdin"],
+        &format!("{PW}\n"),
+    );
+    ok(
+        dir,
+        &[
+            "camera",
+            "add",
+            "porch",
+            "--url",
+            &format!("rtsp://127.0.0.1:{sim_port}/sub"),
+            "--no-detect",
+        ],
         "",
     );
     let closed = free_port();
     ok(
         dir,
-        &["camera", "add", "yard", "--url", &format!("rtsp://127.0.0.1:{closed}/x"), "--no-detect"],
+        &[
+            "camera",
+            "add",
+            "yard",
+            "--url",
+            &format!("rtsp://127.0.0.1:{closed}/x"),
+            "--no-detect",
+        ],
         "",
     );
     ok(dir, &["camera", "grant", "porch", "mia"], "");
@@ -162,7 +199,10 @@ fn rtsp_takes_tokens_not_passwords_and_cuts_viewers_off_when_access_ends() {
 
     // The account password is not an RTSP credential, even the owner's.
     let (good, _, err) = probe_rtsp(&format!("rtsp://alice:{alice_pw}@{rtsp}/porch"));
-    assert!(!good && err.contains("401"), "the password must be refused: {err}");
+    assert!(
+        !good && err.contains("401"),
+        "the password must be refused: {err}"
+    );
 
     // A token plays.
     let (alice_id, alice) = new_token(dir, "alice", "laptop VLC", &[]);
@@ -177,21 +217,49 @@ fn rtsp_takes_tokens_not_passwords_and_cuts_viewers_off_when_access_ends() {
     // A member's token shows only what the member may see.
     let (good, _, err) = probe_rtsp(&format!("rtsp://mia:{mia}@{rtsp}/yard"));
     assert!(!good && err.contains("403"), "{err}");
-    let (code, _, err) = run(dir, &["user", "rtsp-token", "mia", "--label", "x", "--camera", "yard"], "");
+    let (code, _, err) = run(
+        dir,
+        &[
+            "user",
+            "rtsp-token",
+            "mia",
+            "--label",
+            "x",
+            "--camera",
+            "yard",
+        ],
+        "",
+    );
     assert_ne!(code, 0);
     assert!(err.contains("may not see a camera named `yard`"), "{err}");
     // Listed, never with the secret.
     let list = ok(dir, &["user", "rtsp-token", "alice", "--list"], "");
-    assert!(list.contains("laptop VLC") && !list.contains(&alice), "{list}");
+    assert!(
+        list.contains("laptop VLC") && !list.contains(&alice),
+        "{list}"
+    );
 
     // Revoking the token cuts an open stream within 5 s, and the token no
     // longer opens one.
     let mut w = watcher(&format!("rtsp://alice:{alice}@{rtsp}/porch"));
     wait_playing(dir, 2, &mut w);
-    ok(dir, &["user", "rtsp-token", "alice", "--revoke", &alice_id.to_string()], "");
+    ok(
+        dir,
+        &[
+            "user",
+            "rtsp-token",
+            "alice",
+            "--revoke",
+            &alice_id.to_string(),
+        ],
+        "",
+    );
     ends_within_5s(&mut w.0, "token revoked");
     let (good, _, err) = probe_rtsp(&format!("rtsp://alice:{alice}@{rtsp}/porch"));
-    assert!(!good && err.contains("401"), "a revoked token must be refused: {err}");
+    assert!(
+        !good && err.contains("401"),
+        "a revoked token must be refused: {err}"
+    );
 
     // Withdrawing the member's grant cuts their stream.
     let mut w = watcher(&format!("rtsp://mia:{mia}@{rtsp}/porch"));
@@ -225,15 +293,20 @@ fn rtsp_takes_tokens_not_passwords_and_cuts_viewers_off_when_access_ends() {
             "live.cut",
         ],
     );
-    let count = |action: &str, actor: &str| {
-        log.iter()
-            .filter(|e| e.1 == action && e.0 == actor)
-            .count()
-    };
+    let count =
+        |action: &str, actor: &str| log.iter().filter(|e| e.1 == action && e.0 == actor).count();
     // The password attempt, mia's token under alice's name, the revoked token.
     assert_eq!(count("rtsp.sign_in_failed", "alice"), 3, "{log:#?}");
-    assert_eq!(count("rtsp.sign_in_refused", "mia"), 1, "disabled: {log:#?}");
-    assert_eq!(count("camera.denied", "mia"), 2, "yard, then porch after the revoke: {log:#?}");
+    assert_eq!(
+        count("rtsp.sign_in_refused", "mia"),
+        1,
+        "disabled: {log:#?}"
+    );
+    assert_eq!(
+        count("camera.denied", "mia"),
+        2,
+        "yard, then porch after the revoke: {log:#?}"
+    );
     assert_eq!(count("live.restream", "alice"), 2, "{log:#?}");
     assert_eq!(count("live.restream", "mia"), 2, "{log:#?}");
     let cuts: Vec<&str> = log
@@ -242,7 +315,10 @@ fn rtsp_takes_tokens_not_passwords_and_cuts_viewers_off_when_access_ends() {
         .map(|e| e.3.as_str())
         .collect();
     assert_eq!(cuts.len(), 3, "{log:#?}");
-    assert!(cuts[0].contains(&format!("\"token\":{alice_id}")) && cuts[0].contains("revoked"), "{cuts:?}");
+    assert!(
+        cuts[0].contains(&format!("\"token\":{alice_id}")) && cuts[0].contains("revoked"),
+        "{cuts:?}"
+    );
     assert!(cuts[1].contains("may no longer watch"), "{cuts:?}");
     assert!(cuts[2].contains("disabled"), "{cuts:?}");
     // ffprobe's stream ended by itself (TEARDOWN or leaving), and said so.

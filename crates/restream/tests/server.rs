@@ -677,7 +677,11 @@ async fn a_revoked_viewer_is_cut_off_and_every_stream_end_is_reported() {
     tokio::task::spawn_blocking(move || {
         // TEARDOWN: reported as such.
         let (mut c, id) = play_cam(addr);
-        let (st, _) = c.req("TEARDOWN", &format!("rtsp://{addr}/cam"), &[("Session", &id)]);
+        let (st, _) = c.req(
+            "TEARDOWN",
+            &format!("rtsp://{addr}/cam"),
+            &[("Session", &id)],
+        );
         assert_eq!(st, 200);
         assert_eq!(*auth.ends.lock().unwrap(), [StreamEnd::Teardown]);
 
@@ -702,8 +706,9 @@ async fn a_revoked_viewer_is_cut_off_and_every_stream_end_is_reported() {
             .unwrap();
         let mut b = [0u8; 64];
         match c.s.read(&mut b) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             other => panic!("the connection should still be open: {other:?}"),
         }
 
@@ -736,11 +741,20 @@ async fn a_revoked_viewer_is_cut_off_and_every_stream_end_is_reported() {
         ];
         let (st, head) = c.req("SETUP", &format!("{base}/cam/trackID=0"), &tcp);
         assert_eq!(st, 200, "{head}");
-        let id = header(&head, "Session").unwrap().split(';').next().unwrap().to_owned();
+        let id = header(&head, "Session")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         auth.revoked.lock().unwrap().push(11);
         let (st, _) = c.req("PLAY", &format!("{base}/cam"), &[("Session", &id)]);
         assert_eq!(st, 401);
-        assert_eq!(auth.plays.load(Ordering::SeqCst), 3, "the refused PLAY is not one");
+        assert_eq!(
+            auth.plays.load(Ordering::SeqCst),
+            3,
+            "the refused PLAY is not one"
+        );
     })
     .await
     .unwrap();

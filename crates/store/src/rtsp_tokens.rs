@@ -58,9 +58,7 @@ fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RtspTokenRow> {
                 .unwrap_or_default()
         }),
         created_at: from_micros(row.get("created_at")),
-        last_used_at: row
-            .get::<Option<i64>, _>("last_used_at")
-            .map(from_micros),
+        last_used_at: row.get::<Option<i64>, _>("last_used_at").map(from_micros),
     })
 }
 

@@ -23,7 +23,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A hub with an owner (`olive`), a member (`mia`) granted camera `porch`,
 /// served on a loopback port with a live hub (no frames: the camera is
@@ -94,7 +95,12 @@ impl Live {
             .await
             .into_iter()
             .filter(|e| e.action == "live.cut")
-            .map(|e| (e.actor, e.detail["reason"].as_str().unwrap_or("").to_owned()))
+            .map(|e| {
+                (
+                    e.actor,
+                    e.detail["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
             .collect();
         v.reverse();
         v
@@ -155,8 +161,10 @@ async fn withdrawing_the_grant_closes_the_members_live_view() {
     let mut req = format!("ws://{}/api/v1/cameras/porch/live", l.addr)
         .into_client_request()
         .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {}", l.member).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", l.member).parse().unwrap(),
+    );
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
 }
 

@@ -20,7 +20,13 @@ async fn a_member_creates_lists_and_revokes_an_rtsp_token_on_the_account_page() 
     let porch = hub.camera("porch").await;
     let yard = hub.camera("yard").await;
     let r = hub
-        .call(&owner, "PUT", "/api/v1/cameras/porch/grants/mia", None, true)
+        .call(
+            &owner,
+            "PUT",
+            "/api/v1/cameras/porch/grants/mia",
+            None,
+            true,
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.body);
 
@@ -46,13 +52,21 @@ async fn a_member_creates_lists_and_revokes_an_rtsp_token_on_the_account_page() 
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(r.body.contains("may not see a camera named `yard`"), "{}", r.body);
+    assert!(
+        r.body.contains("may not see a camera named `yard`"),
+        "{}",
+        r.body
+    );
 
     let r = hub
         .form(
             &mia,
             "/account/rtsp-tokens",
-            &[("csrf", &mia.csrf), ("label", "kitchen tablet"), ("camera", "porch")],
+            &[
+                ("csrf", &mia.csrf),
+                ("label", "kitchen tablet"),
+                ("camera", "porch"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -63,9 +77,16 @@ async fn a_member_creates_lists_and_revokes_an_rtsp_token_on_the_account_page() 
     let page = hub.call(&mia, "GET", "/account", None, false).await;
     assert!(page.body.contains("kitchen tablet"), "{}", page.body);
     assert!(!page.body.contains(&secret));
-    let tokens = hub.vault.rtsp_tokens(hub.user_id("mia").await).await.unwrap();
+    let tokens = hub
+        .vault
+        .rtsp_tokens(hub.user_id("mia").await)
+        .await
+        .unwrap();
     assert_eq!(tokens.len(), 1);
-    assert_eq!(tokens[0].cameras.as_deref(), Some(&["porch".to_owned()][..]));
+    assert_eq!(
+        tokens[0].cameras.as_deref(),
+        Some(&["porch".to_owned()][..])
+    );
 
     // What an RTSP client can do with it: the token signs in; the account
     // password does not; the scope holds.
@@ -74,8 +95,16 @@ async fn a_member_creates_lists_and_revokes_an_rtsp_token_on_the_account_page() 
         .rtsp_sign_in("mia", &secret, "127.0.0.1")
         .await
         .unwrap();
-    assert!(hub.store.rtsp_token_may_see(v.token_id, porch).await.unwrap());
-    assert!(!hub.store.rtsp_token_may_see(v.token_id, yard).await.unwrap());
+    assert!(hub
+        .store
+        .rtsp_token_may_see(v.token_id, porch)
+        .await
+        .unwrap());
+    assert!(!hub
+        .store
+        .rtsp_token_may_see(v.token_id, yard)
+        .await
+        .unwrap());
     assert!(matches!(
         hub.vault.rtsp_sign_in("mia", PW, "127.0.0.1").await,
         Err(AuthError::BadCredentials)

@@ -186,20 +186,23 @@ impl Server {
             Some(u) if u.starts_with("https://") => u.clone(),
             _ => "mailto:porchlight@localhost".to_owned(),
         };
-        let notifier =
-            match porchlight_notify::Notifier::open(vault.store().clone(), &ctx.data_dir, contact) {
-                // `[web] push_allow_loopback_http`: a push service on this
-                // machine (the browser tests'); never http:// elsewhere.
-                Ok(n) if ctx.config.web.push_allow_loopback_http => {
-                    tracing::warn!("Web Push accepts http:// endpoints on 127.0.0.1 and [::1] (web.push_allow_loopback_http)");
-                    Some(n.allow_loopback_http_endpoints())
-                }
-                Ok(n) => Some(n),
-                Err(e) => {
-                    tracing::warn!("Web Push is off: {e}");
-                    None
-                }
-            };
+        let notifier = match porchlight_notify::Notifier::open(
+            vault.store().clone(),
+            &ctx.data_dir,
+            contact,
+        ) {
+            // `[web] push_allow_loopback_http`: a push service on this
+            // machine (the browser tests'); never http:// elsewhere.
+            Ok(n) if ctx.config.web.push_allow_loopback_http => {
+                tracing::warn!("Web Push accepts http:// endpoints on 127.0.0.1 and [::1] (web.push_allow_loopback_http)");
+                Some(n.allow_loopback_http_endpoints())
+            }
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("Web Push is off: {e}");
+                None
+            }
+        };
         // porchlight-events (issue 5): detection, events, snapshots, MQTT.
         let hub_events = crate::hub_events::HubEvents::start(
             vault.store().clone(),
@@ -291,7 +294,10 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
         return None;
     }
     let url = cfg.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", ctx.data_dir.join("neighborhood.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            ctx.data_dir.join("neighborhood.db").display()
+        )
     });
     let n = match porchlight_neighborhood::Neighborhood::open(&url).await {
         Ok(n) => n,
@@ -308,7 +314,11 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
                     .iter()
                     .map(|a| format!("{} / {}", a.username, a.password))
                     .collect();
-                tracing::info!("demo neighborhood: {} posts; accounts: {}", demo.posts, who.join(", "));
+                tracing::info!(
+                    "demo neighborhood: {} posts; accounts: {}",
+                    demo.posts,
+                    who.join(", ")
+                );
             }
             Err(e) => tracing::warn!("seeding the demo neighborhood: {e}"),
         }
@@ -316,7 +326,10 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!("the neighborhood server is off: cannot listen on {}: {e}", cfg.listen);
+            tracing::warn!(
+                "the neighborhood server is off: cannot listen on {}: {e}",
+                cfg.listen
+            );
             return None;
         }
     };
@@ -403,9 +416,7 @@ impl porchlight_restream::Authorizer for HubAuthorizer {
                     tracing::warn!(%client, user = %username, "RTSP: {e}");
                     Err(Denied::BadCredentials)
                 }
-                Err(AuthError::BadCredentials | AuthError::Disabled) => {
-                    Err(Denied::BadCredentials)
-                }
+                Err(AuthError::BadCredentials | AuthError::Disabled) => Err(Denied::BadCredentials),
                 Err(e) => Err(Denied::Unavailable(e.to_string())),
             }
         })
