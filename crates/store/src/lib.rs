@@ -40,6 +40,7 @@ pub mod events;
 mod migrate;
 pub mod push;
 pub mod recordings;
+pub mod rtsp_tokens;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -59,6 +60,7 @@ pub use events::{EventDetails, EventFilter, EventRow, NewEvent, StoredDetails, S
 pub use migrate::{MigrationStatus, MIGRATIONS};
 pub use push::{NotificationRules, PushSubscription, QuietHours};
 pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
+pub use rtsp_tokens::RtspTokenRow;
 pub use sessions::NewSession;
 pub use sessions::{SessionRow, SessionStage};
 pub use throttle::{ThrottleRow, ThrottleScope};

@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
     Migration {
+        version: 11,
+        name: "rtsp_tokens",
+        sql: include_str!("../migrations/sqlite/0011_rtsp_tokens.sql"),
+    },
+    Migration {
         version: 12,
         name: "recipient_changes_and_audit_anchor",
         sql: include_str!("../migrations/sqlite/0012_recipient_changes_and_audit_anchor.sql"),

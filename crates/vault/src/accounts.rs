@@ -575,7 +575,7 @@ impl Vault {
         .await
     }
 
-    async fn locked(
+    pub(crate) async fn locked(
         &self,
         scope: ThrottleScope,
         key: &str,
@@ -594,7 +594,7 @@ impl Vault {
         Ok(())
     }
 
-    async fn record_failure(
+    pub(crate) async fn record_failure(
         &self,
         scope: ThrottleScope,
         key: &str,
@@ -838,7 +838,17 @@ impl Vault {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let Some(s) = self.store.session_by_token_hash(&token_hash(token)).await? else {
+        self.authenticate_hash(&token_hash(token)).await
+    }
+
+    /// [`Vault::authenticate`] by the token's hash: what a long-lived
+    /// stream keeps (not the token) to re-check its session every few
+    /// seconds. A hash is never reused, unlike a session id.
+    pub async fn authenticate_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Authenticated>, AuthError> {
+        let Some(s) = self.store.session_by_token_hash(hash).await? else {
             return Ok(None);
         };
         let now = self.clock.now();

@@ -18,6 +18,8 @@
 //!   segment files of the media crate).
 //! * [`totp`] — RFC 6238 codes with replay-proof step matching.
 //! * [`password`] — Argon2id hashing and the password policy.
+//! * [`rtsp`] — per-device RTSP tokens for the restream (no account
+//!   password over RTSP) and the checks the restream repeats with them.
 //!
 //! Invariants:
 //!
@@ -34,6 +36,7 @@ pub mod accounts;
 pub mod details;
 pub mod keys;
 pub mod password;
+pub mod rtsp;
 pub mod sealed;
 pub mod snapshot;
 pub mod stream;

@@ -21,6 +21,9 @@ pub const CSRF_COOKIE: &str = "pl_csrf";
 #[derive(Debug, Clone)]
 pub struct Visitor {
     pub session: Option<SessionRow>,
+    /// SHA-256 of the session's token (with `session`): what a long-lived
+    /// stream keeps to re-check the session ([`porchlight_vault::Vault::authenticate_hash`]).
+    pub token_hash: Option<[u8; 32]>,
     /// Authenticated by `Authorization: Bearer` rather than a cookie.
     pub via_bearer: bool,
     /// The client's address (the proxy's view when trusted).
@@ -117,15 +120,20 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
         Some(t) => (Some(t), true),
         None => (cookie(req.headers(), SESSION_COOKIE), false),
     };
-    let session = match token {
-        None => None,
+    let (session, token_hash) = match token {
+        None => (None, None),
         Some(t) => match app.vault.authenticate(&t).await {
-            Ok(a) => a.map(|a| a.session),
+            Ok(Some(a)) => (
+                Some(a.session),
+                Some(porchlight_vault::accounts::token_hash(&t)),
+            ),
+            Ok(None) => (None, None),
             Err(e) => return PageError(e.into()).into_response(),
         },
     };
     let visitor = Visitor {
         session,
+        token_hash,
         via_bearer,
         client: client_addr(&app, &req),
         secure: is_secure(&app, &req),

@@ -1,5 +1,5 @@
-//! The signed-in user's own account: two-factor set-up, password, and the
-//! list of their sessions with revoke.
+//! The signed-in user's own account: two-factor set-up, password, the
+//! list of their sessions with revoke, and their RTSP tokens (`rtsp.rs`).
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -163,6 +163,7 @@ pub(super) async fn account(State(app): State<App>, u: PageUser) -> Result<Respo
         .ok_or(WebError::NotSignedIn)?;
     let sessions = app.vault.sessions_of(s.user_id).await?;
     let key = app.vault.unlocked_key(s).is_some();
+    let rtsp = super::rtsp::section(&app, s).await?;
     Ok(page(
         "Account",
         s,
@@ -202,6 +203,7 @@ pub(super) async fn account(State(app): State<App>, u: PageUser) -> Result<Respo
                     }
                 }
             }
+            (rtsp)
             h2 { "Change password" }
             p.muted { "Your household key is re-wrapped with the new password; your recordings stay readable. Your other sessions end." }
             form method="post" action="/account/password" {
