@@ -66,9 +66,14 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sensor_modes",
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sessions_never_reuse_ids",
+        sql: include_str!("../migrations/sqlite/0010_sessions_never_reuse_ids.sql"),
+    },
 ];
 
-fn checksum(sql: &str) -> String {
+pub(crate) fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 
