@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
     Migration {
+        version: 10,
+        name: "sessions_never_reuse_ids",
+        sql: include_str!("../migrations/sqlite/0010_sessions_never_reuse_ids.sql"),
+    },
+    Migration {
         version: 11,
         name: "rtsp_tokens",
         sql: include_str!("../migrations/sqlite/0011_rtsp_tokens.sql"),
@@ -83,7 +88,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-fn checksum(sql: &str) -> String {
+pub(crate) fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 

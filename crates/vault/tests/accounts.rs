@@ -199,31 +199,46 @@ async fn totp_accept_reject_replay() {
         f.vault.unlocked_key(&s.session).is_none(),
         "no key before the second factor"
     );
+    assert_eq!(
+        f.vault.keyring().len(),
+        0,
+        "not even held back: nothing is unwrapped at the password step"
+    );
     // Wrong code.
     assert!(matches!(
-        f.vault.second_factor(&s.session, "000000").await,
+        f.vault
+            .second_factor(&s.session, &s.token, "000000", "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // Right code.
     let code = f.code_now(&secret);
-    let full = f.vault.second_factor(&s.session, &code).await.unwrap();
+    let full = f
+        .vault
+        .second_factor(&s.session, &s.token, &code, "1.2.3.4")
+        .await
+        .unwrap();
     assert_eq!(full.stage, SessionStage::Full);
     assert!(f.vault.unlocked_key(&full).is_some());
     // The same code again, in a new sign-in within the same 30 s: replay.
     let s2 = f.vault.sign_in("carol", PW, "1.2.3.4", "t").await.unwrap();
     assert!(matches!(
-        f.vault.second_factor(&s2.session, &code).await,
+        f.vault
+            .second_factor(&s2.session, &s2.token, &code, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // An older code (previous step, still within skew) is also refused.
     let older = totp::code_for_step(&secret, totp::step_at(f.vault.now().as_second()) - 1, 6);
     assert!(matches!(
-        f.vault.second_factor(&s2.session, &older).await,
+        f.vault
+            .second_factor(&s2.session, &s2.token, &older, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // The next step's code works.
     f.clock.advance(Duration::from_secs(30));
-    let s2 = f
+    let row = f
         .vault
         .authenticate(&s2.token)
         .await
@@ -231,7 +246,65 @@ async fn totp_accept_reject_replay() {
         .unwrap()
         .session;
     f.vault
-        .second_factor(&s2, &f.code_now(&secret))
+        .second_factor(&row, &s2.token, &f.code_now(&secret), "1.2.3.4")
+        .await
+        .unwrap();
+}
+
+/// A code that is wrong at the vault's current time.
+fn wrong_code(f: &Fixture, secret: &[u8]) -> String {
+    let step = totp::step_at(f.vault.now().as_second());
+    let near: Vec<String> = (step - 1..=step + 1)
+        .map(|s| totp::code_for_step(secret, s, 6))
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_codes_count_per_address_across_accounts() {
+    let f = fixture().await;
+    let mut secrets = Vec::new();
+    for i in 0..5 {
+        secrets.push(f.user_with_totp(&format!("t{i}"), Role::Member).await);
+    }
+    // 40 wrong codes from one address (4 × an account's 10), spread so
+    // that no account reaches its own limit.
+    for (i, secret) in secrets.iter().enumerate() {
+        for _ in 0..8 {
+            let s = f
+                .vault
+                .sign_in(&format!("t{i}"), PW, "6.6.6.6", "t")
+                .await
+                .unwrap();
+            assert!(matches!(
+                f.vault
+                    .second_factor(&s.session, &s.token, &wrong_code(&f, secret), "6.6.6.6")
+                    .await,
+                Err(AuthError::BadSecondFactor)
+            ));
+        }
+    }
+    let s = f.vault.sign_in("t0", PW, "6.6.6.6", "t").await.unwrap();
+    let e = f
+        .vault
+        .second_factor(&s.session, &s.token, &f.code_now(&secrets[0]), "6.6.6.6")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, AuthError::Locked { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("wrong codes from this network address"),
+        "{e}"
+    );
+    assert_eq!(f.vault.keyring().len(), 0);
+    // The same account from another address is fine.
+    let s = f.vault.sign_in("t0", PW, "7.7.7.7", "t").await.unwrap();
+    f.vault
+        .second_factor(&s.session, &s.token, &f.code_now(&secrets[0]), "7.7.7.7")
         .await
         .unwrap();
 }
@@ -254,12 +327,14 @@ async fn recovery_codes_are_single_use() {
     let code = codes[3].to_lowercase(); // typed sloppily
     let p1 = f.vault.sign_in("dave", PW, "1.2.3.4", "t").await.unwrap();
     f.vault
-        .second_factor(&p1.session, &code)
+        .second_factor(&p1.session, &p1.token, &code, "1.2.3.4")
         .await
         .expect("first use works");
     let p2 = f.vault.sign_in("dave", PW, "1.2.3.4", "t").await.unwrap();
     assert!(matches!(
-        f.vault.second_factor(&p2.session, &code).await,
+        f.vault
+            .second_factor(&p2.session, &p2.token, &code, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     assert_eq!(

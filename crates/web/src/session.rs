@@ -114,12 +114,19 @@ fn is_secure(app: &App, req: &Request) -> bool {
     }
 }
 
+/// The session token the request presents (bearer first, else the
+/// cookie), and whether it came as a bearer token. The hub keeps only its
+/// hash; the second-factor step needs the token itself.
+pub fn presented_token(headers: &HeaderMap) -> (Option<String>, bool) {
+    match bearer(headers) {
+        Some(t) => (Some(t), true),
+        None => (cookie(headers, SESSION_COOKIE), false),
+    }
+}
+
 /// Middleware: resolves the requester into a [`Visitor`] extension.
 pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let (token, via_bearer) = match bearer(req.headers()) {
-        Some(t) => (Some(t), true),
-        None => (cookie(req.headers(), SESSION_COOKIE), false),
-    };
+    let (token, via_bearer) = presented_token(req.headers());
     let (session, token_hash) = match token {
         None => (None, None),
         Some(t) => match app.vault.authenticate(&t).await {
