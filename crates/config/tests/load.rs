@@ -70,7 +70,8 @@ fn non_default_config() -> Config {
     Config {
         data_dir: Some(PathBuf::from("/var/lib/porchlight")),
         web: WebConfig {
-            listen: "[::]:8443".parse().unwrap(),
+            listen: "[::]:8080".parse().unwrap(),
+            https_listen: "[::]:9443".parse().unwrap(),
             public_url: Some("https://hub.example".to_string()),
             trust_forwarded_headers: true,
             secure_cookies: SecureCookies::Always,

@@ -16,7 +16,7 @@ use support::*;
 /// Records three one-second GOPs of camera `camera_id`, starting at `t0`,
 /// sealed to every member who may see it now.
 async fn record(h: &Hub, camera_id: i64, t0: jiff::Timestamp) {
-    let recipients = h
+    let recipients: Vec<age::x25519::Recipient> = h
         .store
         .camera_recipients(camera_id)
         .await

@@ -276,6 +276,12 @@ impl Server {
             .with_events(hub_events.handle());
         if let Some(r) = &remote {
             app = app.with_https_redirect(r.lan_base());
+            // The hub's names answer too (the Host allow-list refuses any
+            // other name: DNS rebinding).
+            let names = r.remote.names();
+            app = app
+                .allow_hosts(names.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("remote access: {e}"))?;
         }
         if let Some(n) = notifier.clone() {
             app = app.with_notifier(n);
