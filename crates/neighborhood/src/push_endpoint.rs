@@ -44,9 +44,6 @@ use std::sync::{Arc, Mutex};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
-/// The error type of [`Resolve`] futures.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Which push services on this machine are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LocalPush {
@@ -266,10 +263,8 @@ impl Resolve for Guarded {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> = inner.resolve(name).await?.collect();
             let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-            if let Err(why) = check_resolved(&host, &ips, local) {
-                return Err(Box::new(Refused(why)) as BoxError);
-            }
-            Ok::<Addrs, BoxError>(Box::new(addrs.into_iter()))
+            check_resolved(&host, &ips, local).map_err(Refused)?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
 }
@@ -282,8 +277,9 @@ impl Resolve for SystemResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            Ok::<Addrs, BoxError>(Box::new(addrs.into_iter()))
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
 }
@@ -320,14 +316,26 @@ impl FixedResolver {
 impl Resolve for FixedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_ascii_lowercase();
-        *self.lookups.lock().unwrap_or_else(|p| p.into_inner()).entry(host.clone()).or_default() += 1;
-        let found = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&host).cloned();
+        *self
+            .lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host.clone())
+            .or_default() += 1;
+        let found = self
+            .table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+            .cloned();
         Box::pin(async move {
             match found {
-                Some(ips) => {
-                    let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
-                    Ok::<Addrs, BoxError>(Box::new(addrs.into_iter()))
-                }
+                Some(ips) => Ok(Box::new(
+                    ips.into_iter()
+                        .map(|ip| SocketAddr::new(ip, 0))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                ) as Addrs),
                 None => Err(format!("{host}: no such host in the test resolver").into()),
             }
         })
