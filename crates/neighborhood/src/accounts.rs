@@ -603,9 +603,6 @@ impl Neighborhood {
             .bind(user)
             .execute(self.pool())
             .await?;
-        // Posts this user made at the new home (or inside it) would now
-        // show their home cell: move them out to the wider area.
-        self.coarsen_posts_at_home(user, cell).await?;
         Ok(cell)
     }
 

@@ -71,9 +71,7 @@ impl Neighborhood {
             return Ok(Demo { accounts, home_cell: home, posts: 0 });
         }
         let id_of = |u: &str| accounts.iter().find(|a| a.username == u).map(|a| a.id).unwrap_or(0);
-        // Around the shared demo home, never on it: a post never shows its
-        // author's home cell (issue 14 item 7).
-        let cells: Vec<h3o::CellIndex> = home.grid_disk::<Vec<_>>(2).into_iter().filter(|c| *c != home).collect();
+        let cells: Vec<h3o::CellIndex> = home.grid_disk::<Vec<_>>(2);
         let now = now_ms();
         let hour = 3_600_000;
         let posts: Vec<(&str, Category, &str, &str, serde_json::Value)> = vec![

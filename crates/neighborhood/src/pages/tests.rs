@@ -56,12 +56,6 @@ fn home() -> h3o::CellIndex {
     LatLng::new(47.6205, -122.3493).unwrap().to_cell(Resolution::Eight)
 }
 
-/// A res-8 cell next to the home cell (about 0.8 km away): posts may not
-/// carry their author's home cell.
-fn next_door() -> h3o::CellIndex {
-    home().grid_disk::<Vec<_>>(1).into_iter().find(|c| *c != home()).unwrap()
-}
-
 /// A res-8 cell about `km` east of the home cell's centre.
 fn east(km: f64) -> h3o::CellIndex {
     let c = LatLng::from(home());
@@ -140,7 +134,7 @@ impl T {
             category: category.into(),
             title: title.into(),
             body: body.into(),
-            cell: Some(cell.to_string()),
+            cell: cell.to_string(),
             ..NewPost::default()
         };
         self.n.create_post(&v, &p).await.unwrap()["id"].as_i64().unwrap()
@@ -323,7 +317,7 @@ async fn feed_page_shows_the_radius_distances_badges_and_drawing() {
     let t = setup().await;
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let (_, fire) = t.user("fire", Role::Agency, None).await;
-    t.post(&ana, "wildlife", "Heron at home", "A heron at the pond.", next_door()).await;
+    t.post(&ana, "wildlife", "Heron at home", "A heron at the pond.", home()).await;
     t.post(&ana, "lost_found_pet", "Grey cat two km", "Found a grey cat.", east(2.0)).await;
     t.post(&ana, "wildlife", "Far owl", "An owl.", east(6.0)).await;
     t.post(&fire, "safety_tip", "Check your smoke alarms", "Test them monthly.", home()).await;
@@ -375,17 +369,12 @@ async fn new_post_page_returns_profiling_with_guidance_and_strips_photos() {
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let cookie = format!("nb_session={ana}");
     let csrf = csrf_for(&ana);
-    // The place as the form comes: empty, which means the wider area.
-    let cell = String::new();
+    let cell = home().to_string();
 
     let r = t.get("/posts/new", &ana).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("Describe what the person did first"), "guidance shown up front");
-    // Issue 14 item 7: the home area is never filled in (a post made as the
-    // form comes used to carry it); the wider default place is named.
-    assert!(!r.text.contains(&home().to_string()), "the form must not carry the home cell");
-    let wide = crate::area::default_post_cell(home()).unwrap();
-    assert!(r.text.contains(&wide.to_string()), "the default place is named");
+    assert!(r.text.contains(&format!("value=\"{cell}\"")), "own area prefilled");
     assert!(!r.text.contains("value=\"safety_tip\""), "agency categories are not offered to residents");
     assert_self_contained(&r.text);
 
@@ -414,9 +403,6 @@ async fn new_post_page_returns_profiling_with_guidance_and_strips_photos() {
     assert!(post_url.starts_with("/posts/"));
     let r = t.get(&post_url, &ana).await;
     assert!(r.text.contains("Lost black dog"));
-    let id: i64 = post_url.trim_start_matches("/posts/").parse().unwrap();
-    let p = t.n.post(&v, id).await.unwrap();
-    assert_eq!(p["cell"], wide.to_string(), "a post without a place gets the wider area: {p}");
     let src = r.text.split("img src=\"").nth(1).expect("photo shown").split('"').next().unwrap().to_string();
     let photo = t.get(&src, &ana).await;
     assert_eq!(photo.status, StatusCode::OK);
@@ -440,7 +426,7 @@ async fn hostile_comment_gets_the_kindness_reminder_then_can_be_confirmed() {
     let t = setup().await;
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let (_, ben) = t.user("ben", Role::Neighbor, Some(home())).await;
-    let id = t.post(&ana, "wildlife", "Fox in the yard", "A fox was in our yard last night.", next_door()).await;
+    let id = t.post(&ana, "wildlife", "Fox in the yard", "A fox was in our yard last night.", home()).await;
     let path = format!("/posts/{id}/comments");
     let r = t.post_form(&path, &ben, &[("body", "You're an idiot, the gate was open.")]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
@@ -464,7 +450,7 @@ async fn agencies_see_no_comment_box_reactions_or_photos_on_residents_posts() {
     let t = setup().await;
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let (_, fire) = t.user("fire", Role::Agency, None).await;
-    let id = t.post(&ana, "wildlife", "Coyote", "A coyote near the school.", next_door()).await;
+    let id = t.post(&ana, "wildlife", "Coyote", "A coyote near the school.", home()).await;
     let v = t.n.viewer_for_token(&ana).await.unwrap();
     let photo_id = t.n.add_photo(&v, id, &jpeg_with_gps()).await.unwrap();
 
@@ -520,7 +506,7 @@ async fn report_then_moderate_through_the_pages() {
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let (_, ben) = t.user("ben", Role::Neighbor, Some(home())).await;
     let (_, mo) = t.user("moe", Role::Moderator, Some(home())).await;
-    let id = t.post(&ana, "crime_safety", "Car window smashed", "Someone smashed a car window on 4th at 2am.", next_door()).await;
+    let id = t.post(&ana, "crime_safety", "Car window smashed", "Someone smashed a car window on 4th at 2am.", home()).await;
 
     // Neighbors cannot open the queue.
     let r = t.get("/moderation", &ben).await;
@@ -571,7 +557,7 @@ async fn assets_are_served_locally() {
 async fn page_routes_list_matches_the_router() {
     let t = setup().await;
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
-    let id = t.post(&ana, "wildlife", "Heron", "At the pond.", next_door()).await.to_string();
+    let id = t.post(&ana, "wildlife", "Heron", "At the pond.", home()).await.to_string();
     for (method, path) in super::PAGE_ROUTES {
         let p = path.replace("{id}", &id).replace("{kind}", "posts").replace("{action}", "hide");
         let r = t.send(method, &p, Some(&format!("nb_session={ana}")), None, Vec::new(), None).await;
