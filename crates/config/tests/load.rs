@@ -70,7 +70,7 @@ fn non_default_config() -> Config {
     Config {
         data_dir: Some(PathBuf::from("/var/lib/porchlight")),
         web: WebConfig {
-            listen: "[::]:8080".parse().unwrap(),
+            listen: "[::]:8443".parse().unwrap(),
             https_listen: "[::]:9443".parse().unwrap(),
             public_url: Some("https://hub.example".to_string()),
             trust_forwarded_headers: true,
@@ -123,6 +123,7 @@ data_dir = "/var/lib/porchlight"
 
 [web]
 listen = "[::]:8443"
+https_listen = "[::]:9443"
 public_url = "https://hub.example"
 trust_forwarded_headers = true
 secure_cookies = "always"
