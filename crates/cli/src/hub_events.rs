@@ -12,8 +12,7 @@
 //!   (checked by `porchlight_alarm::trigger`), recorded through the same
 //!   [`EventsHandle::trigger`] as `POST /api/v1/events` — snapshot,
 //!   announcement and push alike — and audited as `event.trigger` by
-//!   `mqtt` (with the event id and topic; the kind is sealed with the
-//!   event's details).
+//!   `mqtt`.
 
 use std::sync::Arc;
 
@@ -175,9 +174,7 @@ async fn mqtt_triggers(
                     actor: "mqtt".into(),
                     action: "event.trigger".into(),
                     target: t.camera.clone(),
-                    // No kind: it is sealed with the event's details
-                    // (design/keys.md); the id leads there.
-                    detail: serde_json::json!({ "event": id, "topic": t.topic }),
+                    detail: serde_json::json!({ "event": id, "kind": t.kind, "topic": t.topic }),
                     client: String::new(),
                 };
                 if let Err(e) = store.append_audit(&entry, jiff::Timestamp::now()).await {

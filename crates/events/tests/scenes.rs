@@ -340,15 +340,10 @@ async fn synthetic_scenes_through_rtsp() {
                 motion_on.lock().unwrap().entry(cam).or_insert(at);
             }
         }
-        let taken = porchlight_vault::details::events(
-            &store,
-            &EventFilter { cameras: Some(vec![ids["parcel"]]), ..Default::default() },
-            Some("package_taken"),
-            Some(&owner_key),
-        )
-        .await
-        .unwrap()
-        .events;
+        let taken = store
+            .events(&EventFilter { cameras: Some(vec![ids["parcel"]]), kind: Some("package_taken".into()), ..Default::default() })
+            .await
+            .unwrap();
         if !taken.is_empty() && cams[0].1.started + jiff::SignedDuration::from_secs(22) < jiff::Timestamp::now() {
             break;
         }
@@ -359,15 +354,7 @@ async fn synthetic_scenes_through_rtsp() {
     let _ = rtsp_task.await;
     let _ = listener.disconnect().await;
 
-    // Details are sealed to the camera's recipients: the owner opens them.
-    let all: Vec<porchlight_store::EventRow> =
-        porchlight_vault::details::events(&store, &EventFilter { limit: 1000, ..Default::default() }, None, Some(&owner_key))
-            .await
-            .unwrap()
-            .events
-            .into_iter()
-            .map(|e| e.expect("the owner opens every event"))
-            .collect();
+    let all = store.events(&EventFilter { limit: 1000, ..Default::default() }).await.unwrap();
     let of = |name: &str| -> Vec<&porchlight_store::EventRow> {
         all.iter().filter(|e| e.camera_id == Some(ids[name])).collect()
     };

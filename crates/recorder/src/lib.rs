@@ -11,9 +11,6 @@
 //!   live view and detection ([`LiveHub::subscribe_detect`]).
 //! * [`writer`] — frames → sealed records → segment files + index rows, with
 //!   the fsync ordering of design/storage.md.
-//! * [`recipients`] — who each new segment is encrypted to; a grant,
-//!   revoke, disable or enable (from any process) ends running segments at
-//!   their next key frame.
 //! * [`recovery`] — start-up repair after a crash (before recording).
 //! * [`retention`] — age, size and free-space limits; oldest first.
 //! * [`export`] — any time range as an MP4, decrypted with a member's key.
@@ -26,9 +23,7 @@
 //! writes sealed records); a camera can never take the hub down (every
 //! failure ends in its own task's reconnect loop); the set of cameras is
 //! re-read from the store every few seconds, so `porchlight camera add`
-//! on a running hub takes effect without a restart; every segment is
-//! encrypted to the camera's recipients as they are when it opens, and a
-//! change of them ends the running segment at the next key frame.
+//! on a running hub takes effect without a restart.
 //!
 //! Not here: decoding and detection (the detection crate), HTTP (web).
 
@@ -37,7 +32,6 @@ pub mod export;
 pub mod ingest;
 pub mod live;
 pub mod readbatch;
-pub mod recipients;
 pub mod recovery;
 pub mod retention;
 pub mod status;
@@ -106,10 +100,6 @@ pub struct RecorderOptions {
     /// are now joined on the camera's timeline ([`wallclock`]), so delivery
     /// delays no longer show in the recordings.
     pub read_batch: Duration,
-    /// How often the store's recipient change counter is read
-    /// ([`recipients`]): the longest a grant, revoke, disable or enable
-    /// waits before running segments end at their next key frame.
-    pub recipients_poll: Duration,
 }
 
 impl Default for RecorderOptions {
@@ -119,7 +109,6 @@ impl Default for RecorderOptions {
             min_free_bytes: 1 << 30,
             housekeeping_interval: Duration::from_secs(5),
             read_batch: read_batch_from_env(),
-            recipients_poll: recipients::DEFAULT_POLL,
         }
     }
 }
@@ -173,14 +162,11 @@ impl Recorder {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ingest = IngestRuntime::start()?;
         let batcher = Arc::new(readbatch::ReadBatcher::default());
-        let recipient_changes = recipients::RecipientChanges::new(store.recipient_changes().await?);
-        tokio::spawn(recipients::poll(
-            store.clone(),
-            recipient_changes.clone(),
-            opts.recipients_poll,
-            shutdown_rx.clone(),
-        ));
-        tokio::spawn(batcher.clone().run(opts.read_batch, shutdown_rx.clone()));
+        tokio::spawn(
+            batcher
+                .clone()
+                .run(opts.read_batch, shutdown_rx.clone()),
+        );
         let supervisor = tokio::spawn(supervise(
             ingest,
             store.clone(),
@@ -190,7 +176,6 @@ impl Recorder {
             status.clone(),
             live.clone(),
             batcher,
-            recipient_changes,
             shutdown_rx,
         ));
         Ok((
@@ -300,7 +285,6 @@ struct CameraTasks {
 
 /// Keeps one task per enabled camera stream, publishes statuses, runs
 /// retention.
-#[allow(clippy::too_many_arguments)]
 async fn supervise(
     ingest: IngestRuntime,
     store: Store,
@@ -310,7 +294,6 @@ async fn supervise(
     status: Arc<StatusBoard>,
     live: Arc<LiveHub>,
     batcher: Arc<readbatch::ReadBatcher>,
-    recipient_changes: recipients::RecipientChanges,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks: HashMap<i64, CameraTasks> = HashMap::new();
@@ -329,11 +312,7 @@ async fn supervise(
                 // tick when the mode or switch changes. Unreadable: record.
                 // (One read for all cameras.)
                 let paused: std::collections::HashSet<i64> = match store.camera_policies().await {
-                    Ok(p) => p
-                        .into_iter()
-                        .filter(|(_, p)| !p.record)
-                        .map(|(id, _)| id)
-                        .collect(),
+                    Ok(p) => p.into_iter().filter(|(_, p)| !p.record).map(|(id, _)| id).collect(),
                     Err(e) => {
                         tracing::warn!("reading the cameras' mode policies failed: {e}; recording");
                         Default::default()
@@ -386,7 +365,6 @@ async fn supervise(
                                 status: status.clone(),
                                 live: live.clone(),
                                 batcher: batcher.clone(),
-                                recipient_changes: recipient_changes.clone(),
                                 shutdown: stop_rx.clone(),
                             };
                             ingest.handle.spawn(task.run())

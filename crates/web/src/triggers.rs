@@ -82,9 +82,7 @@ async fn trigger(
             &u.visitor.actor(),
             "event.trigger",
             camera.as_deref().unwrap_or(""),
-            // No kind: it is sealed with the event's details
-            // (design/keys.md); the id leads there.
-            json!({ "event": id }),
+            json!({ "event": id, "kind": body.kind }),
         )
         .await?;
     let row = app.vault.store().event(id).await?;

@@ -845,8 +845,8 @@ async fn stored_events_show_only_for_visible_cameras() {
     store.grant_camera(front.id, mid, true).await.unwrap();
     let now = h.vault.now();
     for (cam, kind) in [(front.id, "doorbell"), (back.id, "person")] {
-        porchlight_vault::details::insert_event(
-            store,
+        store
+            .insert_event(
                 &porchlight_store::NewEvent {
                     camera_id: Some(cam),
                     kind: kind.into(),

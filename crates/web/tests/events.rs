@@ -18,8 +18,8 @@ impl Hub {
     async fn event(&self, camera_id: i64, pictures: Option<(&[u8], &[u8])>) -> i64 {
         let store = self.vault.store();
         let now = self.vault.now();
-        let id = porchlight_vault::details::insert_event(
-                store,
+        let id = store
+            .insert_event(
                 &NewEvent {
                     camera_id: Some(camera_id),
                     kind: "person".into(),

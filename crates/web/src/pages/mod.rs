@@ -9,7 +9,6 @@ mod cameras;
 mod detection;
 mod events;
 mod home;
-mod rtsp;
 pub(crate) mod layout;
 mod settings;
 mod timeline;
@@ -33,8 +32,6 @@ pub(crate) fn routes() -> Router<App> {
         )
         .route("/account/password", post(account::password))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
-        .route("/account/rtsp-tokens", post(rtsp::create))
-        .route("/account/rtsp-tokens/{id}/revoke", post(rtsp::revoke))
         .route("/audit", get(audit::audit))
         .route("/live", get(cameras::live_grid))
         .route("/events", get(events::events))
