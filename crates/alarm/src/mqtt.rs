@@ -438,9 +438,7 @@ mod tests {
     #[test]
     fn a_tls_connection_dropped_before_connack_suggests_a_client_certificate() {
         let reset = || {
-            rumqttc::ConnectionError::Io(std::io::Error::from(
-                std::io::ErrorKind::ConnectionReset,
-            ))
+            rumqttc::ConnectionError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
         };
         let hint = "if it requires a client certificate, set mqtt.client_cert_file";
         assert!(explain(&reset(), false, true).contains(hint));

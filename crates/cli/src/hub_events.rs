@@ -48,25 +48,44 @@ impl HubEvents {
         mqtt_prefix: &str,
     ) -> HubEvents {
         // Loaded when the first camera with object detection on starts.
-        let detector = porchlight_events::DetectorSource::Lazy(porchlight_detect::Detector::load_default);
-        let mqtt = alarm.mqtt().map(|p| Arc::new(AlarmMqtt(p)) as Arc<dyn Publish>);
+        let detector =
+            porchlight_events::DetectorSource::Lazy(porchlight_detect::Detector::load_default);
+        let mqtt = alarm
+            .mqtt()
+            .map(|p| Arc::new(AlarmMqtt(p)) as Arc<dyn Publish>);
         let events = Events::start(
             store.clone(),
             porchlight_base::clock::system(),
             live,
             detector,
             mqtt,
-            EventsOptions { prefix: mqtt_prefix.to_owned(), ..EventsOptions::new(data_dir) },
+            EventsOptions {
+                prefix: mqtt_prefix.to_owned(),
+                ..EventsOptions::new(data_dir)
+            },
         )
         .await;
         let mut tasks = Vec::new();
         if let Some(n) = notifier.clone() {
-            tasks.push(tokio::spawn(push_alerts(events.subscribe(), n, store.clone())));
+            tasks.push(tokio::spawn(push_alerts(
+                events.subscribe(),
+                n,
+                store.clone(),
+            )));
         }
         // Subscribed before anything else runs, so no trigger is missed.
         let triggers = alarm.triggers();
-        tasks.push(tokio::spawn(mqtt_triggers(events.handle(), triggers, store.clone())));
-        tasks.push(tokio::spawn(alarm_events(events.handle(), alarm.clone(), store, notifier)));
+        tasks.push(tokio::spawn(mqtt_triggers(
+            events.handle(),
+            triggers,
+            store.clone(),
+        )));
+        tasks.push(tokio::spawn(alarm_events(
+            events.handle(),
+            alarm.clone(),
+            store,
+            notifier,
+        )));
         HubEvents { events, tasks }
     }
 
@@ -103,7 +122,11 @@ fn title_of(kind: &str, camera: Option<&str>) -> String {
 
 /// One push per alert event: when it is new and already an alert, or when
 /// an update first makes it one (motion that turns out to be a person).
-async fn push_alerts(mut rx: tokio::sync::broadcast::Receiver<EventChange>, n: Notifier, store: Store) {
+async fn push_alerts(
+    mut rx: tokio::sync::broadcast::Receiver<EventChange>,
+    n: Notifier,
+    store: Store,
+) {
     let mut pushed = std::collections::HashSet::new();
     loop {
         let c = match rx.recv().await {

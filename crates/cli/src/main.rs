@@ -29,9 +29,9 @@
 //! and exit code 1 (2 for command-line usage errors).
 
 mod cmds;
+mod context;
 mod hub_events;
 mod remote_access;
-mod context;
 mod secrets;
 
 use std::process::ExitCode;

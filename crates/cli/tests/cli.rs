@@ -980,7 +980,11 @@ fn camera_detection_switches_off_at_add_and_back_on() {
     let f = Folder::new();
     add_user(&f.dir, "alice", "owner");
     let url = "rtsp://127.0.0.1:9/x";
-    let o = ok(&f.dir, &["camera", "add", "porch", "--url", url, "--no-detect"], "");
+    let o = ok(
+        &f.dir,
+        &["camera", "add", "porch", "--url", url, "--no-detect"],
+        "",
+    );
     assert!(o.stdout.contains("detection off"), "{o:?}");
     ok(&f.dir, &["camera", "add", "yard", "--url", url], "");
     let detection = |name: &str| -> bool {
@@ -1000,7 +1004,10 @@ fn camera_detection_switches_off_at_add_and_back_on() {
     let o = failed(&f.dir, &["camera", "detection", "porch", "maybe"], "");
     assert!(o.stderr.contains("maybe"), "{o:?}");
     // Each change is audited like the API's.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let audited: i64 = rt.block_on(async {
         use sqlx::{ConnectOptions as _, Connection as _};
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
@@ -1008,10 +1015,11 @@ fn camera_detection_switches_off_at_add_and_back_on() {
             .connect()
             .await
             .unwrap();
-        let n = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'camera.detection'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let n =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'camera.detection'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         conn.close().await.unwrap();
         n
     });

@@ -21,7 +21,11 @@ use std::time::{Duration, Instant};
 use support::{ok, porchlight_with, Kill};
 
 fn broker_up() -> bool {
-    let up = std::net::TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_secs(1)).is_ok();
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:1883".parse().unwrap(),
+        Duration::from_secs(1),
+    )
+    .is_ok();
     if !up {
         assert!(
             std::env::var("PORCHLIGHT_REQUIRE_TOOLS").as_deref() != Ok("1"),
@@ -43,15 +47,18 @@ fn the_demo_front_door_makes_person_and_package_events() {
     let mut opts = rumqttc::MqttOptions::new(format!("{prefix}-watcher"), "127.0.0.1", 1883);
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut conn) = rumqttc::Client::new(opts, 100);
-    client.subscribe(format!("{prefix}/front-door/#"), rumqttc::QoS::AtLeastOnce).unwrap();
+    client
+        .subscribe(format!("{prefix}/front-door/#"), rumqttc::QoS::AtLeastOnce)
+        .unwrap();
     {
         let heard = heard.clone();
         std::thread::spawn(move || {
             for ev in conn.iter() {
                 match ev {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                        heard.lock().unwrap().push((p.topic.clone(), p.payload.to_vec()))
-                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => heard
+                        .lock()
+                        .unwrap()
+                        .push((p.topic.clone(), p.payload.to_vec())),
                     Ok(_) => {}
                     Err(_) => std::thread::sleep(Duration::from_millis(200)),
                 }
@@ -63,12 +70,23 @@ fn the_demo_front_door_makes_person_and_package_events() {
     let dir = folder.path().join("demo");
     let mut child = porchlight_with(
         &dir,
-        &[("PORCHLIGHT_MQTT_URL", "mqtt://127.0.0.1:1883"), ("PORCHLIGHT_MQTT_BASE_TOPIC", &prefix)],
+        &[
+            ("PORCHLIGHT_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            ("PORCHLIGHT_MQTT_BASE_TOPIC", &prefix),
+        ],
     )
-    .args(["demo", "--listen", "127.0.0.1:0", "--rtsp-listen", "127.0.0.1:0"])
+    .args([
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtsp-listen",
+        "127.0.0.1:0",
+    ])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::from(std::fs::File::create(folder.path().join("hub.log")).unwrap()))
+    .stderr(Stdio::from(
+        std::fs::File::create(folder.path().join("hub.log")).unwrap(),
+    ))
     .spawn()
     .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -79,7 +97,11 @@ fn the_demo_front_door_makes_person_and_package_events() {
     let want = ["person", "package_delivered", "package_taken"];
     let t0 = Instant::now();
     let events = loop {
-        let out = ok(&dir, &["events", "list", "--camera", "front-door", "--json"], "");
+        let out = ok(
+            &dir,
+            &["events", "list", "--camera", "front-door", "--json"],
+            "",
+        );
         let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         let kinds: HashSet<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
         if want.iter().all(|k| kinds.contains(k)) {
@@ -99,7 +121,19 @@ fn the_demo_front_door_makes_person_and_package_events() {
         assert_eq!(e["review"], "alert", "{kind} is an alert: {e}");
     }
     // The driveway has no package.
-    let out = ok(&dir, &["events", "list", "--camera", "driveway", "--kind", "package_delivered", "--json"], "");
+    let out = ok(
+        &dir,
+        &[
+            "events",
+            "list",
+            "--camera",
+            "driveway",
+            "--kind",
+            "package_delivered",
+            "--json",
+        ],
+        "",
+    );
     assert_eq!(out.trim(), "[]");
     // The snapshot files are encrypted (age), never a JPEG on disk.
     let snap = events[0]["snapshot"].as_str().unwrap();
@@ -110,15 +144,28 @@ fn the_demo_front_door_makes_person_and_package_events() {
     std::thread::sleep(Duration::from_secs(1));
     let heard = heard.lock().unwrap();
     let topic = |t: &str| format!("{prefix}/front-door/{t}");
-    assert!(heard.iter().any(|(t, p)| *t == topic("motion") && p == b"ON"), "motion ON");
-    assert!(heard.iter().any(|(t, p)| *t == topic("person") && p == b"ON"), "person ON");
+    assert!(
+        heard
+            .iter()
+            .any(|(t, p)| *t == topic("motion") && p == b"ON"),
+        "motion ON"
+    );
+    assert!(
+        heard
+            .iter()
+            .any(|(t, p)| *t == topic("person") && p == b"ON"),
+        "person ON"
+    );
     let published: Vec<serde_json::Value> = heard
         .iter()
         .filter(|(t, _)| *t == topic("events"))
         .filter_map(|(_, p)| serde_json::from_slice(p).ok())
         .collect();
     for kind in want {
-        assert!(published.iter().any(|e| e["kind"] == kind), "MQTT event {kind}: {published:?}");
+        assert!(
+            published.iter().any(|e| e["kind"] == kind),
+            "MQTT event {kind}: {published:?}"
+        );
     }
     let _ = client.disconnect();
 }

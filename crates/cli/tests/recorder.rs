@@ -18,10 +18,14 @@ use support::{
 
 fn audit_actions(dir: &Path) -> Vec<String> {
     use sqlx::Row as _;
-    db_rows(&dir.join("porchlight.db"), "SELECT action FROM audit_log ORDER BY seq", &[])
-        .iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect()
+    db_rows(
+        &dir.join("porchlight.db"),
+        "SELECT action FROM audit_log ORDER BY seq",
+        &[],
+    )
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect()
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -1066,12 +1066,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
                 "mqtt.client_cert_file is set but not its key: set mqtt.client_key_file too",
             ))
         }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "mqtt.client_cert_file",
-                "mqtt.client_key_file is set but not its certificate: set mqtt.client_cert_file too",
-            ))
-        }
+        (None, Some(_)) => return Err(invalid(
+            "mqtt.client_cert_file",
+            "mqtt.client_key_file is set but not its certificate: set mqtt.client_cert_file too",
+        )),
         _ => {}
     }
     for (key, v) in [

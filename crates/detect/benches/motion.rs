@@ -68,7 +68,10 @@ fn bench(c: &mut Criterion) {
         ("decode_640x360_ffmpeg", Backend::Ffmpeg),
     ] {
         let Ok(mut dec) = VideoDecoder::with_backend(backend) else {
-            eprintln!("{name} skipped: no {} backend in this build", backend.name());
+            eprintln!(
+                "{name} skipped: no {} backend in this build",
+                backend.name()
+            );
             continue;
         };
         let mut i = 0;

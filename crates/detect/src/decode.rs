@@ -223,7 +223,9 @@ pub fn split_nal_units(data: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
 pub fn is_key_frame(codec: Codec, nals: &[&[u8]]) -> bool {
     match codec {
         Codec::H264 => nals.iter().any(|n| n[0] & 0x1f == 5),
-        Codec::H265 => nals.iter().any(|n| (16..=23).contains(&((n[0] >> 1) & 0x3f))),
+        Codec::H265 => nals
+            .iter()
+            .any(|n| (16..=23).contains(&((n[0] >> 1) & 0x3f))),
     }
 }
 
@@ -373,11 +375,8 @@ impl ParamSets {
     }
 
     fn new(codec: Codec, nals: NalUnits, key: Vec<u8>) -> ParamSets {
-        let baseline = codec == Codec::H264
-            && nals
-                .iter()
-                .filter_map(|n| h264_profile(n))
-                .all(|p| p == 66);
+        let baseline =
+            codec == Codec::H264 && nals.iter().filter_map(|n| h264_profile(n)).all(|p| p == 66);
         ParamSets {
             codec,
             nals,
@@ -1062,10 +1061,16 @@ mod tests {
         assert!(e.to_string().contains("fewer present"), "{e}");
         let mut v0 = rec.clone();
         v0[0] = 0;
-        assert!(hvcc_parameter_sets(&v0).unwrap_err().to_string().contains("configurationVersion 0"));
+        assert!(hvcc_parameter_sets(&v0)
+            .unwrap_err()
+            .to_string()
+            .contains("configurationVersion 0"));
         assert!(hvcc_parameter_sets(&[1; 10]).is_err());
         // The avcC reader names its record too.
-        assert!(avcc_parameter_sets(&rec).unwrap_err().to_string().contains("avcC"));
+        assert!(avcc_parameter_sets(&rec)
+            .unwrap_err()
+            .to_string()
+            .contains("avcC"));
     }
 
     #[test]

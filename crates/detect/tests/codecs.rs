@@ -15,10 +15,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[cfg(feature = "ffmpeg")]
-use porchlight_detect::{Decoded, MotionConfig, MotionDetector};
 use porchlight_detect::decode::{self, B_FRAMES_NEED_FFMPEG, H265_NEEDS_FFMPEG};
 use porchlight_detect::{Backend, DecodeError, VideoDecoder};
+#[cfg(feature = "ffmpeg")]
+use porchlight_detect::{Decoded, MotionConfig, MotionDetector};
 use porchlight_media::{Codec, VideoSampleEntry};
 
 const W: i64 = 640;
@@ -88,7 +88,13 @@ fn make_clip(name: &str, codec: Codec, codec_args: &[&str]) -> Clip {
          [bg][box]overlay=x='-80+140*t':y={BOX_Y}:shortest=1,format=yuv420p[v]"
     );
     run(Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-filter_complex"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-filter_complex",
+        ])
         .arg(&graph)
         .args(["-map", "[v]", "-g", "30"])
         .args(codec_args)
@@ -164,7 +170,12 @@ fn h265() -> Clip {
     let clip = make_clip(
         "h265",
         Codec::H265,
-        &["-c:v", "libx265", "-x265-params", "log-level=error:bframes=2"],
+        &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error:bframes=2",
+        ],
     );
     assert!(clip.units.windows(2).any(|w| w[1].t_us < w[0].t_us));
     clip
@@ -195,7 +206,10 @@ fn openh264_refuses_b_frames_with_a_clear_status() {
         .filter(|u| decode::h264_has_b_slice(&decode::split_nal_units(&u.data).unwrap()))
         .count();
     assert_eq!(refused, b);
-    assert!(pictures <= clip.units.iter().filter(|u| u.key).count() * 2, "{pictures}");
+    assert!(
+        pictures <= clip.units.iter().filter(|u| u.key).count() * 2,
+        "{pictures}"
+    );
 }
 
 #[test]
@@ -283,7 +297,11 @@ fn check_sliding_box(clip: &Clip) {
         // The picture itself: white (Y 235) inside the box.
         if x >= 0 && x + BOX_W <= W {
             let inside = mean_luma(f, x + 4, BOX_Y + 4, x + BOX_W - 4, BOX_Y + BOX_H - 4);
-            assert!(inside > 225.0, "at {} µs the box at x {x} has luma {inside}", d.t_us);
+            assert!(
+                inside > 225.0,
+                "at {} µs the box at x {x} has luma {inside}",
+                d.t_us
+            );
         }
         let r = det.analyse_frame(f, d.t_us);
         assert!(!r.global_change, "at {} µs: {r:?}", d.t_us);
@@ -292,19 +310,33 @@ fn check_sliding_box(clip: &Clip) {
         if x < 0 || x + BOX_W > W || d.t_us < 1_000_000 {
             continue;
         }
-        assert!(r.motion, "at {} µs no motion with the box at x {x}: {r:?}", d.t_us);
+        assert!(
+            r.motion,
+            "at {} µs no motion with the box at x {x}: {r:?}",
+            d.t_us
+        );
         // A region stands on the box: it holds the box's centre and is not
         // much bigger than the box (a trail where the background is still
         // being learnt may come with it; a ghost of where the box was may
         // be another region, which this does not judge).
-        let (cx, cy) = ((x + BOX_W / 2) as f32 / W as f32, (BOX_Y + BOX_H / 2) as f32 / H as f32);
-        let on_box = r.regions.iter().find(|g| {
-            g.bbox[0] <= cx && cx <= g.bbox[2] && g.bbox[1] <= cy && cy <= g.bbox[3]
-        });
+        let (cx, cy) = (
+            (x + BOX_W / 2) as f32 / W as f32,
+            (BOX_Y + BOX_H / 2) as f32 / H as f32,
+        );
+        let on_box = r
+            .regions
+            .iter()
+            .find(|g| g.bbox[0] <= cx && cx <= g.bbox[2] && g.bbox[1] <= cy && cy <= g.bbox[3]);
         let Some(g) = on_box else {
-            panic!("at {} µs no region holds the box's centre (x {x}): {r:?}", d.t_us);
+            panic!(
+                "at {} µs no region holds the box's centre (x {x}): {r:?}",
+                d.t_us
+            );
         };
-        let (bw, bh) = ((g.bbox[2] - g.bbox[0]) * W as f32, (g.bbox[3] - g.bbox[1]) * H as f32);
+        let (bw, bh) = (
+            (g.bbox[2] - g.bbox[0]) * W as f32,
+            (g.bbox[3] - g.bbox[1]) * H as f32,
+        );
         assert!(
             bw < (BOX_W + 130) as f32 && bh < (BOX_H + 40) as f32,
             "at {} µs the region on the box is {bw:.0}x{bh:.0}: {r:?}",
@@ -333,7 +365,9 @@ fn h265_is_decoded_in_display_order_and_motion_found() {
 #[test]
 fn h265_corruption_waits_for_the_next_key_frame() {
     let clip = h265();
-    let keys: Vec<usize> = (0..clip.units.len()).filter(|&i| clip.units[i].key).collect();
+    let keys: Vec<usize> = (0..clip.units.len())
+        .filter(|&i| clip.units[i].key)
+        .collect();
     assert!(keys.len() >= 2, "key frames at {keys:?}");
     let bad_at = keys[1] - 5;
     let mut dec = VideoDecoder::new();
@@ -354,14 +388,19 @@ fn h265_corruption_waits_for_the_next_key_frame() {
         match r {
             Err(DecodeError::Corrupt(_) | DecodeError::Malformed(_)) if i == bad_at => errors += 1,
             Err(e) => panic!("access unit {i}: {e}"),
-            Ok(pic) if i > bad_at => after_bad.push((i, pic.is_some(), dec.waiting_for_key_frame())),
+            Ok(pic) if i > bad_at => {
+                after_bad.push((i, pic.is_some(), dec.waiting_for_key_frame()))
+            }
             Ok(_) => {}
         }
     }
     assert_eq!(errors, 1, "the garbage is reported");
     for (i, pic, waiting) in &after_bad {
         if *i < keys[1] {
-            assert!(!pic && *waiting, "access unit {i} before the next key frame");
+            assert!(
+                !pic && *waiting,
+                "access unit {i} before the next key frame"
+            );
         }
     }
     assert!(after_bad.iter().filter(|(_, pic, _)| *pic).count() >= 20);

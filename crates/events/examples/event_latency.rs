@@ -78,7 +78,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { cameras: 4, trials: 100, period_s: 8.0, objects: true, peer: true, tsv: None };
+    let mut a = Args {
+        cameras: 4,
+        trials: 100,
+        period_s: 8.0,
+        objects: true,
+        peer: true,
+        tsv: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -234,7 +241,13 @@ impl<S: tracing::Subscriber> Layer<S> for Probe {
         // camera's previous `motion` event (one thread per camera).
         if let Some(cam) = f.camera {
             let t = f.t_us.unwrap_or(i64::MIN);
-            self.0.lock().unwrap().trace.entry(cam).or_default().push((stage, t, at, f.us));
+            self.0
+                .lock()
+                .unwrap()
+                .trace
+                .entry(cam)
+                .or_default()
+                .push((stage, t, at, f.us));
         }
     }
 }
@@ -273,7 +286,14 @@ fn figure_y() -> i32 {
 impl SimCam {
     /// `armed` says from which frame on onsets happen (set once the hub is
     /// ready); `phase` staggers the cameras.
-    fn start(cam: usize, cycles: u32, period: u32, phase: u32, go: Arc<AtomicBool>, log: Shared) -> SimCam {
+    fn start(
+        cam: usize,
+        cycles: u32,
+        period: u32,
+        phase: u32,
+        go: Arc<AtomicBool>,
+        log: Shared,
+    ) -> SimCam {
         let (frames, _) = broadcast::channel(64);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -304,7 +324,8 @@ impl SimCam {
                             let k = n - b;
                             let (cycle, within) = (k / period, k % period);
                             let start = jitter(cam, cycle);
-                            if cycle < cycles && within >= start && within < start + VISIBLE_FRAMES {
+                            if cycle < cycles && within >= start && within < start + VISIBLE_FRAMES
+                            {
                                 let s = sprites::visitor();
                                 let x = FIGURE_X + STEP_PX * (within - start) as i32;
                                 sprites::blit(&mut img, s, x, figure_y());
@@ -341,7 +362,11 @@ impl SimCam {
                 })
                 .expect("a thread for the camera")
         };
-        SimCam { frames, stop, thread: Some(thread) }
+        SimCam {
+            frames,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -365,9 +390,18 @@ impl Publish for HubMqtt {
     fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
         if payload == b"ON" && topic.ends_with("/motion") {
             let cam = topic.rsplit('/').nth(1).unwrap_or("").to_owned();
-            self.log.lock().unwrap().published.entry(cam).or_default().push(now_us());
+            self.log
+                .lock()
+                .unwrap()
+                .published
+                .entry(cam)
+                .or_default()
+                .push(now_us());
         }
-        if let Err(e) = self.client.try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload) {
+        if let Err(e) = self
+            .client
+            .try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
+        {
             eprintln!("warning: cannot queue an MQTT message on {topic}: {e}");
         }
     }
@@ -410,13 +444,22 @@ fn listener(
     id: String,
     filter: String,
     log: Shared,
-) -> Result<(std::thread::JoinHandle<()>, tokio::sync::oneshot::Sender<()>), String> {
+) -> Result<
+    (
+        std::thread::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+    String,
+> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let t = std::thread::Builder::new()
         .name("mqtt-listener".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
             rt.block_on(async move {
                 let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", 1883);
                 o.set_keep_alive(Duration::from_secs(5));
@@ -431,11 +474,18 @@ fn listener(
                             let at = now_us();
                             if &p.payload[..] == b"ON" {
                                 let cam = p.topic.rsplit('/').nth(1).unwrap_or("").to_owned();
-                                log.lock().unwrap().received.entry(cam).or_default().push(at);
+                                log.lock()
+                                    .unwrap()
+                                    .received
+                                    .entry(cam)
+                                    .or_default()
+                                    .push(at);
                             }
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                            let _ = client.subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce).await;
+                            let _ = client
+                                .subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce)
+                                .await;
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
                             let _ = ready_tx.send(());
@@ -452,9 +502,9 @@ fn listener(
             });
         })
         .map_err(|e| format!("cannot start the listener thread: {e}"))?;
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .map_err(|_| format!("the listening MQTT client got no subscription from {BROKER} within 5 s"))?;
+    ready_rx.recv_timeout(Duration::from_secs(5)).map_err(|_| {
+        format!("the listening MQTT client got no subscription from {BROKER} within 5 s")
+    })?;
     Ok((t, stop_tx))
 }
 
@@ -512,8 +562,14 @@ fn start_peer(url: &str, threshold: f64, log: Shared) -> Result<Peer, String> {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let at = now_us();
-                let Some(i) = line.find(" mean:[") else { continue };
-                let Some(y) = line[i + 7..].split_whitespace().next().and_then(|v| v.trim_end_matches(']').parse::<f64>().ok()) else {
+                let Some(i) = line.find(" mean:[") else {
+                    continue;
+                };
+                let Some(y) = line[i + 7..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.trim_end_matches(']').parse::<f64>().ok())
+                else {
                     continue;
                 };
                 if prev.is_some_and(|p| (y - p).abs() >= threshold) {
@@ -523,7 +579,10 @@ fn start_peer(url: &str, threshold: f64, log: Shared) -> Result<Peer, String> {
             }
         })
         .map_err(|e| format!("cannot start the peer's reader: {e}"))?;
-    Ok(Peer { child, reader: Some(reader) })
+    Ok(Peer {
+        child,
+        reader: Some(reader),
+    })
 }
 
 impl Drop for Peer {
@@ -566,8 +625,16 @@ fn analyse(log: &Log, names: &[String], period_us: i64) -> Vec<Trial> {
         let name = &names[o.cam];
         let t0 = o.capture_us;
         let window = t0..t0 + period_us - 1_000_000;
-        let first_after = |v: Option<&Vec<i64>>| v.and_then(|v| v.iter().copied().find(|t| window.contains(t))).map(|t| t - t0);
-        let mut tr = Trial { cam: o.cam, cycle: o.cycle, capture_us: t0, ..Default::default() };
+        let first_after = |v: Option<&Vec<i64>>| {
+            v.and_then(|v| v.iter().copied().find(|t| window.contains(t)))
+                .map(|t| t - t0)
+        };
+        let mut tr = Trial {
+            cam: o.cam,
+            cycle: o.cycle,
+            capture_us: t0,
+            ..Default::default()
+        };
         tr.arrival = log.arrival.get(&(o.cam, idx)).map(|a| a - t0);
         tr.published = first_after(log.published.get(name));
         tr.received = first_after(log.received.get(name));
@@ -580,14 +647,21 @@ fn analyse(log: &Log, names: &[String], period_us: i64) -> Vec<Trial> {
             .map(|(_, t, _, _)| *t)
             .min();
         tr.clock_offset = onset_ts.map(|t| t - t0);
-        let motion_at = trace
-            .iter()
-            .position(|(s, t, at, _)| *s == Stage::Motion && *t > t0 - FRAME_US / 2 && window.contains(at));
+        let motion_at = trace.iter().position(|(s, t, at, _)| {
+            *s == Stage::Motion && *t > t0 - FRAME_US / 2 && window.contains(at)
+        });
         if let Some(mi) = motion_at {
             let (_, ts, at, _) = trace[mi];
             tr.motion = Some(at - t0);
-            tr.decoded = trace[..mi].iter().rev().find(|(s, t, _, _)| *s == Stage::Decoded && *t == ts).map(|x| x.2 - t0);
-            if let Some(a) = trace[mi..].iter().find(|(s, _, _, _)| *s == Stage::Analysed) {
+            tr.decoded = trace[..mi]
+                .iter()
+                .rev()
+                .find(|(s, t, _, _)| *s == Stage::Decoded && *t == ts)
+                .map(|x| x.2 - t0);
+            if let Some(a) = trace[mi..]
+                .iter()
+                .find(|(s, _, _, _)| *s == Stage::Analysed)
+            {
                 tr.analysed = Some(a.2 - t0);
                 tr.analysis_work = Some(a.3 as i64);
             }
@@ -595,7 +669,12 @@ fn analyse(log: &Log, names: &[String], period_us: i64) -> Vec<Trial> {
             tr.received_after_frame_ts = tr.received.map(|r| r + t0 - ts);
         }
         if o.cam == 0 {
-            tr.peer = log.peer.iter().copied().find(|t| window.contains(t)).map(|t| t - t0);
+            tr.peer = log
+                .peer
+                .iter()
+                .copied()
+                .find(|t| window.contains(t))
+                .map(|t| t - t0);
         }
         out.push(tr);
     }
@@ -646,7 +725,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("event_latency: cannot start the runtime: {e}");
@@ -663,18 +745,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    if std::net::TcpStream::connect_timeout(&BROKER.parse().unwrap(), Duration::from_secs(1)).is_err() {
+    if std::net::TcpStream::connect_timeout(&BROKER.parse().unwrap(), Duration::from_secs(1))
+        .is_err()
+    {
         return Err(format!("no MQTT broker at {BROKER} (start Mosquitto)"));
     }
     let log: Shared = Arc::default();
     tracing_subscriber::registry()
-        .with(Probe(log.clone()).with_filter(
-            tracing_subscriber::filter::Targets::new().with_target("porchlight_events::worker", tracing::Level::TRACE),
-        ))
+        .with(
+            Probe(log.clone()).with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("porchlight_events::worker", tracing::Level::TRACE),
+            ),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))),
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                ),
         )
         .init();
     let load_start = loadavg();
@@ -697,7 +787,11 @@ async fn run(args: Args) -> Result<(), String> {
     let vault = Vault::new(
         store.clone(),
         clock.clone(),
-        Policy { kdf: KdfParams::insecure_for_tests(), require_totp_for_owners: false, ..Policy::default() },
+        Policy {
+            kdf: KdfParams::insecure_for_tests(),
+            require_totp_for_owners: false,
+            ..Policy::default()
+        },
     );
     vault
         .create_user("owner", Role::Owner, "correct horse battery", &Actor::cli())
@@ -710,7 +804,16 @@ async fn run(args: Args) -> Result<(), String> {
     let go = Arc::new(AtomicBool::new(false));
     let names: Vec<String> = (0..args.cameras).map(|i| format!("cam{i}")).collect();
     let cams: Vec<SimCam> = (0..args.cameras)
-        .map(|i| SimCam::start(i, cycles, period, (period * i as u32 / args.cameras as u32) / 3 * 3, go.clone(), log.clone()))
+        .map(|i| {
+            SimCam::start(
+                i,
+                cycles,
+                period,
+                (period * i as u32 / args.cameras as u32) / 3 * 3,
+                go.clone(),
+                log.clone(),
+            )
+        })
         .collect();
 
     let rtsp = porchlight_restream::RtspServer::bind("127.0.0.1:0".parse().unwrap())
@@ -718,8 +821,13 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("the RTSP server: {e}"))?;
     let addr = rtsp.local_addr();
     for (name, cam) in names.iter().zip(&cams) {
-        rtsp.sources()
-            .add(&format!("bench/{name}"), porchlight_restream::Source { frames: cam.frames.clone(), credentials: None });
+        rtsp.sources().add(
+            &format!("bench/{name}"),
+            porchlight_restream::Source {
+                frames: cam.frames.clone(),
+                credentials: None,
+            },
+        );
     }
     let (stop_rtsp, rtsp_stopped) = tokio::sync::oneshot::channel::<()>();
     let rtsp_task = tokio::spawn(rtsp.serve(None, async move {
@@ -729,7 +837,11 @@ async fn run(args: Args) -> Result<(), String> {
     for name in &names {
         let c = store
             .create_camera(
-                &NewCamera { name: name.clone(), main_url: format!("rtsp://{addr}/bench/{name}"), ..Default::default() },
+                &NewCamera {
+                    name: name.clone(),
+                    main_url: format!("rtsp://{addr}/bench/{name}"),
+                    ..Default::default()
+                },
                 clock.now(),
             )
             .await
@@ -749,11 +861,18 @@ async fn run(args: Args) -> Result<(), String> {
             loop {
                 match rx.recv().await {
                     Ok(f) => {
-                        let Some(h) = slice_hash(&f.data) else { continue };
+                        let Some(h) = slice_hash(&f.data) else {
+                            continue;
+                        };
                         let mut l = log.lock().unwrap();
-                        let found = l.onsets.iter().rposition(|o| o.cam == ci && o.slice == Some(h));
+                        let found = l
+                            .onsets
+                            .iter()
+                            .rposition(|o| o.cam == ci && o.slice == Some(h));
                         if let Some(i) = found {
-                            l.arrival.entry((ci, i)).or_insert(f.arrival.as_microsecond());
+                            l.arrival
+                                .entry((ci, i))
+                                .or_insert(f.arrival.as_microsecond());
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -765,7 +884,11 @@ async fn run(args: Args) -> Result<(), String> {
 
     // MQTT.
     let prefix = format!("porchlight-bench-{}", std::process::id());
-    let (listen, stop_listener) = listener(format!("{prefix}-listener"), format!("{prefix}/+/motion"), log.clone())?;
+    let (listen, stop_listener) = listener(
+        format!("{prefix}-listener"),
+        format!("{prefix}/+/motion"),
+        log.clone(),
+    )?;
     let hub = hub_client(&format!("{prefix}-hub")).await?;
     let mut opts = EventsOptions::new(dir.path().to_path_buf());
     opts.poll = Duration::from_millis(300);
@@ -775,14 +898,21 @@ async fn run(args: Args) -> Result<(), String> {
         clock.clone(),
         recorder.live(),
         detector,
-        Some(Arc::new(HubMqtt { client: hub.clone(), log: log.clone() }) as Arc<dyn Publish>),
+        Some(Arc::new(HubMqtt {
+            client: hub.clone(),
+            log: log.clone(),
+        }) as Arc<dyn Publish>),
         opts,
     )
     .await;
 
     let shift = patch_shift();
     let peer = if args.peer {
-        Some(start_peer(&format!("rtsp://{addr}/bench/{}", names[0]), (shift / 2.0).max(1.5), log.clone())?)
+        Some(start_peer(
+            &format!("rtsp://{addr}/bench/{}", names[0]),
+            (shift / 2.0).max(1.5),
+            log.clone(),
+        )?)
     } else {
         None
     };
@@ -794,7 +924,11 @@ async fn run(args: Args) -> Result<(), String> {
     loop {
         let ready = {
             let l = log.lock().unwrap();
-            names.iter().all(|n| l.trace.get(n).is_some_and(|v| v.iter().any(|x| x.0 == Stage::Decoded)))
+            names.iter().all(|n| {
+                l.trace
+                    .get(n)
+                    .is_some_and(|v| v.iter().any(|x| x.0 == Stage::Decoded))
+            })
         };
         if ready {
             break;
@@ -813,7 +947,15 @@ async fn run(args: Args) -> Result<(), String> {
         cycles,
         args.period_s,
         total_s,
-        if args.peer { format!("; peer: ffmpeg on {} (patch mean jump ≥ {:.1})", names[0], (shift / 2.0).max(1.5)) } else { String::new() }
+        if args.peer {
+            format!(
+                "; peer: ffmpeg on {} (patch mean jump ≥ {:.1})",
+                names[0],
+                (shift / 2.0).max(1.5)
+            )
+        } else {
+            String::new()
+        }
     );
     let until = Instant::now() + Duration::from_secs_f64(total_s);
     while Instant::now() < until {
@@ -832,7 +974,14 @@ async fn run(args: Args) -> Result<(), String> {
     drop(cams);
     for name in &names {
         for leaf in ["motion", "person", "vehicle", "animal", "parcel"] {
-            let _ = hub.publish(format!("{prefix}/{name}/{leaf}"), rumqttc::QoS::AtLeastOnce, true, Vec::<u8>::new()).await;
+            let _ = hub
+                .publish(
+                    format!("{prefix}/{name}/{leaf}"),
+                    rumqttc::QoS::AtLeastOnce,
+                    true,
+                    Vec::<u8>::new(),
+                )
+                .await;
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -851,13 +1000,26 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn report(args: &Args, trials: &[Trial], started: jiff::Timestamp, load_start: &str, load_end: &str, shift: f64) {
+fn report(
+    args: &Args,
+    trials: &[Trial],
+    started: jiff::Timestamp,
+    load_start: &str,
+    load_end: &str,
+    shift: f64,
+) {
     let n = trials.len();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("?").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("?").trim().to_owned())
+        })
         .unwrap_or_else(|| "?".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!(
         "Run of {} on {cores} × {cpu}; load average {load_start} at start, {load_end} at end. \
          {} camera(s) at {W}x{H} {FPS} fps (H.264 baseline, OpenH264, 500 kbit/s), {n} motion onsets, \
@@ -869,27 +1031,118 @@ fn report(args: &Args, trials: &[Trial], started: jiff::Timestamp, load_start: &
     );
     println!("| stage reached | p50 | p90 | p99 | max | onsets |");
     println!("|---|--:|--:|--:|--:|--:|");
-    println!("{}", row("onset frame received by the hub (RTSP)", trials.iter().map(|t| t.arrival), n));
-    println!("{}", row("first analysed frame with the figure decoded", trials.iter().map(|t| t.decoded), n));
-    println!("{}", row("motion decided on it", trials.iter().map(|t| t.motion), n));
-    println!("{}", row("its analysis done (object detector, snapshot JPEG)", trials.iter().map(|t| t.analysed), n));
-    println!("{}", row("motion ON handed to the MQTT client", trials.iter().map(|t| t.published), n));
-    println!("{}", row("**motion ON received by a subscriber**", trials.iter().map(|t| t.received), n));
-    println!("{}", row("received, after the analysed frame's timestamp (the event start)", trials.iter().map(|t| t.received_after_frame_ts), n));
+    println!(
+        "{}",
+        row(
+            "onset frame received by the hub (RTSP)",
+            trials.iter().map(|t| t.arrival),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "first analysed frame with the figure decoded",
+            trials.iter().map(|t| t.decoded),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row("motion decided on it", trials.iter().map(|t| t.motion), n)
+    );
+    println!(
+        "{}",
+        row(
+            "its analysis done (object detector, snapshot JPEG)",
+            trials.iter().map(|t| t.analysed),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "motion ON handed to the MQTT client",
+            trials.iter().map(|t| t.published),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "**motion ON received by a subscriber**",
+            trials.iter().map(|t| t.received),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "received, after the analysed frame's timestamp (the event start)",
+            trials.iter().map(|t| t.received_after_frame_ts),
+            n
+        )
+    );
     println!();
     println!("Where the time goes (per onset, the step between two stages):\n");
     println!("| step | p50 | p90 | p99 | max | onsets |");
     println!("|---|--:|--:|--:|--:|--:|");
-    println!("{}", row("camera encode + RTSP to the hub", trials.iter().map(|t| t.arrival), n));
     println!(
         "{}",
-        row("wait for the analysed frame (5 fps grid), queue, decode", trials.iter().map(|t| diff(t.decoded, t.arrival)), n)
+        row(
+            "camera encode + RTSP to the hub",
+            trials.iter().map(|t| t.arrival),
+            n
+        )
     );
-    println!("{}", row("luma plane + motion analysis", trials.iter().map(|t| diff(t.motion, t.decoded)), n));
-    println!("{}", row("object detector + snapshot JPEG (before the hand-off)", trials.iter().map(|t| diff(t.analysed, t.motion)), n));
-    println!("{}", row("hand-off to the async side, publish call", trials.iter().map(|t| diff(t.published, t.analysed)), n));
-    println!("{}", row("MQTT: client → Mosquitto → subscriber", trials.iter().map(|t| diff(t.received, t.published)), n));
-    println!("{}", row("(the worker's own clock: motion + detector + JPEG)", trials.iter().map(|t| t.analysis_work), n));
+    println!(
+        "{}",
+        row(
+            "wait for the analysed frame (5 fps grid), queue, decode",
+            trials.iter().map(|t| diff(t.decoded, t.arrival)),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "luma plane + motion analysis",
+            trials.iter().map(|t| diff(t.motion, t.decoded)),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "object detector + snapshot JPEG (before the hand-off)",
+            trials.iter().map(|t| diff(t.analysed, t.motion)),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "hand-off to the async side, publish call",
+            trials.iter().map(|t| diff(t.published, t.analysed)),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "MQTT: client → Mosquitto → subscriber",
+            trials.iter().map(|t| diff(t.received, t.published)),
+            n
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "(the worker's own clock: motion + detector + JPEG)",
+            trials.iter().map(|t| t.analysis_work),
+            n
+        )
+    );
     if args.peer {
         let cam0: Vec<&Trial> = trials.iter().filter(|t| t.cam == 0).collect();
         let m = cam0.len();
@@ -897,10 +1150,34 @@ fn report(args: &Args, trials: &[Trial], started: jiff::Timestamp, load_start: &
         println!("Peer on the same onsets of cam0 (same run, same RTSP server):\n");
         println!("| cam0 onsets | p50 | p90 | p99 | max | onsets |");
         println!("|---|--:|--:|--:|--:|--:|");
-        println!("{}", row("ffmpeg: RTSP + decode + patch-mean jump printed", cam0.iter().map(|t| t.peer), m));
-        println!("{}", row("hub: onset frame received (RTSP)", cam0.iter().map(|t| t.arrival), m));
-        println!("{}", row("hub: motion decided", cam0.iter().map(|t| t.motion), m));
-        println!("{}", row("hub: motion ON received over MQTT", cam0.iter().map(|t| t.received), m));
+        println!(
+            "{}",
+            row(
+                "ffmpeg: RTSP + decode + patch-mean jump printed",
+                cam0.iter().map(|t| t.peer),
+                m
+            )
+        );
+        println!(
+            "{}",
+            row(
+                "hub: onset frame received (RTSP)",
+                cam0.iter().map(|t| t.arrival),
+                m
+            )
+        );
+        println!(
+            "{}",
+            row("hub: motion decided", cam0.iter().map(|t| t.motion), m)
+        );
+        println!(
+            "{}",
+            row(
+                "hub: motion ON received over MQTT",
+                cam0.iter().map(|t| t.received),
+                m
+            )
+        );
     }
     println!();
     let mut waited = [0usize; 4];

@@ -88,21 +88,44 @@ impl Default for ActivityOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// The camera's motion sensor turns on (MQTT `…/motion` ON).
-    MotionOn { t_us: i64 },
+    MotionOn {
+        t_us: i64,
+    },
     /// And off again.
-    MotionOff { t_us: i64 },
+    MotionOff {
+        t_us: i64,
+    },
     /// A label is seen (MQTT `…/person` ON), or no longer.
-    LabelOn { label: Label, t_us: i64 },
-    LabelOff { label: Label, t_us: i64 },
+    LabelOn {
+        label: Label,
+        t_us: i64,
+    },
+    LabelOff {
+        label: Label,
+        t_us: i64,
+    },
     /// Insert a new event row.
-    Open { start_us: i64, kind: String, alert: bool, zones: Vec<String> },
+    Open {
+        start_us: i64,
+        kind: String,
+        alert: bool,
+        zones: Vec<String>,
+    },
     /// The open event changed (kind, labels, zones, score).
-    Update { kind: String, alert: bool, zones: Vec<String>, score: Option<f32>, labels: Vec<String> },
+    Update {
+        kind: String,
+        alert: bool,
+        zones: Vec<String>,
+        score: Option<f32>,
+        labels: Vec<String>,
+    },
     /// The current frame is the best picture of the open event so far:
     /// take the snapshot from it.
     Snapshot,
     /// The open event is over.
-    Close { end_us: i64 },
+    Close {
+        end_us: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -138,7 +161,11 @@ pub fn kind_for(labels: &BTreeMap<Label, f32>) -> String {
 
 impl ActivityTracker {
     pub fn new(opts: ActivityOptions) -> ActivityTracker {
-        ActivityTracker { opts, open: None, labels_on: BTreeMap::new() }
+        ActivityTracker {
+            opts,
+            open: None,
+            labels_on: BTreeMap::new(),
+        }
     }
 
     /// Whether an event is open.
@@ -165,13 +192,20 @@ impl ActivityTracker {
         if let Some(objs) = &obs.objects {
             for o in objs {
                 if self.labels_on.insert(o.label, t).is_none() {
-                    out.push(Action::LabelOn { label: o.label, t_us: t });
+                    out.push(Action::LabelOn {
+                        label: o.label,
+                        t_us: t,
+                    });
                 }
             }
         }
         let hold = self.opts.label_hold_us;
-        let expired: Vec<Label> =
-            self.labels_on.iter().filter(|(_, &seen)| t - seen >= hold).map(|(l, _)| *l).collect();
+        let expired: Vec<Label> = self
+            .labels_on
+            .iter()
+            .filter(|(_, &seen)| t - seen >= hold)
+            .map(|(l, _)| *l)
+            .collect();
         for l in expired {
             self.labels_on.remove(&l);
             out.push(Action::LabelOff { label: l, t_us: t });
@@ -204,7 +238,10 @@ impl ActivityTracker {
                 best: (false, -1.0),
             };
             // A split (over-long) event keeps motion ON.
-            if !out.iter().any(|a| matches!(a, Action::Close { end_us } if *end_us == t)) {
+            if !out
+                .iter()
+                .any(|a| matches!(a, Action::Close { end_us } if *end_us == t))
+            {
                 out.push(Action::MotionOn { t_us: t });
             }
             out.push(Action::Open {
@@ -223,7 +260,12 @@ impl ActivityTracker {
             .collect();
         let open = self.open.as_mut().expect("opened above");
         open.last_motion_us = t;
-        let before = (kind_for(&open.labels), open.alert, open.zones.clone(), open.labels.clone());
+        let before = (
+            kind_for(&open.labels),
+            open.alert,
+            open.zones.clone(),
+            open.labels.clone(),
+        );
         open.zones.extend(obs.zones.iter().cloned());
         let mut best_now = (false, obs.moved_area);
         for (o, alert) in obs.objects.iter().flatten().zip(alerts) {
@@ -232,13 +274,23 @@ impl ActivityTracker {
             *s = s.max(o.score);
             open.alert |= alert;
             // Prefer pictures of the event's most specific label.
-            let rank = if o.label.as_str() == kind_for(&open.labels) { o.score + 1.0 } else { o.score };
+            let rank = if o.label.as_str() == kind_for(&open.labels) {
+                o.score + 1.0
+            } else {
+                o.score
+            };
             if !best_now.0 || rank > best_now.1 {
                 best_now = (true, rank);
             }
         }
         let kind = kind_for(&open.labels);
-        if (kind.clone(), open.alert, open.zones.clone(), open.labels.clone()) != before {
+        if (
+            kind.clone(),
+            open.alert,
+            open.zones.clone(),
+            open.labels.clone(),
+        ) != before
+        {
             out.push(Action::Update {
                 kind,
                 alert: open.alert,
@@ -264,7 +316,9 @@ impl ActivityTracker {
     pub fn finish(&mut self, t_us: i64) -> Vec<Action> {
         let mut out = Vec::new();
         if let Some(open) = self.open.take() {
-            out.push(Action::Close { end_us: open.last_motion_us });
+            out.push(Action::Close {
+                end_us: open.last_motion_us,
+            });
             out.push(Action::MotionOff { t_us });
         }
         for (l, _) in std::mem::take(&mut self.labels_on) {
@@ -279,7 +333,10 @@ mod tests {
     use super::*;
 
     fn still(t: i64) -> Observation {
-        Observation { t_us: t, ..Default::default() }
+        Observation {
+            t_us: t,
+            ..Default::default()
+        }
     }
     fn moving(t: i64, zones: &[&str]) -> Observation {
         Observation {
@@ -296,7 +353,11 @@ mod tests {
             class: "person".into(),
             score,
             bbox: [0.1, 0.1, 0.2, 0.5],
-            zones: if zone.is_empty() { vec![] } else { vec![zone.into()] },
+            zones: if zone.is_empty() {
+                vec![]
+            } else {
+                vec![zone.into()]
+            },
         }
     }
     const S: i64 = 1_000_000;
@@ -316,61 +377,95 @@ mod tests {
         assert!(t.observe(&still(0)).is_empty());
         let a = t.observe(&moving(2 * S, &["porch"]));
         assert_eq!(a[0], Action::MotionOn { t_us: 2 * S });
-        assert!(matches!(&a[1], Action::Open { start_us, kind, alert: false, zones } if *start_us == 2 * S && kind == "motion" && zones == &vec!["porch".to_string()]));
+        assert!(
+            matches!(&a[1], Action::Open { start_us, kind, alert: false, zones } if *start_us == 2 * S && kind == "motion" && zones == &vec!["porch".to_string()])
+        );
         assert!(a.contains(&Action::Snapshot));
         // Motion continues with a person recognised: the event sharpens.
         let mut obs = moving(3 * S, &["porch"]);
         obs.objects = Some(vec![person(0.7, "porch")]);
         let a = t.observe(&obs);
-        assert!(a.contains(&Action::LabelOn { label: Label::Person, t_us: 3 * S }));
+        assert!(a.contains(&Action::LabelOn {
+            label: Label::Person,
+            t_us: 3 * S
+        }));
         assert!(a.iter().any(|x| matches!(x, Action::Update { kind, alert: true, score: Some(s), .. } if kind == "person" && (*s - 0.7).abs() < 1e-6)));
-        assert!(a.contains(&Action::Snapshot), "a recognised person beats plain motion");
+        assert!(
+            a.contains(&Action::Snapshot),
+            "a recognised person beats plain motion"
+        );
         // A worse person picture does not replace the snapshot.
         let mut obs = moving(4 * S, &["porch"]);
         obs.objects = Some(vec![person(0.6, "porch")]);
         let a = t.observe(&obs);
-        assert!(!a.contains(&Action::Snapshot) && !a.iter().any(|x| matches!(x, Action::Update { .. })));
+        assert!(
+            !a.contains(&Action::Snapshot) && !a.iter().any(|x| matches!(x, Action::Update { .. }))
+        );
         // Still, but within the post-roll: nothing closes.
         assert!(t.observe(&still(8 * S)).is_empty());
         // Past the post-roll (5 s after the last motion at 4 s).
         let a = t.observe(&still(9 * S));
         assert!(a.contains(&Action::Close { end_us: 4 * S }));
         assert!(a.contains(&Action::MotionOff { t_us: 9 * S }));
-        assert!(a.contains(&Action::LabelOff { label: Label::Person, t_us: 9 * S }));
+        assert!(a.contains(&Action::LabelOff {
+            label: Label::Person,
+            t_us: 9 * S
+        }));
         assert!(!t.is_active());
     }
 
     #[test]
     fn labels_outside_alert_zones_do_not_alert() {
         let opts = ActivityOptions {
-            zone_rules: [("porch".to_string(), None), ("street".to_string(), Some([Label::Vehicle].into_iter().collect()))]
-                .into_iter()
-                .collect(),
+            zone_rules: [
+                ("porch".to_string(), None),
+                (
+                    "street".to_string(),
+                    Some([Label::Vehicle].into_iter().collect()),
+                ),
+            ]
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         let mut t = ActivityTracker::new(opts);
         let mut obs = moving(S, &["street"]);
         obs.objects = Some(vec![person(0.9, "street")]);
         let a = t.observe(&obs);
-        assert!(a.iter().any(|x| matches!(x, Action::Update { kind, alert: false, .. } if kind == "person")));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::Update { kind, alert: false, .. } if kind == "person")));
         let mut obs = moving(2 * S, &["porch"]);
         obs.objects = Some(vec![person(0.8, "porch")]);
         let a = t.observe(&obs);
-        assert!(a.iter().any(|x| matches!(x, Action::Update { alert: true, .. })));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::Update { alert: true, .. })));
     }
 
     #[test]
     fn animals_are_detections_not_alerts_by_default() {
         let mut t = ActivityTracker::new(ActivityOptions::default());
         let mut obs = moving(S, &[]);
-        obs.objects = Some(vec![Object { label: Label::Animal, class: "cat".into(), score: 0.8, bbox: [0.0; 4], zones: vec![] }]);
+        obs.objects = Some(vec![Object {
+            label: Label::Animal,
+            class: "cat".into(),
+            score: 0.8,
+            bbox: [0.0; 4],
+            zones: vec![],
+        }]);
         let a = t.observe(&obs);
-        assert!(a.iter().any(|x| matches!(x, Action::Update { kind, alert: false, .. } if kind == "animal")));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::Update { kind, alert: false, .. } if kind == "animal")));
     }
 
     #[test]
     fn long_activity_is_split_and_motion_stays_on() {
-        let opts = ActivityOptions { max_event_us: 10 * S, ..Default::default() };
+        let opts = ActivityOptions {
+            max_event_us: 10 * S,
+            ..Default::default()
+        };
         let mut t = ActivityTracker::new(opts);
         let mut opens = 0;
         let mut closes = 0;
@@ -388,6 +483,9 @@ mod tests {
         }
         assert_eq!((opens, closes, ons), (3, 2, 1));
         let a = t.finish(30 * S);
-        assert!(a.contains(&Action::Close { end_us: 25 * S }) && a.contains(&Action::MotionOff { t_us: 30 * S }));
+        assert!(
+            a.contains(&Action::Close { end_us: 25 * S })
+                && a.contains(&Action::MotionOff { t_us: 30 * S })
+        );
     }
 }

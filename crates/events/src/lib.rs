@@ -95,7 +95,12 @@ pub struct EventsOptions {
 
 impl EventsOptions {
     pub fn new(data_dir: PathBuf) -> EventsOptions {
-        EventsOptions { data_dir, poll: Duration::from_secs(3), mqtt_snapshots: false, prefix: "porchlight".into() }
+        EventsOptions {
+            data_dir,
+            poll: Duration::from_secs(3),
+            mqtt_snapshots: false,
+            prefix: "porchlight".into(),
+        }
     }
 }
 
@@ -148,9 +153,18 @@ struct DetectorCell {
 impl DetectorCell {
     fn new(src: DetectorSource) -> DetectorCell {
         match src {
-            DetectorSource::None => DetectorCell { load: None, cell: tokio::sync::OnceCell::new_with(Some(None)) },
-            DetectorSource::Loaded(d) => DetectorCell { load: None, cell: tokio::sync::OnceCell::new_with(Some(Some(d))) },
-            DetectorSource::Lazy(f) => DetectorCell { load: Some(f), cell: tokio::sync::OnceCell::new() },
+            DetectorSource::None => DetectorCell {
+                load: None,
+                cell: tokio::sync::OnceCell::new_with(Some(None)),
+            },
+            DetectorSource::Loaded(d) => DetectorCell {
+                load: None,
+                cell: tokio::sync::OnceCell::new_with(Some(Some(d))),
+            },
+            DetectorSource::Lazy(f) => DetectorCell {
+                load: Some(f),
+                cell: tokio::sync::OnceCell::new(),
+            },
         }
     }
 
@@ -236,11 +250,17 @@ impl Events {
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(supervise(shared.clone(), stop_rx));
-        Events { shared, stop, task: Some(task) }
+        Events {
+            shared,
+            stop,
+            task: Some(task),
+        }
     }
 
     pub fn handle(&self) -> EventsHandle {
-        EventsHandle { shared: self.shared.clone() }
+        EventsHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Whether the object detector is in memory (a lazy one loads when the
@@ -291,7 +311,9 @@ impl EventsHandle {
         let kind = t.kind.trim();
         if kind.is_empty()
             || kind.len() > 40
-            || !kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            || !kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         {
             return Err(EventsError::Invalid(format!(
                 "event kind {:?}: use 1–40 lower-case letters, digits, '_' or '-' (e.g. doorbell)",
@@ -300,7 +322,12 @@ impl EventsHandle {
         }
         let s = &self.shared;
         let camera = match &t.camera {
-            Some(name) => Some(s.store.camera_by_name(name).await?.ok_or_else(|| EventsError::NoCamera(name.clone()))?),
+            Some(name) => Some(
+                s.store
+                    .camera_by_name(name)
+                    .await?
+                    .ok_or_else(|| EventsError::NoCamera(name.clone()))?,
+            ),
             None => None,
         };
         let now = s.clock.now();
@@ -347,11 +374,16 @@ impl EventsHandle {
         let latest = s.latest.lock().unwrap().get(&camera_id).cloned();
         let Some(latest) = latest else { return false };
         let frame = latest.lock().unwrap().frame.clone();
-        let Some((t_us, frame)) = frame else { return false };
+        let Some((t_us, frame)) = frame else {
+            return false;
+        };
         if s.clock.now().as_microsecond() - t_us > 5_000_000 {
             return false;
         }
-        let pics = tokio::task::spawn_blocking(move || worker::pictures(&frame)).await.ok().flatten();
+        let pics = tokio::task::spawn_blocking(move || worker::pictures(&frame))
+            .await
+            .ok()
+            .flatten();
         match pics {
             Some(p) => write_snapshot(s, camera_id, event_id, &p).await,
             None => false,
@@ -394,14 +426,23 @@ async fn write_snapshot(s: &Shared, camera_id: i64, event_id: i64, p: &Pictures)
             return false;
         }
     }
-    if let Err(e) = s.store.set_event_snapshot(event_id, &full.to_string_lossy()).await {
+    if let Err(e) = s
+        .store
+        .set_event_snapshot(event_id, &full.to_string_lossy())
+        .await
+    {
         tracing::warn!("snapshot of event {event_id}: {e}");
         return false;
     }
     true
 }
 
-type Running = (porchlight_store::Camera, CameraDetection, watch::Sender<bool>, JoinHandle<()>);
+type Running = (
+    porchlight_store::Camera,
+    CameraDetection,
+    watch::Sender<bool>,
+    JoinHandle<()>,
+);
 
 async fn supervise(s: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut running: HashMap<i64, Running> = HashMap::new();
@@ -500,7 +541,12 @@ struct OpenEvent {
     objects: Vec<serde_json::Value>,
 }
 
-async fn watch_camera(s: Arc<Shared>, cam: porchlight_store::Camera, settings: CameraDetection, mut stop: watch::Receiver<bool>) {
+async fn watch_camera(
+    s: Arc<Shared>,
+    cam: porchlight_store::Camera,
+    settings: CameraDetection,
+    mut stop: watch::Receiver<bool>,
+) {
     let subscribe = |settings: &CameraDetection| match settings.stream.as_str() {
         "main" => s.live.subscribe(cam.id),
         "sub" => s.live.subscribe_sub(cam.id),
@@ -513,9 +559,18 @@ async fn watch_camera(s: Arc<Shared>, cam: porchlight_store::Camera, settings: C
     // The model is loaded when the first camera that wants objects starts
     // (a hub that only records, or detects motion only, never pays its
     // memory).
-    let detector = if settings.objects { s.detector.get().await } else { None };
+    let detector = if settings.objects {
+        s.detector.get().await
+    } else {
+        None
+    };
     let with_detector = detector.is_some();
-    let worker = Worker { camera: cam.name.clone(), settings: settings.clone(), detector, latest };
+    let worker = Worker {
+        camera: cam.name.clone(),
+        settings: settings.clone(),
+        detector,
+        latest,
+    };
     let thread = std::thread::Builder::new()
         .name(format!("detect-{}", cam.name))
         .spawn(move || worker.run(in_rx, out_tx));
@@ -527,7 +582,12 @@ async fn watch_camera(s: Arc<Shared>, cam: porchlight_store::Camera, settings: C
         }
     };
     tracing::info!(camera = %cam.name, detector = with_detector, "detection on");
-    let mut st = CameraState { camera: cam.clone(), settings, open: None, last_person_event: None };
+    let mut st = CameraState {
+        camera: cam.clone(),
+        settings,
+        open: None,
+        last_person_event: None,
+    };
     let mut resync = true;
     let mut clock = FrameClock::default();
     let mut in_tx = Some(in_tx);
@@ -618,7 +678,12 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
             Action::MotionOff { .. } => publish(topic("motion"), true, b"OFF".to_vec()),
             Action::LabelOn { label, .. } => publish(topic(label.as_str()), true, b"ON".to_vec()),
             Action::LabelOff { label, .. } => publish(topic(label.as_str()), true, b"OFF".to_vec()),
-            Action::Open { start_us, kind, alert, zones } => {
+            Action::Open {
+                start_us,
+                kind,
+                alert,
+                zones,
+            } => {
                 let detail = serde_json::json!({
                     "labels": [], "preroll_s": st.settings.preroll_s, "postroll_s": st.settings.postroll_s
                 });
@@ -655,8 +720,16 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                     Err(e) => tracing::warn!(camera = %name, "cannot record an event: {e}"),
                 }
             }
-            Action::Update { kind, alert, zones, score, labels } => {
-                let Some(open) = st.open.as_mut() else { continue };
+            Action::Update {
+                kind,
+                alert,
+                zones,
+                score,
+                labels,
+            } => {
+                let Some(open) = st.open.as_mut() else {
+                    continue;
+                };
                 open.kind = kind.clone();
                 open.alert = *alert;
                 open.zones = zones.clone();
@@ -712,15 +785,26 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
     }
     for p in &out.parcels {
         let (kind, t_us, detail) = match p {
-            ParcelAction::Delivered { bbox, score, t_us, .. } => (
+            ParcelAction::Delivered {
+                bbox, score, t_us, ..
+            } => (
                 "package_delivered",
                 *t_us,
                 serde_json::json!({"labels": ["parcel"], "bbox": bbox, "score": score}),
             ),
-            ParcelAction::Taken { bbox, t_us, delivered_us, person_seen_us, .. } => {
+            ParcelAction::Taken {
+                bbox,
+                t_us,
+                delivered_us,
+                person_seen_us,
+                ..
+            } => {
                 let person_event = st
                     .last_person_event
-                    .filter(|(_, at)| person_seen_us.is_some_and(|p| (p - at).abs() < 120_000_000) || t_us - at < 60_000_000)
+                    .filter(|(_, at)| {
+                        person_seen_us.is_some_and(|p| (p - at).abs() < 120_000_000)
+                            || t_us - at < 60_000_000
+                    })
                     .map(|(id, _)| id);
                 (
                     "package_taken",
@@ -743,7 +827,11 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
             camera_id: Some(cam_id),
             kind: kind.into(),
             source: "detection".into(),
-            alert: st.settings.alert_labels.iter().any(|l| l == "parcel" || l == "package"),
+            alert: st
+                .settings
+                .alert_labels
+                .iter()
+                .any(|l| l == "parcel" || l == "package"),
             start: Some(at),
             end: Some(at),
             score,
@@ -775,7 +863,12 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
     }
 }
 
-fn change_of(st: &CameraState, open: &OpenEvent, change: &'static str, end: Option<jiff::Timestamp>) -> EventChange {
+fn change_of(
+    st: &CameraState,
+    open: &OpenEvent,
+    change: &'static str,
+    end: Option<jiff::Timestamp>,
+) -> EventChange {
     EventChange {
         change,
         id: open.id,

@@ -54,8 +54,19 @@ impl Default for ParcelOptions {
 /// What happened to a parcel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParcelAction {
-    Delivered { id: u64, bbox: NBox, score: f32, t_us: i64 },
-    Taken { id: u64, bbox: NBox, t_us: i64, delivered_us: i64, person_seen_us: Option<i64> },
+    Delivered {
+        id: u64,
+        bbox: NBox,
+        score: f32,
+        t_us: i64,
+    },
+    Taken {
+        id: u64,
+        bbox: NBox,
+        t_us: i64,
+        delivered_us: i64,
+        person_seen_us: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +150,10 @@ pub fn grow(b: &NBox, factor: f32, min_side: f32) -> NBox {
 
 impl ParcelTracker {
     pub fn new(opts: ParcelOptions) -> ParcelTracker {
-        ParcelTracker { opts, ..Default::default() }
+        ParcelTracker {
+            opts,
+            ..Default::default()
+        }
     }
 
     /// Parcels resting now (for status and tests).
@@ -197,7 +211,10 @@ impl ParcelTracker {
         }
         self.recent_persons.retain(|(at, _)| t_us - at <= HIDDEN_US);
         let persons: Vec<NBox> = self.recent_persons.iter().map(|(_, b)| *b).collect();
-        let parcels: Vec<&Object> = objects.iter().filter(|o| o.label == Label::Parcel).collect();
+        let parcels: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.label == Label::Parcel)
+            .collect();
         let mut used = vec![false; parcels.len()];
 
         // Resting parcels: seen again, or missing where we looked.
@@ -208,7 +225,9 @@ impl ParcelTracker {
                 r.last_looked_us = t_us;
             }
             if was_looked_at {
-                if let Some(i) = (0..parcels.len()).find(|&i| !used[i] && iou(&r.bbox, &parcels[i].bbox) >= 0.3) {
+                if let Some(i) =
+                    (0..parcels.len()).find(|&i| !used[i] && iou(&r.bbox, &parcels[i].bbox) >= 0.3)
+                {
                     used[i] = true;
                     r.last_seen_us = t_us;
                     r.misses = 0;
@@ -250,7 +269,11 @@ impl ParcelTracker {
             if used[i] {
                 continue;
             }
-            match self.candidates.iter_mut().find(|c| iou(&c.bbox, &p.bbox) >= 0.3) {
+            match self
+                .candidates
+                .iter_mut()
+                .find(|c| iou(&c.bbox, &p.bbox) >= 0.3)
+            {
                 Some(c) => {
                     c.misses = 0;
                     c.last_looked_us = t_us;
@@ -294,7 +317,12 @@ impl ParcelTracker {
             }
             if c.hits >= 2 && c.last_seen_us - c.first_us >= settle {
                 self.next_id += 1;
-                out.push(ParcelAction::Delivered { id: self.next_id, bbox: c.bbox, score: c.score, t_us });
+                out.push(ParcelAction::Delivered {
+                    id: self.next_id,
+                    bbox: c.bbox,
+                    score: c.score,
+                    t_us,
+                });
                 self.resting.push(Resting {
                     id: self.next_id,
                     bbox: c.bbox,
@@ -321,10 +349,22 @@ mod tests {
     const ALL: NBox = [0.0, 0.0, 1.0, 1.0];
 
     fn parcel(b: NBox) -> Object {
-        Object { label: Label::Parcel, class: "box".into(), score: 0.6, bbox: b, zones: vec![] }
+        Object {
+            label: Label::Parcel,
+            class: "box".into(),
+            score: 0.6,
+            bbox: b,
+            zones: vec![],
+        }
     }
     fn person(b: NBox) -> Object {
-        Object { label: Label::Person, class: "person".into(), score: 0.8, bbox: b, zones: vec![] }
+        Object {
+            label: Label::Person,
+            class: "person".into(),
+            score: 0.8,
+            bbox: b,
+            zones: vec![],
+        }
     }
 
     #[test]
@@ -333,7 +373,13 @@ mod tests {
         // Carried in: the box moves, so it does not settle.
         for i in 0..5 {
             let b = [0.3 + 0.05 * i as f32, 0.5, 0.07, 0.09];
-            assert!(t.observe(i * S / 2, &[ALL], &[parcel(b), person([0.25 + 0.05 * i as f32, 0.3, 0.1, 0.6])]).is_empty());
+            assert!(t
+                .observe(
+                    i * S / 2,
+                    &[ALL],
+                    &[parcel(b), person([0.25 + 0.05 * i as f32, 0.3, 0.1, 0.6])]
+                )
+                .is_empty());
         }
         // Put down at AT, seen there for 4 s.
         let mut delivered = None;
@@ -353,7 +399,9 @@ mod tests {
         // Someone comes and stands in front of it for 10 s: not taken.
         for i in 0..20 {
             let now = 20 * S + i * S / 2;
-            assert!(t.observe(now, &[ALL], &[person([0.58, 0.3, 0.15, 0.6])]).is_empty());
+            assert!(t
+                .observe(now, &[ALL], &[person([0.58, 0.3, 0.15, 0.6])])
+                .is_empty());
         }
         // They leave with it: missing for 4 s over several looks.
         let mut taken = None;
@@ -364,7 +412,12 @@ mod tests {
             }
         }
         match taken.expect("taken") {
-            ParcelAction::Taken { id, delivered_us, person_seen_us, .. } => {
+            ParcelAction::Taken {
+                id,
+                delivered_us,
+                person_seen_us,
+                ..
+            } => {
                 assert_eq!(id, 1);
                 assert_eq!(delivered_us, 3 * S);
                 assert_eq!(person_seen_us, Some(20 * S + 19 * S / 2));
@@ -410,7 +463,13 @@ mod tests {
                 taken = Some(a);
             }
         }
-        assert!(matches!(taken, Some(ParcelAction::Taken { person_seen_us: None, .. })));
+        assert!(matches!(
+            taken,
+            Some(ParcelAction::Taken {
+                person_seen_us: None,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -115,14 +115,19 @@ impl CameraDetection {
         if !(1..=120).contains(&self.postroll_s) || self.preroll_s > 60 {
             return Err(SettingsError::Roll);
         }
-        self.motion.validate().map_err(|e| SettingsError::Motion(e.to_string()))?;
+        self.motion
+            .validate()
+            .map_err(|e| SettingsError::Motion(e.to_string()))?;
         Ok(())
     }
 
     /// The activity tracker's options.
     pub fn activity(&self) -> ActivityOptions {
-        let alert_labels: BTreeSet<Label> =
-            self.alert_labels.iter().filter_map(|l| label(l).ok()).collect();
+        let alert_labels: BTreeSet<Label> = self
+            .alert_labels
+            .iter()
+            .filter_map(|l| label(l).ok())
+            .collect();
         let zone_rules: BTreeMap<String, Option<BTreeSet<Label>>> = self
             .motion
             .zones
@@ -160,12 +165,15 @@ mod tests {
     fn bad_documents_name_the_problem() {
         let e = CameraDetection::from_json(&serde_json::json!({"fps": 100})).unwrap_err();
         assert!(e.to_string().contains("fps"), "{e}");
-        let e = CameraDetection::from_json(&serde_json::json!({"alert_labels": ["unicorn"]})).unwrap_err();
+        let e = CameraDetection::from_json(&serde_json::json!({"alert_labels": ["unicorn"]}))
+            .unwrap_err();
         assert!(e.to_string().contains("unicorn"), "{e}");
         let e = CameraDetection::from_json(&serde_json::json!({"sensitvity": 1})).unwrap_err();
         assert!(e.to_string().contains("sensitvity"), "{e}");
-        let e = CameraDetection::from_json(&serde_json::json!({"motion": {"zones": [{"name": "a", "polygon": [[0, 0], [1, 1]]}]}}))
-            .unwrap_err();
+        let e = CameraDetection::from_json(
+            &serde_json::json!({"motion": {"zones": [{"name": "a", "polygon": [[0, 0], [1, 1]]}]}}),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at least 3 points"), "{e}");
     }
 
@@ -178,6 +186,9 @@ mod tests {
         .unwrap();
         let a = s.activity();
         assert_eq!(a.zone_rules.len(), 1);
-        assert!(a.zone_rules["porch"].as_ref().unwrap().contains(&Label::Parcel));
+        assert!(a.zone_rules["porch"]
+            .as_ref()
+            .unwrap()
+            .contains(&Label::Parcel));
     }
 }

@@ -67,8 +67,14 @@ pub(crate) const SNAPSHOT_WIDTH: u32 = 1280;
 pub(crate) const THUMB_WIDTH: u32 = 320;
 
 pub(crate) fn pictures(frame: &Frame) -> Option<Pictures> {
-    let full = frame.to_jpeg(85, SNAPSHOT_WIDTH).map_err(|e| tracing::warn!("snapshot: {e}")).ok()?;
-    let thumb = frame.to_jpeg(75, THUMB_WIDTH).map_err(|e| tracing::warn!("thumbnail: {e}")).ok()?;
+    let full = frame
+        .to_jpeg(85, SNAPSHOT_WIDTH)
+        .map_err(|e| tracing::warn!("snapshot: {e}"))
+        .ok()?;
+    let thumb = frame
+        .to_jpeg(75, THUMB_WIDTH)
+        .map_err(|e| tracing::warn!("thumbnail: {e}"))
+        .ok()?;
     Some(Pictures { full, thumb })
 }
 
@@ -182,7 +188,9 @@ impl Worker {
             if t_us < next_us {
                 continue;
             }
-            next_us = t_us.max(next_us.saturating_add(period_us)).min(t_us + period_us);
+            next_us = t_us
+                .max(next_us.saturating_add(period_us))
+                .min(t_us + period_us);
             let frame = Arc::new(frame);
             self.latest.lock().unwrap().frame = Some((t_us, frame.clone()));
 
@@ -190,8 +198,11 @@ impl Worker {
             let luma = frame.luma_scaled(self.settings.motion.analysis_width);
             let m = motion.analyse(&luma, t_us);
             // With include zones, only motion inside one of them counts.
-            let counted: Vec<&porchlight_detect::motion::Region> =
-                m.regions.iter().filter(|r| !has_include || !r.zones.is_empty()).collect();
+            let counted: Vec<&porchlight_detect::motion::Region> = m
+                .regions
+                .iter()
+                .filter(|r| !has_include || !r.zones.is_empty())
+                .collect();
             if !m.regions.is_empty() {
                 tracing::debug!(camera = %self.camera, t_us, regions = ?m.regions, "motion");
                 // Something moves somewhere: analyse every frame until it
@@ -284,8 +295,13 @@ impl Worker {
             } else {
                 Vec::new()
             };
-            let wants_picture = actions.iter().any(|a| matches!(a, Action::Snapshot)) || !parcel_actions.is_empty();
-            let pictures = if wants_picture { pictures(&frame) } else { None };
+            let wants_picture =
+                actions.iter().any(|a| matches!(a, Action::Snapshot)) || !parcel_actions.is_empty();
+            let pictures = if wants_picture {
+                pictures(&frame)
+            } else {
+                None
+            };
             tracing::trace!(camera = %self.camera, us = started.elapsed().as_micros() as u64, "analysed");
             if actions.is_empty() && parcel_actions.is_empty() && !m.global_change {
                 continue;
@@ -323,7 +339,10 @@ impl Worker {
         opts: &DetectOptions,
         motion: &MotionDetector,
     ) -> Vec<Object> {
-        let (x, y, w, h) = frame.pixel_rect([look[0], look[1], look[0] + look[2], look[1] + look[3]], 0.0);
+        let (x, y, w, h) = frame.pixel_rect(
+            [look[0], look[1], look[0] + look[2], look[1] + look[3]],
+            0.0,
+        );
         let crop = match frame.crop_rgb(x, y, w, h) {
             Ok(c) => c,
             Err(e) => {
@@ -359,8 +378,18 @@ impl Worker {
                     bh as f32 / fh,
                 ];
                 // Where it stands: the bottom centre of its box.
-                let zones = zones_at(motion, bbox[0] + bbox[2] / 2.0, (bbox[1] + bbox[3]).min(0.999));
-                Some(Object { label, class: d.class, score: d.score, bbox, zones })
+                let zones = zones_at(
+                    motion,
+                    bbox[0] + bbox[2] / 2.0,
+                    (bbox[1] + bbox[3]).min(0.999),
+                );
+                Some(Object {
+                    label,
+                    class: d.class,
+                    score: d.score,
+                    bbox,
+                    zones,
+                })
             })
             .collect()
     }
@@ -422,7 +451,8 @@ fn dedup(it: impl Iterator<Item = String>) -> Vec<String> {
 
 fn union(mut boxes: impl Iterator<Item = NBox>) -> Option<NBox> {
     let first = boxes.next()?;
-    let (mut x0, mut y0, mut x1, mut y1) = (first[0], first[1], first[0] + first[2], first[1] + first[3]);
+    let (mut x0, mut y0, mut x1, mut y1) =
+        (first[0], first[1], first[0] + first[2], first[1] + first[3]);
     for b in boxes {
         x0 = x0.min(b[0]);
         y0 = y0.min(b[1]);
@@ -455,7 +485,10 @@ fn dedup_objects(mut objs: Vec<Object>) -> Vec<Object> {
     objs.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out: Vec<Object> = Vec::new();
     for o in objs {
-        if !out.iter().any(|k| k.label == o.label && crate::parcel::iou(&k.bbox, &o.bbox) > 0.5) {
+        if !out
+            .iter()
+            .any(|k| k.label == o.label && crate::parcel::iou(&k.bbox, &o.bbox) > 0.5)
+        {
             out.push(o);
         }
     }

@@ -28,12 +28,19 @@ async fn loads_on_the_first_camera_with_objects_and_only_once() {
     for name in ["porch", "yard"] {
         let c = store
             .create_camera(
-                &NewCamera { name: name.into(), main_url: format!("rtsp://127.0.0.1:9/{name}"), ..Default::default() },
+                &NewCamera {
+                    name: name.into(),
+                    main_url: format!("rtsp://127.0.0.1:9/{name}"),
+                    ..Default::default()
+                },
                 clock.now(),
             )
             .await
             .unwrap();
-        store.set_camera_detection(c.id, &motion_only, clock.now()).await.unwrap();
+        store
+            .set_camera_detection(c.id, &motion_only, clock.now())
+            .await
+            .unwrap();
         ids.push(c.id);
     }
     let mut opts = EventsOptions::new(dir.path().to_path_buf());
@@ -50,19 +57,33 @@ async fn loads_on_the_first_camera_with_objects_and_only_once() {
 
     // Both cameras are watched (motion only) for many polls: no load.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(LOADS.load(Ordering::SeqCst), 0, "motion-only cameras loaded the model");
+    assert_eq!(
+        LOADS.load(Ordering::SeqCst),
+        0,
+        "motion-only cameras loaded the model"
+    );
     assert!(!events.detector_loaded());
 
     // Turning objects on for both cameras loads the model once.
     for id in &ids {
-        store.set_camera_detection(*id, &serde_json::json!({ "objects": true }), clock.now()).await.unwrap();
+        store
+            .set_camera_detection(*id, &serde_json::json!({ "objects": true }), clock.now())
+            .await
+            .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     while !events.detector_loaded() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(events.detector_loaded(), "the model never loaded for a camera with objects on");
+    assert!(
+        events.detector_loaded(),
+        "the model never loaded for a camera with objects on"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(LOADS.load(Ordering::SeqCst), 1, "the model was loaded more than once");
+    assert_eq!(
+        LOADS.load(Ordering::SeqCst),
+        1,
+        "the model was loaded more than once"
+    );
     events.shutdown().await;
 }

@@ -84,7 +84,12 @@ impl SceneCam {
                 }
             })
         };
-        SceneCam { frames, stop, thread: Some(thread), started }
+        SceneCam {
+            frames,
+            stop,
+            thread: Some(thread),
+            started,
+        }
     }
 
     /// Wall-clock time of scene second `t`.
@@ -133,13 +138,21 @@ struct MqttTap {
 
 impl Publish for MqttTap {
     fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
-        let _ = self.client.try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload);
+        let _ = self
+            .client
+            .try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload);
     }
 }
 
 /// An MQTT connection to the machine's broker, driven in the background.
 /// Messages on `sub` go to the returned channel with their arrival time.
-fn mqtt(id: &str, sub: Option<String>) -> (rumqttc::AsyncClient, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>, jiff::Timestamp)>) {
+fn mqtt(
+    id: &str,
+    sub: Option<String>,
+) -> (
+    rumqttc::AsyncClient,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>, jiff::Timestamp)>,
+) {
     let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", 1883);
     o.set_keep_alive(Duration::from_secs(5));
     let (client, mut ev) = rumqttc::AsyncClient::new(o, 100);
@@ -165,7 +178,11 @@ fn mqtt(id: &str, sub: Option<String>) -> (rumqttc::AsyncClient, tokio::sync::mp
 }
 
 fn broker_available() -> bool {
-    let up = std::net::TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_secs(1)).is_ok();
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:1883".parse().unwrap(),
+        Duration::from_secs(1),
+    )
+    .is_ok();
     if !up {
         if std::env::var("PORCHLIGHT_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("the MQTT broker at 127.0.0.1:1883 is needed (PORCHLIGHT_REQUIRE_TOOLS=1)");
@@ -184,16 +201,24 @@ async fn synthetic_scenes_through_rtsp() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let detector = Arc::new(porchlight_detect::Detector::load_default().expect("the vendored model loads"));
+    let detector =
+        Arc::new(porchlight_detect::Detector::load_default().expect("the vendored model loads"));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let clock = clock::system();
     let vault = Vault::new(
         store.clone(),
         clock.clone(),
-        Policy { kdf: KdfParams::insecure_for_tests(), require_totp_for_owners: false, ..Policy::default() },
+        Policy {
+            kdf: KdfParams::insecure_for_tests(),
+            require_totp_for_owners: false,
+            ..Policy::default()
+        },
     );
-    let owner = vault.create_user("owner", Role::Owner, "correct horse battery", &Actor::cli()).await.unwrap();
+    let owner = vault
+        .create_user("owner", Role::Owner, "correct horse battery", &Actor::cli())
+        .await
+        .unwrap();
     let owner_key = porchlight_vault::keys::unwrap_with_password(
         &owner.user.keys.as_ref().unwrap().by_password,
         "correct horse battery",
@@ -209,7 +234,12 @@ async fn synthetic_scenes_through_rtsp() {
                 let x = walker_x(t);
                 if (-40.0..700.0).contains(&x) {
                     let s = sprites::visitor();
-                    sprites::blit(&mut img, s, x as i32 - s.width as i32 / 2, 340 - s.height as i32);
+                    sprites::blit(
+                        &mut img,
+                        s,
+                        x as i32 - s.width as i32 / 2,
+                        340 - s.height as i32,
+                    );
                 }
                 img
             }),
@@ -227,11 +257,14 @@ async fn synthetic_scenes_through_rtsp() {
                 noisy(img, (t * 15.0) as u64, 2)
             }),
         ),
-        ("noise", SceneCam::start(320, 180, |t| {
-            let mut img = Image::new(320, 180);
-            img.rect(0, 0, 320, 180, render::rgb(100, 100, 100));
-            noisy(img, (t * 15.0) as u64 + 7, 8)
-        })),
+        (
+            "noise",
+            SceneCam::start(320, 180, |t| {
+                let mut img = Image::new(320, 180);
+                img.rect(0, 0, 320, 180, render::rgb(100, 100, 100));
+                noisy(img, (t * 15.0) as u64 + 7, 8)
+            }),
+        ),
         (
             "masked",
             SceneCam::start(320, 180, |t| {
@@ -247,18 +280,27 @@ async fn synthetic_scenes_through_rtsp() {
             "parcel",
             // The demo's front door at double speed, starting 3 s into its loop.
             SceneCam::start(640, 360, |t| {
-                render::render(Scene::FrontDoor, 1_800_000_000_000 + ((3.0 + 2.0 * t) * 1000.0) as i64, 0)
+                render::render(
+                    Scene::FrontDoor,
+                    1_800_000_000_000 + ((3.0 + 2.0 * t) * 1000.0) as i64,
+                    0,
+                )
             }),
         ),
     ];
 
     // The hub's RTSP server serves them; the recorder records them from it.
-    let rtsp = porchlight_restream::RtspServer::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let rtsp = porchlight_restream::RtspServer::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = rtsp.local_addr();
     for (name, cam) in &cams {
         rtsp.sources().add(
             &format!("test/{name}"),
-            porchlight_restream::Source { frames: cam.frames.clone(), credentials: None },
+            porchlight_restream::Source {
+                frames: cam.frames.clone(),
+                credentials: None,
+            },
         );
     }
     let (stop_rtsp, rtsp_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -269,7 +311,11 @@ async fn synthetic_scenes_through_rtsp() {
     for (name, _) in &cams {
         let c = store
             .create_camera(
-                &NewCamera { name: name.to_string(), main_url: format!("rtsp://{addr}/test/{name}"), ..Default::default() },
+                &NewCamera {
+                    name: name.to_string(),
+                    main_url: format!("rtsp://{addr}/test/{name}"),
+                    ..Default::default()
+                },
                 clock.now(),
             )
             .await
@@ -305,14 +351,21 @@ async fn synthetic_scenes_through_rtsp() {
     let (recorder, _) = Recorder::start(
         store.clone(),
         clock.clone(),
-        RecorderOptions { housekeeping_interval: Duration::from_millis(300), min_free_bytes: 0, ..Default::default() },
+        RecorderOptions {
+            housekeeping_interval: Duration::from_millis(300),
+            min_free_bytes: 0,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
 
     // MQTT: the hub publishes through one connection; a listener watches.
     let prefix = format!("porchlight-test-{}", std::process::id());
-    let (listener, mut heard) = mqtt(&format!("{prefix}-listener"), Some(format!("{prefix}/+/motion")));
+    let (listener, mut heard) = mqtt(
+        &format!("{prefix}-listener"),
+        Some(format!("{prefix}/+/motion")),
+    );
     let (hub_client, _) = mqtt(&format!("{prefix}-hub"), None);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut opts = EventsOptions::new(dir.path().to_path_buf());
@@ -334,17 +387,25 @@ async fn synthetic_scenes_through_rtsp() {
     let motion_on: Arc<Mutex<HashMap<String, jiff::Timestamp>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(45);
     while Instant::now() < deadline {
-        if let Ok(Some((topic, payload, at))) = tokio::time::timeout(Duration::from_millis(500), heard.recv()).await {
+        if let Ok(Some((topic, payload, at))) =
+            tokio::time::timeout(Duration::from_millis(500), heard.recv()).await
+        {
             if payload == b"ON" {
                 let cam = topic.split('/').nth(1).unwrap_or("").to_owned();
                 motion_on.lock().unwrap().entry(cam).or_insert(at);
             }
         }
         let taken = store
-            .events(&EventFilter { cameras: Some(vec![ids["parcel"]]), kind: Some("package_taken".into()), ..Default::default() })
+            .events(&EventFilter {
+                cameras: Some(vec![ids["parcel"]]),
+                kind: Some("package_taken".into()),
+                ..Default::default()
+            })
             .await
             .unwrap();
-        if !taken.is_empty() && cams[0].1.started + jiff::SignedDuration::from_secs(22) < jiff::Timestamp::now() {
+        if !taken.is_empty()
+            && cams[0].1.started + jiff::SignedDuration::from_secs(22) < jiff::Timestamp::now()
+        {
             break;
         }
     }
@@ -354,18 +415,41 @@ async fn synthetic_scenes_through_rtsp() {
     let _ = rtsp_task.await;
     let _ = listener.disconnect().await;
 
-    let all = store.events(&EventFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    let all = store
+        .events(&EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let of = |name: &str| -> Vec<&porchlight_store::EventRow> {
-        all.iter().filter(|e| e.camera_id == Some(ids[name])).collect()
+        all.iter()
+            .filter(|e| e.camera_id == Some(ids[name]))
+            .collect()
     };
     for e in &all {
-        eprintln!("event: camera {:?} {} {} {:?}..{:?} zones {} detail {}", e.camera_id, e.kind, e.review, e.start, e.end, e.zones, e.detail);
+        eprintln!(
+            "event: camera {:?} {} {} {:?}..{:?} zones {} detail {}",
+            e.camera_id, e.kind, e.review, e.start, e.end, e.zones, e.detail
+        );
     }
 
     // Nothing where nothing happened.
-    assert!(of("lights").is_empty(), "lights switched on made events: {:?}", of("lights"));
-    assert!(of("noise").is_empty(), "noise made events: {:?}", of("noise"));
-    assert!(of("masked").is_empty(), "motion inside the mask made events: {:?}", of("masked"));
+    assert!(
+        of("lights").is_empty(),
+        "lights switched on made events: {:?}",
+        of("lights")
+    );
+    assert!(
+        of("noise").is_empty(),
+        "noise made events: {:?}",
+        of("noise")
+    );
+    assert!(
+        of("masked").is_empty(),
+        "motion inside the mask made events: {:?}",
+        of("masked")
+    );
 
     // The walker: one person event starting when the figure entered the zone.
     let walker = of("walker");
@@ -379,29 +463,60 @@ async fn synthetic_scenes_through_rtsp() {
     // it lies inside (porchlight_detect::motion::ZONE_MIN_FRACTION) — when
     // its leading edge is a tenth of its width past 320.
     let width = sprites::visitor().width as f64;
-    let entered_at_centre = 320.0 - width / 2.0 + width * f64::from(porchlight_detect::motion::ZONE_MIN_FRACTION);
-    let truth = cams[0].1.at(WALK_FROM + (entered_at_centre + 40.0) / WALK_SPEED);
+    let entered_at_centre =
+        320.0 - width / 2.0 + width * f64::from(porchlight_detect::motion::ZONE_MIN_FRACTION);
+    let truth = cams[0]
+        .1
+        .at(WALK_FROM + (entered_at_centre + 40.0) / WALK_SPEED);
     let off = w.start.duration_since(truth).as_secs_f64();
     eprintln!("walker: event start {off:+.2} s from the truth");
-    assert!(off.abs() <= 0.5, "event started {off:+.2} s from the figure entering the zone");
+    assert!(
+        off.abs() <= 0.5,
+        "event started {off:+.2} s from the figure entering the zone"
+    );
     assert!(w.end.is_some());
     let snap = w.snapshot.as_deref().expect("the event has a snapshot");
-    let jpeg = porchlight_vault::snapshot::read(dir.path(), std::path::Path::new(snap), &owner_key).unwrap();
+    let jpeg = porchlight_vault::snapshot::read(dir.path(), std::path::Path::new(snap), &owner_key)
+        .unwrap();
     assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
     let raw = std::fs::read(dir.path().join(snap)).unwrap();
-    assert!(raw.starts_with(b"age-encryption.org/v1\n"), "stored as an age file");
-    assert!(!raw.windows(jpeg.len().min(64)).any(|w| w == &jpeg[..jpeg.len().min(64)]), "no JPEG bytes on disk");
+    assert!(
+        raw.starts_with(b"age-encryption.org/v1\n"),
+        "stored as an age file"
+    );
+    assert!(
+        !raw.windows(jpeg.len().min(64))
+            .any(|w| w == &jpeg[..jpeg.len().min(64)]),
+        "no JPEG bytes on disk"
+    );
 
     // MQTT motion ON for the walker, shortly after the first moving frame.
-    let on = motion_on.lock().unwrap().get("walker").copied().expect("motion ON was published for the walker");
-    eprintln!("walker: motion ON heard {:+.0} ms after the event's first frame", on.duration_since(w.start).as_secs_f64() * 1000.0);
+    let on = motion_on
+        .lock()
+        .unwrap()
+        .get("walker")
+        .copied()
+        .expect("motion ON was published for the walker");
+    eprintln!(
+        "walker: motion ON heard {:+.0} ms after the event's first frame",
+        on.duration_since(w.start).as_secs_f64() * 1000.0
+    );
     assert!(on >= w.start);
-    assert!(!motion_on.lock().unwrap().contains_key("lights") && !motion_on.lock().unwrap().contains_key("noise"));
+    assert!(
+        !motion_on.lock().unwrap().contains_key("lights")
+            && !motion_on.lock().unwrap().contains_key("noise")
+    );
 
     // The parcel: delivered, then taken, naming the person seen before.
     let parcel = of("parcel");
-    let delivered: Vec<_> = parcel.iter().filter(|e| e.kind == "package_delivered").collect();
-    let taken: Vec<_> = parcel.iter().filter(|e| e.kind == "package_taken").collect();
+    let delivered: Vec<_> = parcel
+        .iter()
+        .filter(|e| e.kind == "package_delivered")
+        .collect();
+    let taken: Vec<_> = parcel
+        .iter()
+        .filter(|e| e.kind == "package_taken")
+        .collect();
     assert_eq!(delivered.len(), 1, "{parcel:?}");
     assert_eq!(taken.len(), 1, "{parcel:?}");
     // Put down at scene 18.5 s = real 7.75 s; taken at scene 49 s = 23 s.
@@ -409,10 +524,25 @@ async fn synthetic_scenes_through_rtsp() {
     let cam = &cams[4].1;
     // Delivered while it rests on the step; taken after it was picked up.
     let since = |at: jiff::Timestamp| at.duration_since(cam.started).as_secs_f64();
-    eprintln!("parcel: delivered {:.1} s, taken {:.1} s into the scene", since(d.start), since(t.start));
-    assert!(d.start > cam.at(7.5) && d.start < cam.at(23.0), "delivered {:.1} s in", since(d.start));
+    eprintln!(
+        "parcel: delivered {:.1} s, taken {:.1} s into the scene",
+        since(d.start),
+        since(t.start)
+    );
+    assert!(
+        d.start > cam.at(7.5) && d.start < cam.at(23.0),
+        "delivered {:.1} s in",
+        since(d.start)
+    );
     assert!(t.start > cam.at(23.0), "taken {:.1} s in", since(t.start));
-    assert!(t.detail["person_seen_at"].is_string(), "the person seen before: {}", t.detail);
+    assert!(
+        t.detail["person_seen_at"].is_string(),
+        "the person seen before: {}",
+        t.detail
+    );
     assert!(d.snapshot.is_some() && t.snapshot.is_some());
-    assert!(parcel.iter().any(|e| e.kind == "person"), "the visitor and the resident are people: {parcel:?}");
+    assert!(
+        parcel.iter().any(|e| e.kind == "person"),
+        "the visitor and the resident are people: {parcel:?}"
+    );
 }

@@ -23,10 +23,15 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).ok_or("usage: feed_bench <database-url> [--posts N] [--queries N]")?;
+    let url = args
+        .get(1)
+        .ok_or("usage: feed_bench <database-url> [--posts N] [--queries N]")?;
     let opt = |name: &str, default: usize| -> Result<usize, Box<dyn std::error::Error>> {
         match args.iter().position(|a| a == name) {
-            Some(i) => Ok(args.get(i + 1).ok_or(format!("{name} needs a value"))?.parse()?),
+            Some(i) => Ok(args
+                .get(i + 1)
+                .ok_or(format!("{name} needs a value"))?
+                .parse()?),
             None => Ok(default),
         }
     };
@@ -38,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inner: Vec<h3o::CellIndex> = centre.grid_disk(6);
     let author = match n.user_id("bench").await {
         Ok(id) => id,
-        Err(_) => n.create_user("bench", "bench-password-123", "Bench", Role::Neighbor, None).await?,
+        Err(_) => {
+            n.create_user("bench", "bench-password-123", "Bench", Role::Neighbor, None)
+                .await?
+        }
     };
     let have: i64 = n.feed_ids(&city, None, i64::MAX, i64::MAX).await?.len() as i64;
     let mut rng = rand::thread_rng();
@@ -53,17 +61,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let cell = city[rng.gen_range(0..city.len())];
                     // Half the posts at resolution 9 (indexed by their parent).
                     let cell = if rng.gen_bool(0.5) {
-                        cell.children(h3o::Resolution::Nine).nth(rng.gen_range(0..7)).unwrap_or(cell)
+                        cell.children(h3o::Resolution::Nine)
+                            .nth(rng.gen_range(0..7))
+                            .unwrap_or(cell)
                     } else {
                         cell
                     };
                     (cell, now - rng.gen_range(0..365 * 24 * 3_600_000i64))
                 })
                 .collect();
-            n.insert_posts_bulk(author, Category::Wildlife, &rows).await?;
+            n.insert_posts_bulk(author, Category::Wildlife, &rows)
+                .await?;
             left -= batch;
         }
-        eprintln!("inserted {} posts in {:.1} s", posts - have as usize, t.elapsed().as_secs_f64());
+        eprintln!(
+            "inserted {} posts in {:.1} s",
+            posts - have as usize,
+            t.elapsed().as_secs_f64()
+        );
         // What a running server's store has after a while (autovacuum on
         // PostgreSQL; `ANALYZE` once on SQLite): statistics, and on
         // PostgreSQL a visibility map so index-only scans apply.

@@ -129,7 +129,9 @@ impl Viewer {
     pub fn require_moderator(&self) -> Result<()> {
         self.require_not_suspended()?;
         if !self.role.moderates() {
-            return Err(Error::Forbidden("only moderators and admins can do this".into()));
+            return Err(Error::Forbidden(
+                "only moderators and admins can do this".into(),
+            ));
         }
         Ok(())
     }
@@ -180,7 +182,9 @@ fn check_username(username: &str) -> Result<()> {
 fn check_display_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(Error::Invalid("the display name must be 1–60 characters".into()));
+        return Err(Error::Invalid(
+            "the display name must be 1–60 characters".into(),
+        ));
     }
     Ok(name.to_string())
 }
@@ -199,8 +203,15 @@ impl Neighborhood {
         role: Role,
         agency_name: Option<&str>,
     ) -> Result<UserId> {
-        self.insert_user(username, password, display_name, role, agency_name, "active")
-            .await
+        self.insert_user(
+            username,
+            password,
+            display_name,
+            role,
+            agency_name,
+            "active",
+        )
+        .await
     }
 
     /// Creates an account with `role` and audits it (admin API and CLI;
@@ -214,8 +225,11 @@ impl Neighborhood {
         role: Role,
         agency_name: Option<&str>,
     ) -> Result<UserId> {
-        let id = self.create_user(username, password, display_name, role, agency_name).await?;
-        self.audit(actor, "create_user", "user", id, role.as_str()).await?;
+        let id = self
+            .create_user(username, password, display_name, role, agency_name)
+            .await?;
+        self.audit(actor, "create_user", "user", id, role.as_str())
+            .await?;
         Ok(id)
     }
 
@@ -232,14 +246,18 @@ impl Neighborhood {
         let display_name = check_display_name(display_name)?;
         porchlight_vault::password::check_policy(password, username).map_err(Error::Invalid)?;
         let agency_name = match (role, agency_name.map(str::trim)) {
-            (Role::Agency, Some(n)) if !n.is_empty() && n.chars().count() <= 80 => Some(n.to_string()),
+            (Role::Agency, Some(n)) if !n.is_empty() && n.chars().count() <= 80 => {
+                Some(n.to_string())
+            }
             (Role::Agency, _) => {
                 return Err(Error::Invalid(
                     "an agency account needs an agency name of 1–80 characters".into(),
                 ))
             }
             (_, Some(n)) if !n.is_empty() => {
-                return Err(Error::Invalid("only agency accounts have an agency name".into()))
+                return Err(Error::Invalid(
+                    "only agency accounts have an agency name".into(),
+                ))
             }
             _ => None,
         };
@@ -248,7 +266,9 @@ impl Neighborhood {
             .fetch_one(self.pool())
             .await?;
         if exists > 0 {
-            return Err(Error::Conflict(format!("the username {username:?} is taken")));
+            return Err(Error::Conflict(format!(
+                "the username {username:?} is taken"
+            )));
         }
         let phc = {
             let kdf = self.inner.kdf.clone();
@@ -300,7 +320,11 @@ impl Neighborhood {
         match role.as_deref() {
             None => return Err(Error::NotFound(format!("user {user}"))),
             Some("agency") => {}
-            Some(_) => return Err(Error::Invalid("only agency accounts can be verified".into())),
+            Some(_) => {
+                return Err(Error::Invalid(
+                    "only agency accounts can be verified".into(),
+                ))
+            }
         }
         sqlx::query("UPDATE users SET agency_verified = 1 WHERE id = $1")
             .bind(user)
@@ -323,13 +347,18 @@ impl Neighborhood {
     }
 
     /// Sets how new residents join (admin).
-    pub async fn set_registration_mode(&self, actor: Option<UserId>, mode: RegistrationMode) -> Result<()> {
+    pub async fn set_registration_mode(
+        &self,
+        actor: Option<UserId>,
+        mode: RegistrationMode,
+    ) -> Result<()> {
         let v = match mode {
             RegistrationMode::Invite => "invite",
             RegistrationMode::Open => "open",
         };
         self.set_setting("registration", v).await?;
-        self.audit(actor, "set_registration_mode", "setting", 0, v).await
+        self.audit(actor, "set_registration_mode", "setting", 0, v)
+            .await
     }
 
     /// The current registration mode.
@@ -341,10 +370,12 @@ impl Neighborhood {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -383,7 +414,9 @@ impl Neighborhood {
                 .fetch_optional(self.pool())
                 .await?;
                 if ok.is_none() {
-                    return Err(Error::Forbidden("that invite code is unknown or already used".into()));
+                    return Err(Error::Forbidden(
+                        "that invite code is unknown or already used".into(),
+                    ));
                 }
                 "active"
             }
@@ -395,7 +428,14 @@ impl Neighborhood {
             }
         };
         let id = self
-            .insert_user(username, password, display_name, Role::Neighbor, None, status)
+            .insert_user(
+                username,
+                password,
+                display_name,
+                Role::Neighbor,
+                None,
+                status,
+            )
             .await?;
         if let Some(code) = invite {
             let n = sqlx::query(
@@ -409,15 +449,25 @@ impl Neighborhood {
             .rows_affected();
             if n == 0 {
                 // Lost a race for the same code: undo the account.
-                sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.pool()).await?;
-                return Err(Error::Forbidden("that invite code is unknown or already used".into()));
+                sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id)
+                    .execute(self.pool())
+                    .await?;
+                return Err(Error::Forbidden(
+                    "that invite code is unknown or already used".into(),
+                ));
             }
         }
         Ok((id, status))
     }
 
     /// Approves or rejects a pending registration (moderator).
-    pub async fn decide_registration(&self, actor: UserId, user: UserId, approve: bool) -> Result<()> {
+    pub async fn decide_registration(
+        &self,
+        actor: UserId,
+        user: UserId,
+        approve: bool,
+    ) -> Result<()> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(user)
             .fetch_optional(self.pool())
@@ -431,15 +481,26 @@ impl Neighborhood {
                 .execute(self.pool())
                 .await?;
         } else {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(self.pool()).await?;
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(user)
+                .execute(self.pool())
+                .await?;
         }
-        let action = if approve { "approve_registration" } else { "reject_registration" };
+        let action = if approve {
+            "approve_registration"
+        } else {
+            "reject_registration"
+        };
         self.audit(Some(actor), action, "user", user, "").await
     }
 
     fn login_throttle_check(&self, key: &str) -> Result<()> {
         let limit = self.limits().login_failures;
-        let map = self.inner.login_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .login_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some((count, start)) = map.get(key) {
             let left = start + LOGIN_WINDOW_MS - now_ms();
             if *count >= limit && left > 0 {
@@ -453,7 +514,11 @@ impl Neighborhood {
     }
 
     fn login_failed(&self, key: &str) {
-        let mut map = self.inner.login_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .inner
+            .login_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         // Bound the memory a flood of made-up usernames can take.
         if map.len() >= 10_000 {
@@ -467,7 +532,12 @@ impl Neighborhood {
     }
 
     /// Signs in; returns a new bearer token.
-    pub async fn login(&self, username: &str, password: &str, totp: Option<&str>) -> Result<String> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<String> {
         let key = username.to_ascii_lowercase();
         self.login_throttle_check(&key)?;
         let row = sqlx::query(
@@ -500,9 +570,12 @@ impl Neighborhood {
         if let Some(secret) = row.try_get::<Option<String>, _>("totp_secret")? {
             let secret = hex::decode(secret).unwrap_or_default();
             let Some(code) = totp else {
-                return Err(Error::Unauthorized("a TOTP code is required for this account".into()));
+                return Err(Error::Unauthorized(
+                    "a TOTP code is required for this account".into(),
+                ));
             };
-            let Some(step) = porchlight_vault::totp::matching_step(&secret, code, now_ms() / 1000) else {
+            let Some(step) = porchlight_vault::totp::matching_step(&secret, code, now_ms() / 1000)
+            else {
                 self.login_failed(&key);
                 return Err(Error::Unauthorized("wrong TOTP code".into()));
             };
@@ -515,7 +588,9 @@ impl Neighborhood {
             .await?
             .rows_affected();
             if n == 0 {
-                return Err(Error::Unauthorized("that TOTP code was already used; wait for the next one".into()));
+                return Err(Error::Unauthorized(
+                    "that TOTP code was already used; wait for the next one".into(),
+                ));
             }
         }
         self.inner
@@ -553,7 +628,9 @@ impl Neighborhood {
         .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
-        let id = id.ok_or_else(|| Error::Unauthorized("the session is unknown or expired; sign in again".into()))?;
+        let id = id.ok_or_else(|| {
+            Error::Unauthorized("the session is unknown or expired; sign in again".into())
+        })?;
         self.viewer(id).await
     }
 
@@ -591,7 +668,12 @@ impl Neighborhood {
     }
 
     /// Sets the viewer's home area (and optionally default radius).
-    pub async fn set_area(&self, user: UserId, cell: &str, radius_km: Option<f64>) -> Result<h3o::CellIndex> {
+    pub async fn set_area(
+        &self,
+        user: UserId,
+        cell: &str,
+        radius_km: Option<f64>,
+    ) -> Result<h3o::CellIndex> {
         let cell = area::parse_home_cell(cell).map_err(|e| Error::Invalid(e.to_string()))?;
         let radius = match radius_km {
             Some(r) => area::check_radius_km(r).map_err(|e| Error::Invalid(e.to_string()))?,
@@ -608,10 +690,12 @@ impl Neighborhood {
 
     /// The categories `user` is notified about.
     pub async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT category FROM subscriptions WHERE user_id = $1 ORDER BY category")
-            .bind(user)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT category FROM subscriptions WHERE user_id = $1 ORDER BY category",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Replaces `user`'s notification categories.
@@ -640,7 +724,8 @@ impl Neighborhood {
     /// It takes effect after [`confirm_totp`](Self::confirm_totp).
     pub async fn begin_totp(&self, user: UserId) -> Result<(String, String)> {
         let v = self.viewer(user).await?;
-        let secret = porchlight_base::secret::random_bytes::<{ porchlight_vault::totp::SECRET_BYTES }>();
+        let secret =
+            porchlight_base::secret::random_bytes::<{ porchlight_vault::totp::SECRET_BYTES }>();
         sqlx::query("UPDATE users SET totp_pending = $1 WHERE id = $2")
             .bind(hex::encode(secret))
             .bind(user)
@@ -654,14 +739,18 @@ impl Neighborhood {
 
     /// Confirms TOTP enrolment with a current code.
     pub async fn confirm_totp(&self, user: UserId, code: &str) -> Result<()> {
-        let pending: Option<String> = sqlx::query_scalar("SELECT totp_pending FROM users WHERE id = $1")
-            .bind(user)
-            .fetch_one(self.pool())
-            .await?;
-        let pending = pending.ok_or_else(|| Error::Conflict("start TOTP enrolment first".into()))?;
+        let pending: Option<String> =
+            sqlx::query_scalar("SELECT totp_pending FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_one(self.pool())
+                .await?;
+        let pending =
+            pending.ok_or_else(|| Error::Conflict("start TOTP enrolment first".into()))?;
         let secret = hex::decode(&pending).unwrap_or_default();
         let step = porchlight_vault::totp::matching_step(&secret, code, now_ms() / 1000)
-            .ok_or_else(|| Error::Invalid("that code does not match; check the phone's clock".into()))?;
+            .ok_or_else(|| {
+                Error::Invalid("that code does not match; check the phone's clock".into())
+            })?;
         sqlx::query("UPDATE users SET totp_secret = $1, totp_pending = NULL, totp_last_step = $2 WHERE id = $3")
             .bind(&pending)
             .bind(step)

@@ -19,7 +19,9 @@
 //!   `PUT /api/v1/me/subscriptions` (categories) and the home area.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Query, Request, State,
+};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
@@ -56,13 +58,18 @@ impl IntoResponse for Error {
             ),
             Error::Db(e) => {
                 tracing::error!(error = %e, "neighborhood database error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error" }),
+                )
             }
         };
         let mut resp = (status, Json(body)).into_response();
         if let Error::RateLimited { retry_after_s, .. } = self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_s));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_s),
+            );
         }
         resp
     }
@@ -80,7 +87,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
-            Err(e) => Err(Error::Invalid(format!("bad request body: {}", e.body_text()))),
+            Err(e) => Err(Error::Invalid(format!(
+                "bad request body: {}",
+                e.body_text()
+            ))),
         }
     }
 }
@@ -97,8 +107,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl FromRequestParts<Neighborhood> for Viewer {
     type Rejection = Error;
     async fn from_request_parts(parts: &mut Parts, n: &Neighborhood) -> Result<Self, Error> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| Error::Unauthorized("sign in first: send Authorization: Bearer <token>".into()))?;
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            Error::Unauthorized("sign in first: send Authorization: Bearer <token>".into())
+        })?;
         n.viewer_for_token(token).await
     }
 }
@@ -149,7 +160,14 @@ struct RegisterBody {
 }
 
 async fn register(State(n): State<Neighborhood>, Body(b): Body<RegisterBody>) -> R {
-    let (id, status) = n.register(&b.username, &b.password, &b.display_name, b.invite.as_deref()).await?;
+    let (id, status) = n
+        .register(
+            &b.username,
+            &b.password,
+            &b.display_name,
+            b.invite.as_deref(),
+        )
+        .await?;
     created(json!({ "id": id, "status": status }))
 }
 
@@ -221,7 +239,12 @@ struct AppealBody {
     text: String,
 }
 
-async fn appeal(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<AppealBody>) -> R {
+async fn appeal(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<AppealBody>,
+) -> R {
     let id = n.appeal(&v, id, &b.text).await?;
     created(json!({ "id": id, "status": "open" }))
 }
@@ -239,7 +262,10 @@ async fn push_subscribe(
     Body(b): Body<crate::push::BrowserSubscription>,
 ) -> R {
     v.require_not_suspended()?;
-    let ua = headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let id = n.subscribe_push(v.id, &b, ua).await?;
     created(json!({ "id": id, "categories": n.subscriptions(v.id).await? }))
 }
@@ -250,7 +276,11 @@ struct EndpointBody {
     endpoint: String,
 }
 
-async fn push_unsubscribe(State(n): State<Neighborhood>, v: Viewer, Body(b): Body<EndpointBody>) -> R {
+async fn push_unsubscribe(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Body(b): Body<EndpointBody>,
+) -> R {
     n.unsubscribe_push(v.id, &b.endpoint).await?;
     no_content()
 }
@@ -265,7 +295,12 @@ async fn get_post(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>)
     ok(n.post(&v, id).await?)
 }
 
-async fn patch_post(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<PostEdit>) -> R {
+async fn patch_post(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<PostEdit>,
+) -> R {
     ok(n.edit_post(&v, id, &b).await?)
 }
 
@@ -283,14 +318,26 @@ struct FeedQuery {
     limit: Option<i64>,
 }
 
-async fn feed(State(n): State<Neighborhood>, v: Viewer, q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>) -> R {
+async fn feed(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> R {
     let Query(q) = q.map_err(|e| Error::Invalid(format!("bad feed query: {}", e.body_text())))?;
-    ok(n.feed(&v, q.radius_km, q.category.as_deref(), q.before, q.limit).await?)
+    ok(
+        n.feed(&v, q.radius_km, q.category.as_deref(), q.before, q.limit)
+            .await?,
+    )
 }
 
 /// Accepts the photo as a raw image body or as the first file of a
 /// `multipart/form-data` form.
-async fn upload_photo(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, req: Request) -> R {
+async fn upload_photo(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    req: Request,
+) -> R {
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -307,16 +354,15 @@ async fn upload_photo(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i
             .map_err(|e| Error::Invalid(format!("bad multipart upload: {}", e.body_text())))?
         {
             if field.file_name().is_some() || field.name() == Some("photo") {
-                found = Some(
-                    field
-                        .bytes()
-                        .await
-                        .map_err(|e| Error::Invalid(format!("bad multipart upload: {}", e.body_text())))?,
-                );
+                found = Some(field.bytes().await.map_err(|e| {
+                    Error::Invalid(format!("bad multipart upload: {}", e.body_text()))
+                })?);
                 break;
             }
         }
-        found.ok_or_else(|| Error::Invalid("the form has no file field (name it \"photo\")".into()))?
+        found.ok_or_else(|| {
+            Error::Invalid("the form has no file field (name it \"photo\")".into())
+        })?
     } else {
         Bytes::from_request(req, &n)
             .await
@@ -350,7 +396,12 @@ struct CommentBody {
     confirm: bool,
 }
 
-async fn add_comment(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<CommentBody>) -> R {
+async fn add_comment(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<CommentBody>,
+) -> R {
     created(n.add_comment(&v, id, &b.body, b.confirm).await?)
 }
 
@@ -365,12 +416,21 @@ struct ReactionBody {
     kind: String,
 }
 
-async fn react(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<ReactionBody>) -> R {
+async fn react(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<ReactionBody>,
+) -> R {
     n.react(&v, id, &b.kind, true).await?;
     no_content()
 }
 
-async fn unreact(State(n): State<Neighborhood>, v: Viewer, Path((id, kind)): Path<(i64, String)>) -> R {
+async fn unreact(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path((id, kind)): Path<(i64, String)>,
+) -> R {
     n.react(&v, id, &kind, false).await?;
     no_content()
 }
@@ -383,12 +443,22 @@ struct ReportBody {
     note: String,
 }
 
-async fn report_post(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<ReportBody>) -> R {
+async fn report_post(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<ReportBody>,
+) -> R {
     let id = n.report(&v, "post", id, &b.reason, &b.note).await?;
     created(json!({ "id": id }))
 }
 
-async fn report_comment(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<ReportBody>) -> R {
+async fn report_comment(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<ReportBody>,
+) -> R {
     let id = n.report(&v, "comment", id, &b.reason, &b.note).await?;
     created(json!({ "id": id }))
 }
@@ -406,25 +476,48 @@ struct ReasonBody {
     hours: Option<i64>,
 }
 
-async fn moderate_post(State(n): State<Neighborhood>, v: Viewer, Path((id, action)): Path<(i64, String)>, Body(b): Body<ReasonBody>) -> R {
+async fn moderate_post(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path((id, action)): Path<(i64, String)>,
+    Body(b): Body<ReasonBody>,
+) -> R {
     v.require_moderator()?;
-    n.moderate_content(&v, "post", id, ContentAction::parse(&action)?, &b.reason).await?;
+    n.moderate_content(&v, "post", id, ContentAction::parse(&action)?, &b.reason)
+        .await?;
     no_content()
 }
 
-async fn moderate_comment(State(n): State<Neighborhood>, v: Viewer, Path((id, action)): Path<(i64, String)>, Body(b): Body<ReasonBody>) -> R {
+async fn moderate_comment(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path((id, action)): Path<(i64, String)>,
+    Body(b): Body<ReasonBody>,
+) -> R {
     v.require_moderator()?;
-    n.moderate_content(&v, "comment", id, ContentAction::parse(&action)?, &b.reason).await?;
+    n.moderate_content(&v, "comment", id, ContentAction::parse(&action)?, &b.reason)
+        .await?;
     no_content()
 }
 
-async fn moderate_user(State(n): State<Neighborhood>, v: Viewer, Path((id, action)): Path<(i64, String)>, Body(b): Body<ReasonBody>) -> R {
+async fn moderate_user(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path((id, action)): Path<(i64, String)>,
+    Body(b): Body<ReasonBody>,
+) -> R {
     v.require_moderator()?;
-    n.moderate_user(&v, id, UserAction::parse(&action)?, &b.reason, b.hours).await?;
+    n.moderate_user(&v, id, UserAction::parse(&action)?, &b.reason, b.hours)
+        .await?;
     no_content()
 }
 
-async fn dismiss_report(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<ReasonBody>) -> R {
+async fn dismiss_report(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<ReasonBody>,
+) -> R {
     n.dismiss_report(&v, id, &b.reason).await?;
     no_content()
 }
@@ -437,23 +530,41 @@ struct DecisionBody {
     reason: String,
 }
 
-async fn decide_appeal(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<DecisionBody>) -> R {
+async fn decide_appeal(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<DecisionBody>,
+) -> R {
     v.require_moderator()?;
     let grant = match b.decision.as_str() {
         "grant" => true,
         "deny" => false,
-        o => return Err(Error::Invalid(format!("unknown decision {o:?}: expected grant or deny"))),
+        o => {
+            return Err(Error::Invalid(format!(
+                "unknown decision {o:?}: expected grant or deny"
+            )))
+        }
     };
     n.decide_appeal(&v, id, grant, &b.reason).await?;
     no_content()
 }
 
-async fn decide_registration(State(n): State<Neighborhood>, v: Viewer, Path(id): Path<i64>, Body(b): Body<DecisionBody>) -> R {
+async fn decide_registration(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Path(id): Path<i64>,
+    Body(b): Body<DecisionBody>,
+) -> R {
     v.require_moderator()?;
     let approve = match b.decision.as_str() {
         "approve" => true,
         "reject" => false,
-        o => return Err(Error::Invalid(format!("unknown decision {o:?}: expected approve or reject"))),
+        o => {
+            return Err(Error::Invalid(format!(
+                "unknown decision {o:?}: expected approve or reject"
+            )))
+        }
     };
     n.decide_registration(v.id, id, approve).await?;
     no_content()
@@ -471,11 +582,22 @@ struct NewUserBody {
     agency_name: Option<String>,
 }
 
-async fn admin_create_user(State(n): State<Neighborhood>, v: Viewer, Body(b): Body<NewUserBody>) -> R {
+async fn admin_create_user(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Body(b): Body<NewUserBody>,
+) -> R {
     v.require_admin()?;
     let role = Role::parse(&b.role)?;
     let id = n
-        .admin_create_user(Some(v.id), &b.username, &b.password, &b.display_name, role, b.agency_name.as_deref())
+        .admin_create_user(
+            Some(v.id),
+            &b.username,
+            &b.password,
+            &b.display_name,
+            role,
+            b.agency_name.as_deref(),
+        )
         .await?;
     created(json!({ "id": id }))
 }
@@ -497,12 +619,20 @@ struct ModeBody {
     mode: String,
 }
 
-async fn admin_registration(State(n): State<Neighborhood>, v: Viewer, Body(b): Body<ModeBody>) -> R {
+async fn admin_registration(
+    State(n): State<Neighborhood>,
+    v: Viewer,
+    Body(b): Body<ModeBody>,
+) -> R {
     v.require_admin()?;
     let mode = match b.mode.as_str() {
         "invite" => RegistrationMode::Invite,
         "open" => RegistrationMode::Open,
-        o => return Err(Error::Invalid(format!("unknown registration mode {o:?}: expected invite or open"))),
+        o => {
+            return Err(Error::Invalid(format!(
+                "unknown registration mode {o:?}: expected invite or open"
+            )))
+        }
     };
     n.set_registration_mode(Some(v.id), mode).await?;
     ok(json!({ "mode": mode }))
@@ -521,7 +651,12 @@ pub struct ApiTable {
 }
 
 impl ApiTable {
-    fn add(mut self, method: &'static str, path: &'static str, mr: MethodRouter<Neighborhood>) -> Self {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        mr: MethodRouter<Neighborhood>,
+    ) -> Self {
         self.router = self.router.route(path, mr);
         self.routes.push((method, path));
         self
@@ -530,50 +665,93 @@ impl ApiTable {
 
 /// Every API route, registered once.
 pub fn api_routes() -> ApiTable {
-    ApiTable { router: Router::new(), routes: Vec::new() }
-        .add("POST", "/api/v1/sessions", post(login))
-        .add("DELETE", "/api/v1/sessions", delete(logout))
-        .add("POST", "/api/v1/registrations", post(register))
-        .add("GET", "/api/v1/me", get(me))
-        .add("PUT", "/api/v1/me/area", put(put_area))
-        .add("GET", "/api/v1/me/subscriptions", get(get_subs))
-        .add("PUT", "/api/v1/me/subscriptions", put(put_subs))
-        .add("POST", "/api/v1/me/totp", post(totp_begin))
-        .add("POST", "/api/v1/me/totp/confirm", post(totp_confirm))
-        .add("GET", "/api/v1/push/key", get(push_key))
-        .add("POST", "/api/v1/push/subscriptions", post(push_subscribe))
-        .add("DELETE", "/api/v1/push/subscriptions", delete(push_unsubscribe))
-        .add("GET", "/api/v1/me/notices", get(notices))
-        .add("POST", "/api/v1/me/notices/{id}/appeals", post(appeal))
-        .add("GET", "/api/v1/feed", get(feed))
-        .add("POST", "/api/v1/posts", post(create_post))
-        .add("GET", "/api/v1/posts/{id}", get(get_post))
-        .add("PATCH", "/api/v1/posts/{id}", patch(patch_post))
-        .add("DELETE", "/api/v1/posts/{id}", delete(delete_post))
-        .add(
-            "POST",
-            "/api/v1/posts/{id}/photos",
-            post(upload_photo).layer(DefaultBodyLimit::max(MAX_PHOTO_UPLOAD)),
-        )
-        .add("GET", "/api/v1/photos/{id}", get(get_photo))
-        .add("POST", "/api/v1/posts/{id}/comments", post(add_comment))
-        .add("DELETE", "/api/v1/comments/{id}", delete(delete_comment))
-        .add("POST", "/api/v1/posts/{id}/reactions", post(react))
-        .add("DELETE", "/api/v1/posts/{id}/reactions/{kind}", delete(unreact))
-        .add("POST", "/api/v1/posts/{id}/reports", post(report_post))
-        .add("POST", "/api/v1/comments/{id}/reports", post(report_comment))
-        .add("GET", "/api/v1/moderation/queue", get(queue))
-        .add("POST", "/api/v1/moderation/posts/{id}/{action}", post(moderate_post))
-        .add("POST", "/api/v1/moderation/comments/{id}/{action}", post(moderate_comment))
-        .add("POST", "/api/v1/moderation/users/{id}/{action}", post(moderate_user))
-        .add("POST", "/api/v1/moderation/reports/{id}/dismiss", post(dismiss_report))
-        .add("POST", "/api/v1/moderation/appeals/{id}", post(decide_appeal))
-        .add("POST", "/api/v1/moderation/registrations/{id}", post(decide_registration))
-        .add("POST", "/api/v1/admin/users", post(admin_create_user))
-        .add("POST", "/api/v1/admin/users/{id}/verify-agency", post(admin_verify_agency))
-        .add("POST", "/api/v1/admin/invites", post(admin_invite))
-        .add("PUT", "/api/v1/admin/registration", put(admin_registration))
-        .add("GET", "/api/v1/admin/audit", get(admin_audit))
+    ApiTable {
+        router: Router::new(),
+        routes: Vec::new(),
+    }
+    .add("POST", "/api/v1/sessions", post(login))
+    .add("DELETE", "/api/v1/sessions", delete(logout))
+    .add("POST", "/api/v1/registrations", post(register))
+    .add("GET", "/api/v1/me", get(me))
+    .add("PUT", "/api/v1/me/area", put(put_area))
+    .add("GET", "/api/v1/me/subscriptions", get(get_subs))
+    .add("PUT", "/api/v1/me/subscriptions", put(put_subs))
+    .add("POST", "/api/v1/me/totp", post(totp_begin))
+    .add("POST", "/api/v1/me/totp/confirm", post(totp_confirm))
+    .add("GET", "/api/v1/push/key", get(push_key))
+    .add("POST", "/api/v1/push/subscriptions", post(push_subscribe))
+    .add(
+        "DELETE",
+        "/api/v1/push/subscriptions",
+        delete(push_unsubscribe),
+    )
+    .add("GET", "/api/v1/me/notices", get(notices))
+    .add("POST", "/api/v1/me/notices/{id}/appeals", post(appeal))
+    .add("GET", "/api/v1/feed", get(feed))
+    .add("POST", "/api/v1/posts", post(create_post))
+    .add("GET", "/api/v1/posts/{id}", get(get_post))
+    .add("PATCH", "/api/v1/posts/{id}", patch(patch_post))
+    .add("DELETE", "/api/v1/posts/{id}", delete(delete_post))
+    .add(
+        "POST",
+        "/api/v1/posts/{id}/photos",
+        post(upload_photo).layer(DefaultBodyLimit::max(MAX_PHOTO_UPLOAD)),
+    )
+    .add("GET", "/api/v1/photos/{id}", get(get_photo))
+    .add("POST", "/api/v1/posts/{id}/comments", post(add_comment))
+    .add("DELETE", "/api/v1/comments/{id}", delete(delete_comment))
+    .add("POST", "/api/v1/posts/{id}/reactions", post(react))
+    .add(
+        "DELETE",
+        "/api/v1/posts/{id}/reactions/{kind}",
+        delete(unreact),
+    )
+    .add("POST", "/api/v1/posts/{id}/reports", post(report_post))
+    .add(
+        "POST",
+        "/api/v1/comments/{id}/reports",
+        post(report_comment),
+    )
+    .add("GET", "/api/v1/moderation/queue", get(queue))
+    .add(
+        "POST",
+        "/api/v1/moderation/posts/{id}/{action}",
+        post(moderate_post),
+    )
+    .add(
+        "POST",
+        "/api/v1/moderation/comments/{id}/{action}",
+        post(moderate_comment),
+    )
+    .add(
+        "POST",
+        "/api/v1/moderation/users/{id}/{action}",
+        post(moderate_user),
+    )
+    .add(
+        "POST",
+        "/api/v1/moderation/reports/{id}/dismiss",
+        post(dismiss_report),
+    )
+    .add(
+        "POST",
+        "/api/v1/moderation/appeals/{id}",
+        post(decide_appeal),
+    )
+    .add(
+        "POST",
+        "/api/v1/moderation/registrations/{id}",
+        post(decide_registration),
+    )
+    .add("POST", "/api/v1/admin/users", post(admin_create_user))
+    .add(
+        "POST",
+        "/api/v1/admin/users/{id}/verify-agency",
+        post(admin_verify_agency),
+    )
+    .add("POST", "/api/v1/admin/invites", post(admin_invite))
+    .add("PUT", "/api/v1/admin/registration", put(admin_registration))
+    .add("GET", "/api/v1/admin/audit", get(admin_audit))
 }
 
 /// The neighborhood's whole HTTP surface: the JSON API and the pages.

@@ -59,12 +59,20 @@ pub enum AreaError {
         "cell {cell} has resolution {res}, which is too precise for {what}: use resolution \
          {max} or coarser (its parent at resolution {max} is {parent})"
     )]
-    TooFine { cell: String, res: u8, max: u8, what: &'static str, parent: String },
+    TooFine {
+        cell: String,
+        res: u8,
+        max: u8,
+        what: &'static str,
+        parent: String,
+    },
     #[error("radius {0} km is not a number of kilometres")]
     RadiusNotFinite(f64),
     #[error("radius {0} km is outside the allowed range of 0.5 to 8 km")]
     RadiusOutOfRange(f64),
-    #[error("coordinates ({0}, {1}) are not a place on Earth (latitude -90..90, longitude -180..180)")]
+    #[error(
+        "coordinates ({0}, {1}) are not a place on Earth (latitude -90..90, longitude -180..180)"
+    )]
     BadCoordinates(f64, f64),
 }
 
@@ -86,16 +94,22 @@ fn parse_cell(s: &str, max: u8, what: &'static str) -> Result<CellIndex, AreaErr
     if looks_like_coordinates(t) {
         return Err(AreaError::RawCoordinates(t.to_string(), max));
     }
-    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AreaError::NotACell {
             input: truncate(t, 40),
             reason: "not a hexadecimal number".into(),
         });
     }
-    let cell: CellIndex = hex.parse().map_err(|e: h3o::error::InvalidCellIndex| {
-        AreaError::NotACell { input: truncate(t, 40), reason: e.to_string() }
-    })?;
+    let cell: CellIndex =
+        hex.parse()
+            .map_err(|e: h3o::error::InvalidCellIndex| AreaError::NotACell {
+                input: truncate(t, 40),
+                reason: e.to_string(),
+            })?;
     let res = u8::from(cell.resolution());
     if res > max {
         let parent = Resolution::try_from(max)
@@ -103,7 +117,13 @@ fn parse_cell(s: &str, max: u8, what: &'static str) -> Result<CellIndex, AreaErr
             .and_then(|r| cell.parent(r))
             .map(|p| p.to_string())
             .unwrap_or_default();
-        return Err(AreaError::TooFine { cell: cell.to_string(), res, max, what, parent });
+        return Err(AreaError::TooFine {
+            cell: cell.to_string(),
+            res,
+            max,
+            what,
+            parent,
+        });
     }
     Ok(cell)
 }
@@ -222,7 +242,11 @@ pub fn home_cell_at(lat: f64, lng: f64) -> Result<CellIndex, AreaError> {
 /// Rounds a point to one decimal degree (about 11 km north–south): the
 /// only precision the area picker ever sends to the server.
 pub fn coarse_point(lat: f64, lng: f64) -> Result<(f64, f64), AreaError> {
-    if !lat.is_finite() || !lng.is_finite() || !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
+    if !lat.is_finite()
+        || !lng.is_finite()
+        || !(-90.0..=90.0).contains(&lat)
+        || !(-180.0..=180.0).contains(&lng)
+    {
         return Err(AreaError::BadCoordinates(lat, lng));
     }
     Ok(((lat * 10.0).round() / 10.0, (lng * 10.0).round() / 10.0))
@@ -236,7 +260,11 @@ pub fn cells_near(lat: f64, lng: f64, radius_km: f64) -> Result<Vec<CellIndex>, 
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
         return Err(AreaError::BadCoordinates(lat, lng));
     }
-    let radius = if radius_km.is_finite() { radius_km.clamp(0.0, 12.0) } else { 0.0 };
+    let radius = if radius_km.is_finite() {
+        radius_km.clamp(0.0, 12.0)
+    } else {
+        0.0
+    };
     let origin = centre.to_cell(FEED_RES);
     let spacing = FEED_RES.edge_length_km() * 3f64.sqrt() * 0.66;
     let k = (radius / spacing).ceil() as u32 + 1;
@@ -256,7 +284,10 @@ pub fn cells_near(lat: f64, lng: f64, radius_km: f64) -> Result<Vec<CellIndex>, 
 /// centres are public grid geometry, not anybody's location).
 pub fn cell_centre(cell: CellIndex) -> (f64, f64) {
     let ll = LatLng::from(cell);
-    ((ll.lat() * 1e4).round() / 1e4, (ll.lng() * 1e4).round() / 1e4)
+    (
+        (ll.lat() * 1e4).round() / 1e4,
+        (ll.lng() * 1e4).round() / 1e4,
+    )
 }
 
 /// How [`draw_cells`] renders one drawing.
@@ -283,7 +314,12 @@ pub fn cells_svg(home: CellIndex, radius_km: f64, mark: Option<CellIndex>) -> St
     );
     draw_cells(
         &feed_cells(home, radius_km),
-        SvgOptions { home: Some(home), mark, link_prefix: None, label: &label },
+        SvgOptions {
+            home: Some(home),
+            mark,
+            link_prefix: None,
+            label: &label,
+        },
     )
 }
 
@@ -365,7 +401,11 @@ pub fn draw_cells(cells: &[CellIndex], opts: SvgOptions<'_>) -> String {
     };
     let home_key = opts.home.map(feed_key);
     for (cell, pts) in &shapes {
-        let class = if Some(*cell) == home_key { "cell home-cell" } else { "cell" };
+        let class = if Some(*cell) == home_key {
+            "cell home-cell"
+        } else {
+            "cell"
+        };
         let polygon = format!(
             "<polygon class=\"{class}\" data-cell=\"{cell}\" points=\"{}\"><title>{cell}</title></polygon>",
             points(pts)
@@ -383,9 +423,16 @@ pub fn draw_cells(cells: &[CellIndex], opts: SvgOptions<'_>) -> String {
     }
     if let Some(mark) = opts.mark {
         let pts: Vec<_> = mark.boundary().iter().map(|v| project(*v)).collect();
-        let _ = write!(out, "<polygon class=\"mark\" data-cell=\"{mark}\" points=\"{}\"/>", points(&pts));
+        let _ = write!(
+            out,
+            "<polygon class=\"mark\" data-cell=\"{mark}\" points=\"{}\"/>",
+            points(&pts)
+        );
         let (x, y) = to_svg(project(LatLng::from(mark)));
-        let _ = write!(out, "<circle class=\"mark-dot\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\"/>");
+        let _ = write!(
+            out,
+            "<circle class=\"mark-dot\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\"/>"
+        );
     }
     out.push_str("</svg>");
     out
@@ -412,7 +459,9 @@ mod tests {
 
     /// A res-8 cell in Seattle (47.6062, -122.3321).
     fn seattle8() -> CellIndex {
-        LatLng::new(47.6062, -122.3321).unwrap().to_cell(Resolution::Eight)
+        LatLng::new(47.6062, -122.3321)
+            .unwrap()
+            .to_cell(Resolution::Eight)
     }
 
     /// A point `km` kilometres due east of `from` (small distances).
@@ -433,17 +482,24 @@ mod tests {
 
     #[test]
     fn home_rejects_finer_than_8_naming_the_parent() {
-        let c9 = LatLng::new(47.6062, -122.3321).unwrap().to_cell(Resolution::Nine);
+        let c9 = LatLng::new(47.6062, -122.3321)
+            .unwrap()
+            .to_cell(Resolution::Nine);
         let err = parse_home_cell(&c9.to_string()).unwrap_err();
         match &err {
-            AreaError::TooFine { res, max, parent, .. } => {
+            AreaError::TooFine {
+                res, max, parent, ..
+            } => {
                 assert_eq!((*res, *max), (9, 8));
                 assert_eq!(parent, &c9.parent(Resolution::Eight).unwrap().to_string());
             }
             other => panic!("unexpected {other:?}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains("resolution 9") && msg.contains("8 or coarser"), "{msg}");
+        assert!(
+            msg.contains("resolution 9") && msg.contains("8 or coarser"),
+            "{msg}"
+        );
         // The same cell is fine for a post.
         assert_eq!(parse_post_cell(&c9.to_string()).unwrap(), c9);
     }
@@ -459,21 +515,43 @@ mod tests {
 
     #[test]
     fn raw_coordinates_rejected_with_a_clear_message() {
-        for input in ["47.6,-122.3", "47.6062, -122.3321", "47.6 -122.3", "-122.33", "47.60;8.5", "12 34"] {
+        for input in [
+            "47.6,-122.3",
+            "47.6062, -122.3321",
+            "47.6 -122.3",
+            "-122.33",
+            "47.60;8.5",
+            "12 34",
+        ] {
             let err = parse_home_cell(input).unwrap_err();
-            assert!(matches!(err, AreaError::RawCoordinates(..)), "{input}: {err:?}");
+            assert!(
+                matches!(err, AreaError::RawCoordinates(..)),
+                "{input}: {err:?}"
+            );
             assert!(err.to_string().contains("raw coordinates"), "{err}");
             let err = parse_post_cell(input).unwrap_err();
-            assert!(matches!(err, AreaError::RawCoordinates(..)), "{input}: {err:?}");
+            assert!(
+                matches!(err, AreaError::RawCoordinates(..)),
+                "{input}: {err:?}"
+            );
         }
     }
 
     #[test]
     fn garbage_is_not_a_cell() {
         assert_eq!(parse_home_cell("   ").unwrap_err(), AreaError::Empty);
-        for input in ["hello", "zzzzzzzzzzzzzzz", "ffffffffffffffff", "8828308281fffffffff", "0"] {
+        for input in [
+            "hello",
+            "zzzzzzzzzzzzzzz",
+            "ffffffffffffffff",
+            "8828308281fffffffff",
+            "0",
+        ] {
             let err = parse_home_cell(input).unwrap_err();
-            assert!(matches!(err, AreaError::NotACell { .. }), "{input}: {err:?}");
+            assert!(
+                matches!(err, AreaError::NotACell { .. }),
+                "{input}: {err:?}"
+            );
         }
     }
 
@@ -482,12 +560,30 @@ mod tests {
         assert_eq!(check_radius_km(0.5).unwrap(), 0.5);
         assert_eq!(check_radius_km(3.0).unwrap(), 3.0);
         assert_eq!(check_radius_km(8.0).unwrap(), 8.0);
-        assert!(matches!(check_radius_km(0.49), Err(AreaError::RadiusOutOfRange(_))));
-        assert!(matches!(check_radius_km(8.01), Err(AreaError::RadiusOutOfRange(_))));
-        assert!(matches!(check_radius_km(-3.0), Err(AreaError::RadiusOutOfRange(_))));
-        assert!(matches!(check_radius_km(f64::NAN), Err(AreaError::RadiusNotFinite(_))));
-        assert!(matches!(check_radius_km(f64::INFINITY), Err(AreaError::RadiusNotFinite(_))));
-        assert!(check_radius_km(9.0).unwrap_err().to_string().contains("0.5 to 8"));
+        assert!(matches!(
+            check_radius_km(0.49),
+            Err(AreaError::RadiusOutOfRange(_))
+        ));
+        assert!(matches!(
+            check_radius_km(8.01),
+            Err(AreaError::RadiusOutOfRange(_))
+        ));
+        assert!(matches!(
+            check_radius_km(-3.0),
+            Err(AreaError::RadiusOutOfRange(_))
+        ));
+        assert!(matches!(
+            check_radius_km(f64::NAN),
+            Err(AreaError::RadiusNotFinite(_))
+        ));
+        assert!(matches!(
+            check_radius_km(f64::INFINITY),
+            Err(AreaError::RadiusNotFinite(_))
+        ));
+        assert!(check_radius_km(9.0)
+            .unwrap_err()
+            .to_string()
+            .contains("0.5 to 8"));
     }
 
     #[test]
@@ -509,7 +605,10 @@ mod tests {
         let centre = LatLng::from(home);
         let two_km = feed_key(east_of(centre, 2.0).to_cell(Resolution::Nine));
         let d = distance_km(home, two_km);
-        assert!((1.4..=2.6).contains(&d), "index cell of a point 2 km east is {d} km away");
+        assert!(
+            (1.4..=2.6).contains(&d),
+            "index cell of a point 2 km east is {d} km away"
+        );
         let f3 = feed_cells(home, 3.0);
         let f1 = feed_cells(home, 1.0);
         assert!(f3.contains(&two_km), "a cell ~2 km away is in a 3 km feed");
@@ -526,7 +625,10 @@ mod tests {
         }
         let expect = std::f64::consts::PI * 9.0 / home.area_km2();
         let n = f3.len() as f64;
-        assert!(n > expect * 0.7 && n < expect * 1.3, "{n} cells, expected about {expect}");
+        assert!(
+            n > expect * 0.7 && n < expect * 1.3,
+            "{n} cells, expected about {expect}"
+        );
     }
 
     #[test]
@@ -557,7 +659,10 @@ mod tests {
         let cells = feed_cells(home6, 2.0);
         assert!(!cells.is_empty());
         assert!(cells.iter().all(|c| c.resolution() == FEED_RES));
-        assert!(cells.contains(&feed_key(home6)) || cells.contains(&LatLng::from(home6).to_cell(FEED_RES)));
+        assert!(
+            cells.contains(&feed_key(home6))
+                || cells.contains(&LatLng::from(home6).to_cell(FEED_RES))
+        );
     }
 
     #[test]
@@ -585,8 +690,14 @@ mod tests {
     fn home_cell_at_is_res_8_and_checks_range() {
         let c = home_cell_at(47.6, -122.3).unwrap();
         assert_eq!(c.resolution(), Resolution::Eight);
-        assert!(matches!(home_cell_at(91.0, 0.0), Err(AreaError::BadCoordinates(..))));
-        assert!(matches!(home_cell_at(0.0, f64::NAN), Err(AreaError::BadCoordinates(..))));
+        assert!(matches!(
+            home_cell_at(91.0, 0.0),
+            Err(AreaError::BadCoordinates(..))
+        ));
+        assert!(matches!(
+            home_cell_at(0.0, f64::NAN),
+            Err(AreaError::BadCoordinates(..))
+        ));
     }
 
     #[test]
@@ -599,10 +710,17 @@ mod tests {
         // always among them).
         let (lat, lng) = coarse_point(47.6449, -122.3051).unwrap();
         let cands = cells_near(lat, lng, 8.5).unwrap();
-        let precise = LatLng::new(47.6449, -122.3051).unwrap().to_cell(Resolution::Eight);
+        let precise = LatLng::new(47.6449, -122.3051)
+            .unwrap()
+            .to_cell(Resolution::Eight);
         assert!(cands.contains(&precise));
-        let corner = LatLng::new(lat + 0.0499, lng + 0.0499).unwrap().to_cell(Resolution::Eight);
-        assert!(cands.contains(&corner), "a point at the corner of the rounding box");
+        let corner = LatLng::new(lat + 0.0499, lng + 0.0499)
+            .unwrap()
+            .to_cell(Resolution::Eight);
+        assert!(
+            cands.contains(&corner),
+            "a point at the corner of the rounding box"
+        );
         assert!(cands.iter().all(|c| c.resolution() == Resolution::Eight));
         assert!(cells_near(0.0, 0.0, 1.0).unwrap().len() < 10);
     }
@@ -614,7 +732,10 @@ mod tests {
         let svg = cells_svg(home, 1.0, Some(mark));
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.ends_with("</svg>"));
-        assert!(!svg.contains("http://") || svg.matches("http://").count() == 1, "only the xmlns URL");
+        assert!(
+            !svg.contains("http://") || svg.matches("http://").count() == 1,
+            "only the xmlns URL"
+        );
         assert!(!svg.contains("https://") && !svg.contains("<script") && !svg.contains("href"));
         let n = feed_cells(home, 1.0).len();
         assert_eq!(svg.matches("<polygon class=\"cell").count(), n);
@@ -623,7 +744,8 @@ mod tests {
         assert!(svg.contains(&format!("class=\"mark\" data-cell=\"{mark}\"")));
         // Balanced tags: every <polygon ...> is closed.
         let opens = svg.matches("<polygon").count();
-        let closes = svg.matches("</polygon>").count() + svg.matches("/>").count() - svg.matches("<circle").count();
+        let closes = svg.matches("</polygon>").count() + svg.matches("/>").count()
+            - svg.matches("<circle").count();
         assert_eq!(opens, closes);
         // Every coordinate is inside the view box.
         for pts in svg.split("points=\"").skip(1) {
@@ -631,7 +753,10 @@ mod tests {
             for xy in pts.split(' ') {
                 let (x, y) = xy.split_once(',').unwrap();
                 let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
-                assert!((-1.0..=301.0).contains(&x) && (-1.0..=301.0).contains(&y), "{xy}");
+                assert!(
+                    (-1.0..=301.0).contains(&x) && (-1.0..=301.0).contains(&y),
+                    "{xy}"
+                );
             }
         }
     }
@@ -642,9 +767,17 @@ mod tests {
         let cells = feed_cells(home, 0.5);
         let svg = draw_cells(
             &cells,
-            SvgOptions { home: None, mark: None, link_prefix: Some("/area?c=1&cell="), label: "a \"b\" <c>" },
+            SvgOptions {
+                home: None,
+                mark: None,
+                link_prefix: Some("/area?c=1&cell="),
+                label: "a \"b\" <c>",
+            },
         );
-        assert_eq!(svg.matches("<a href=\"/area?c=1&amp;cell=").count(), cells.len());
+        assert_eq!(
+            svg.matches("<a href=\"/area?c=1&amp;cell=").count(),
+            cells.len()
+        );
         assert!(svg.contains("aria-label=\"a &quot;b&quot; &lt;c&gt;\""));
         let empty = draw_cells(&[], SvgOptions::default());
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));

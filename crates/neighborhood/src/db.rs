@@ -136,7 +136,8 @@ impl Db {
 }
 
 /// Schema steps, oldest first. Never edit a released step; append one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id {ID},
     username TEXT NOT NULL UNIQUE,
@@ -270,8 +271,8 @@ CREATE TABLE audit (
     created_at BIGINT NOT NULL
 )
 "#,
-// 2: Web Push subscriptions of this server's own accounts (src/push.rs).
-r#"
+    // 2: Web Push subscriptions of this server's own accounts (src/push.rs).
+    r#"
 CREATE TABLE push_subscriptions (
     id {ID},
     user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -285,10 +286,11 @@ CREATE TABLE push_subscriptions (
 );
 CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id, id)
 "#,
-// 3: the feed's per-cell branch (`feed_cell = ? AND status = 'visible' AND
-// id < ? ORDER BY id DESC LIMIT ?`) answered from the index alone, without
-// a table lookup per candidate row to read `status`.
-r#"
+    // 3: the feed's per-cell branch (`feed_cell = ? AND status = 'visible' AND
+    // id < ? ORDER BY id DESC LIMIT ?`) answered from the index alone, without
+    // a table lookup per candidate row to read `status`.
+    r#"
 CREATE INDEX posts_feed_visible ON posts (feed_cell, status, id);
 DROP INDEX posts_feed
-"#];
+"#,
+];

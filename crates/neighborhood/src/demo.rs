@@ -37,10 +37,34 @@ const DEMO_LAT: f64 = 47.6205;
 const DEMO_LNG: f64 = -122.3493;
 
 const ACCOUNTS: &[(&str, &str, &str, Role, Option<&str>)] = &[
-    ("admin", "demo-admin-password", "Neighborhood Admin", Role::Admin, None),
-    ("maria", "demo-resident-password", "Maria", Role::Neighbor, None),
-    ("firedept", "demo-agency-password", "Station 8", Role::Agency, Some("Seattle Fire Department")),
-    ("mod", "demo-moderator-password", "Sam (moderator)", Role::Moderator, None),
+    (
+        "admin",
+        "demo-admin-password",
+        "Neighborhood Admin",
+        Role::Admin,
+        None,
+    ),
+    (
+        "maria",
+        "demo-resident-password",
+        "Maria",
+        Role::Neighbor,
+        None,
+    ),
+    (
+        "firedept",
+        "demo-agency-password",
+        "Station 8",
+        Role::Agency,
+        Some("Seattle Fire Department"),
+    ),
+    (
+        "mod",
+        "demo-moderator-password",
+        "Sam (moderator)",
+        Role::Moderator,
+        None,
+    ),
     ("jun", "demo-neighbor-password", "Jun", Role::Neighbor, None),
 ];
 
@@ -56,7 +80,9 @@ impl Neighborhood {
             let id = if already {
                 self.user_id(username).await?
             } else {
-                let id = self.admin_create_user(None, username, password, display, *role, *agency).await?;
+                let id = self
+                    .admin_create_user(None, username, password, display, *role, *agency)
+                    .await?;
                 if *role == Role::Agency {
                     self.verify_agency(None, id).await?;
                 }
@@ -65,12 +91,27 @@ impl Neighborhood {
                 }
                 id
             };
-            accounts.push(DemoAccount { username, password, role: *role, id });
+            accounts.push(DemoAccount {
+                username,
+                password,
+                role: *role,
+                id,
+            });
         }
         if already {
-            return Ok(Demo { accounts, home_cell: home, posts: 0 });
+            return Ok(Demo {
+                accounts,
+                home_cell: home,
+                posts: 0,
+            });
         }
-        let id_of = |u: &str| accounts.iter().find(|a| a.username == u).map(|a| a.id).unwrap_or(0);
+        let id_of = |u: &str| {
+            accounts
+                .iter()
+                .find(|a| a.username == u)
+                .map(|a| a.id)
+                .unwrap_or(0)
+        };
         let cells: Vec<h3o::CellIndex> = home.grid_disk::<Vec<_>>(2);
         let now = now_ms();
         let hour = 3_600_000;
@@ -100,9 +141,14 @@ impl Neighborhood {
         for (i, (who, cat, title, body, extra)) in posts.iter().enumerate() {
             let cell = cells[i % cells.len()];
             let at = now - (posts.len() - i) as i64 * 3 * hour;
-            self.insert_post_raw(id_of(who), *cat, title, body, cell, extra.clone(), at).await?;
+            self.insert_post_raw(id_of(who), *cat, title, body, cell, extra.clone(), at)
+                .await?;
             n += 1;
         }
-        Ok(Demo { accounts, home_cell: home, posts: n })
+        Ok(Demo {
+            accounts,
+            home_cell: home,
+            posts: n,
+        })
     }
 }

@@ -58,7 +58,10 @@ pub enum Verdict {
     Accept,
     /// The post goes back to its author: `reasons` says what is wrong (one
     /// sentence each), `guidance` what to add or change.
-    Revise { reasons: Vec<String>, guidance: String },
+    Revise {
+        reasons: Vec<String>,
+        guidance: String,
+    },
 }
 
 impl Verdict {
@@ -75,19 +78,81 @@ impl Verdict {
 
 /// Words that refer to a person.
 const PERSON: &[&str] = &[
-    "man", "men", "woman", "women", "guy", "gal", "person", "people", "someone", "somebody",
-    "individual", "suspect", "male", "female", "boy", "girl", "kid", "child", "children", "teen",
-    "teenager", "youth", "lady", "gentleman", "gentlemen", "dude", "he", "she", "him", "her",
-    "stranger", "adult", "juvenile",
+    "man",
+    "men",
+    "woman",
+    "women",
+    "guy",
+    "gal",
+    "person",
+    "people",
+    "someone",
+    "somebody",
+    "individual",
+    "suspect",
+    "male",
+    "female",
+    "boy",
+    "girl",
+    "kid",
+    "child",
+    "children",
+    "teen",
+    "teenager",
+    "youth",
+    "lady",
+    "gentleman",
+    "gentlemen",
+    "dude",
+    "he",
+    "she",
+    "him",
+    "her",
+    "stranger",
+    "adult",
+    "juvenile",
 ];
 
 /// Race and ethnicity terms that never mean anything else in a post.
 const RACE: &[&str] = &[
-    "asian", "african", "hispanic", "latino", "latina", "latinx", "arab", "arabic", "caucasian",
-    "mexican", "chinese", "korean", "japanese", "vietnamese", "filipino", "indian", "pakistani",
-    "somali", "ethiopian", "haitian", "jamaican", "puerto", "ethnic", "ethnicity", "race",
-    "racially", "roma", "gypsy", "aboriginal", "indigenous", "biracial", "poc", "colored",
-    "coloured", "skinned", "complexion", "swarthy", "islander",
+    "asian",
+    "african",
+    "hispanic",
+    "latino",
+    "latina",
+    "latinx",
+    "arab",
+    "arabic",
+    "caucasian",
+    "mexican",
+    "chinese",
+    "korean",
+    "japanese",
+    "vietnamese",
+    "filipino",
+    "indian",
+    "pakistani",
+    "somali",
+    "ethiopian",
+    "haitian",
+    "jamaican",
+    "puerto",
+    "ethnic",
+    "ethnicity",
+    "race",
+    "racially",
+    "roma",
+    "gypsy",
+    "aboriginal",
+    "indigenous",
+    "biracial",
+    "poc",
+    "colored",
+    "coloured",
+    "skinned",
+    "complexion",
+    "swarthy",
+    "islander",
 ];
 
 /// Multi-word race and ethnicity terms.
@@ -108,56 +173,219 @@ const SKIN_COLOURS: &[&str] = &["black", "white", "brown", "dark", "light", "tan
 /// Person nouns that make a colour word a skin colour ("white guy"), unlike
 /// pronouns ("after dark someone…").
 const SKIN_NOUNS: &[&str] = &[
-    "man", "men", "woman", "women", "guy", "gal", "male", "female", "boy", "girl", "kid", "teen",
-    "teenager", "lady", "dude", "person", "people", "youth", "individual", "suspect",
-    "gentleman", "gentlemen", "child", "children", "adult", "juvenile", "folk",
+    "man",
+    "men",
+    "woman",
+    "women",
+    "guy",
+    "gal",
+    "male",
+    "female",
+    "boy",
+    "girl",
+    "kid",
+    "teen",
+    "teenager",
+    "lady",
+    "dude",
+    "person",
+    "people",
+    "youth",
+    "individual",
+    "suspect",
+    "gentleman",
+    "gentlemen",
+    "child",
+    "children",
+    "adult",
+    "juvenile",
+    "folk",
 ];
 
 /// Nouns after which a build or age adjective is not about a person
 /// ("a short while", "an old car").
 const NOT_PERSON_NEXT: &[&str] = &[
     "while", "time", "period", "ago", "distance", "walk", "drive", "trip", "notice", "day",
-    "night", "week", "street", "road", "house", "home", "building", "car", "van", "truck",
-    "fence", "tree", "wall", "door", "gate", "rain", "traffic", "news", "one", "lady",
+    "night", "week", "street", "road", "house", "home", "building", "car", "van", "truck", "fence",
+    "tree", "wall", "door", "gate", "rain", "traffic", "news", "one", "lady",
 ];
 
 /// Clothing and things carried.
 const CLOTHING: &[&str] = &[
-    "shirt", "tshirt", "t", "hoodie", "hoody", "sweatshirt", "jacket", "coat", "parka", "jeans",
-    "pants", "trousers", "shorts", "skirt", "dress", "hat", "cap", "beanie", "hood", "hooded",
-    "shoe", "sneaker", "trainer", "boot", "sandal", "backpack", "glove", "mask", "vest",
-    "uniform", "sweater", "jumper", "scarf", "sunglasses", "glasses", "leggings", "sweatpants",
-    "tracksuit", "overalls", "helmet", "raincoat", "windbreaker", "blazer", "suit", "tie",
-    "bandana", "balaclava", "apron", "hi-vis", "vis",
+    "shirt",
+    "tshirt",
+    "t",
+    "hoodie",
+    "hoody",
+    "sweatshirt",
+    "jacket",
+    "coat",
+    "parka",
+    "jeans",
+    "pants",
+    "trousers",
+    "shorts",
+    "skirt",
+    "dress",
+    "hat",
+    "cap",
+    "beanie",
+    "hood",
+    "hooded",
+    "shoe",
+    "sneaker",
+    "trainer",
+    "boot",
+    "sandal",
+    "backpack",
+    "glove",
+    "mask",
+    "vest",
+    "uniform",
+    "sweater",
+    "jumper",
+    "scarf",
+    "sunglasses",
+    "glasses",
+    "leggings",
+    "sweatpants",
+    "tracksuit",
+    "overalls",
+    "helmet",
+    "raincoat",
+    "windbreaker",
+    "blazer",
+    "suit",
+    "tie",
+    "bandana",
+    "balaclava",
+    "apron",
+    "hi-vis",
+    "vis",
 ];
 
 /// Hair and facial hair.
 const HAIR: &[&str] = &[
-    "hair", "haired", "bald", "balding", "beard", "bearded", "moustache", "mustache", "ponytail",
-    "braid", "braided", "dreadlock", "dreads", "locs", "blond", "blonde", "brunette", "redhead",
-    "curly", "goatee", "stubble", "buzzcut", "mohawk", "afro", "bun", "shaved", "ginger",
+    "hair",
+    "haired",
+    "bald",
+    "balding",
+    "beard",
+    "bearded",
+    "moustache",
+    "mustache",
+    "ponytail",
+    "braid",
+    "braided",
+    "dreadlock",
+    "dreads",
+    "locs",
+    "blond",
+    "blonde",
+    "brunette",
+    "redhead",
+    "curly",
+    "goatee",
+    "stubble",
+    "buzzcut",
+    "mohawk",
+    "afro",
+    "bun",
+    "shaved",
+    "ginger",
 ];
 
 /// Build and height.
 const BUILD: &[&str] = &[
-    "tall", "short", "slim", "thin", "skinny", "heavy", "heavyset", "stocky", "muscular",
-    "athletic", "lanky", "petite", "overweight", "chubby", "build", "built", "slender", "husky",
-    "burly", "broad", "height",
+    "tall",
+    "short",
+    "slim",
+    "thin",
+    "skinny",
+    "heavy",
+    "heavyset",
+    "stocky",
+    "muscular",
+    "athletic",
+    "lanky",
+    "petite",
+    "overweight",
+    "chubby",
+    "build",
+    "built",
+    "slender",
+    "husky",
+    "burly",
+    "broad",
+    "height",
 ];
 
 /// Age range.
 const AGE: &[&str] = &[
-    "teen", "teens", "teenager", "teenage", "young", "younger", "old", "older", "elderly",
-    "middle-aged", "aged", "adult", "kid", "child", "boy", "girl", "youth", "juvenile",
-    "twenties", "thirties", "forties", "fifties", "sixties", "seventies", "20s", "30s", "40s",
-    "50s", "60s", "70s", "teenaged", "senior",
+    "teen",
+    "teens",
+    "teenager",
+    "teenage",
+    "young",
+    "younger",
+    "old",
+    "older",
+    "elderly",
+    "middle-aged",
+    "aged",
+    "adult",
+    "kid",
+    "child",
+    "boy",
+    "girl",
+    "youth",
+    "juvenile",
+    "twenties",
+    "thirties",
+    "forties",
+    "fifties",
+    "sixties",
+    "seventies",
+    "20s",
+    "30s",
+    "40s",
+    "50s",
+    "60s",
+    "70s",
+    "teenaged",
+    "senior",
 ];
 
 /// Vehicles (a descriptor, but not of a person's appearance).
 const VEHICLE: &[&str] = &[
-    "car", "van", "minivan", "truck", "pickup", "suv", "sedan", "hatchback", "coupe", "wagon",
-    "bike", "bicycle", "motorcycle", "motorbike", "scooter", "moped", "vehicle", "jeep", "plate",
-    "plates", "license", "licence", "honda", "toyota", "ford", "tesla", "chevy", "nissan",
+    "car",
+    "van",
+    "minivan",
+    "truck",
+    "pickup",
+    "suv",
+    "sedan",
+    "hatchback",
+    "coupe",
+    "wagon",
+    "bike",
+    "bicycle",
+    "motorcycle",
+    "motorbike",
+    "scooter",
+    "moped",
+    "vehicle",
+    "jeep",
+    "plate",
+    "plates",
+    "license",
+    "licence",
+    "honda",
+    "toyota",
+    "ford",
+    "tesla",
+    "chevy",
+    "nissan",
 ];
 
 /// A vehicle describes the person only when they were in or on it ("left
@@ -171,32 +399,176 @@ const VEHICLE_CONTEXT: &[&str] = &[
 
 /// Behaviour verbs, base form (regular forms are derived by `forms`).
 const BEHAVIOUR: &[&str] = &[
-    "try", "check", "look", "peer", "peek", "walk", "run", "take", "steal", "grab", "break",
-    "climb", "enter", "knock", "ring", "pull", "push", "open", "jump", "carry", "follow",
-    "approach", "loiter", "lurk", "photograph", "film", "record", "leave", "drive", "park",
-    "circle", "case", "hide", "yell", "shout", "scream", "threaten", "attack", "hit", "punch",
-    "smash", "damage", "spray", "paint", "tag", "pick", "remove", "kick", "pry", "jiggle",
-    "tamper", "ask", "offer", "sell", "stand", "wait", "watch", "sit", "shoplift", "dump",
-    "sneak", "trespass", "wander", "flee", "escape", "rummage", "rifle", "search", "test",
-    "turn", "load", "unload", "throw", "toss", "slash", "cut", "vandalize", "vandalise",
-    "burglarize", "rob", "mug", "assault", "chase", "stalk", "pace", "hop", "crawl", "reach",
-    "snatch", "swipe", "pocket", "deliver", "hang", "lift", "force", "pound", "bang", "tug",
-    "shine", "flash", "speed", "abandon", "fight", "block", "touch", "peep", "point", "prowl",
+    "try",
+    "check",
+    "look",
+    "peer",
+    "peek",
+    "walk",
+    "run",
+    "take",
+    "steal",
+    "grab",
+    "break",
+    "climb",
+    "enter",
+    "knock",
+    "ring",
+    "pull",
+    "push",
+    "open",
+    "jump",
+    "carry",
+    "follow",
+    "approach",
+    "loiter",
+    "lurk",
+    "photograph",
+    "film",
+    "record",
+    "leave",
+    "drive",
+    "park",
+    "circle",
+    "case",
+    "hide",
+    "yell",
+    "shout",
+    "scream",
+    "threaten",
+    "attack",
+    "hit",
+    "punch",
+    "smash",
+    "damage",
+    "spray",
+    "paint",
+    "tag",
+    "pick",
+    "remove",
+    "kick",
+    "pry",
+    "jiggle",
+    "tamper",
+    "ask",
+    "offer",
+    "sell",
+    "stand",
+    "wait",
+    "watch",
+    "sit",
+    "shoplift",
+    "dump",
+    "sneak",
+    "trespass",
+    "wander",
+    "flee",
+    "escape",
+    "rummage",
+    "rifle",
+    "search",
+    "test",
+    "turn",
+    "load",
+    "unload",
+    "throw",
+    "toss",
+    "slash",
+    "cut",
+    "vandalize",
+    "vandalise",
+    "burglarize",
+    "rob",
+    "mug",
+    "assault",
+    "chase",
+    "stalk",
+    "pace",
+    "hop",
+    "crawl",
+    "reach",
+    "snatch",
+    "swipe",
+    "pocket",
+    "deliver",
+    "hang",
+    "lift",
+    "force",
+    "pound",
+    "bang",
+    "tug",
+    "shine",
+    "flash",
+    "speed",
+    "abandon",
+    "fight",
+    "block",
+    "touch",
+    "peep",
+    "point",
+    "prowl",
     "ride",
 ];
 
 /// Irregular past forms and other behaviour words not derived from `BEHAVIOUR`.
 const BEHAVIOUR_EXTRA: &[&str] = &[
-    "ran", "took", "stole", "stolen", "broke", "broken", "drove", "driven", "left", "hid",
-    "hidden", "fled", "stood", "sat", "threw", "thrown", "rang", "snuck", "fought", "held",
-    "went", "came", "got", "caught", "kept", "bit", "cut", "hit", "lit", "shot", "spat",
-    "hung", "tried", "carried", "taken", "rode", "ridden", "gone", "beaten", "bitten", "stuck",
-    "swung", "dug", "forced", "given", "burglary", "theft", "vandalism", "break-in", "breakin",
+    "ran",
+    "took",
+    "stole",
+    "stolen",
+    "broke",
+    "broken",
+    "drove",
+    "driven",
+    "left",
+    "hid",
+    "hidden",
+    "fled",
+    "stood",
+    "sat",
+    "threw",
+    "thrown",
+    "rang",
+    "snuck",
+    "fought",
+    "held",
+    "went",
+    "came",
+    "got",
+    "caught",
+    "kept",
+    "bit",
+    "cut",
+    "hit",
+    "lit",
+    "shot",
+    "spat",
+    "hung",
+    "tried",
+    "carried",
+    "taken",
+    "rode",
+    "ridden",
+    "gone",
+    "beaten",
+    "bitten",
+    "stuck",
+    "swung",
+    "dug",
+    "forced",
+    "given",
+    "burglary",
+    "theft",
+    "vandalism",
+    "break-in",
+    "breakin",
 ];
 
 /// Words (base forms) that end in -ing/-ed but are not behaviour; folding
 /// must not turn them into verbs ("building" is not "build").
-const NOT_BEHAVIOUR: &[&str] = &["building", "clothing", "parking", "morning", "evening", "during"];
+const NOT_BEHAVIOUR: &[&str] = &[
+    "building", "clothing", "parking", "morning", "evening", "during",
+];
 
 // ---------------------------------------------------------------------------
 // Tokenising and folding.
@@ -225,7 +597,10 @@ fn words(text: &str) -> Vec<String> {
             }
         } else if c == '-' && !cur.is_empty() {
             // keep hyphenated compounds that are listed as a whole
-            let rest: String = chars[i + 1..].iter().take_while(|c| c.is_alphanumeric()).collect();
+            let rest: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
             let joined = format!("{cur}-{rest}");
             if !rest.is_empty() && is_listed_compound(&joined) {
                 cur.push('-');
@@ -241,7 +616,9 @@ fn words(text: &str) -> Vec<String> {
 }
 
 fn is_listed_compound(w: &str) -> bool {
-    [AGE, CLOTHING, BEHAVIOUR_EXTRA].iter().any(|l| l.contains(&w))
+    [AGE, CLOTHING, BEHAVIOUR_EXTRA]
+        .iter()
+        .any(|l| l.contains(&w))
 }
 
 /// Candidate base forms of a word: itself, then plural and verb folds.
@@ -343,7 +720,10 @@ fn scan(text: &str) -> Scan {
         let word = w[i].as_str();
         // multi-word race terms
         if let Some(p) = RACE_PHRASES.iter().find(|p| {
-            p.iter().enumerate().all(|(j, t)| w.get(i + j).is_some_and(|x| forms(x).iter().any(|f| f == t)))
+            p.iter().enumerate().all(|(j, t)| {
+                w.get(i + j)
+                    .is_some_and(|x| forms(x).iter().any(|f| f == t))
+            })
         }) {
             s.race.push((i, p.join(" ")));
             i += p.len();
@@ -352,7 +732,8 @@ fn scan(text: &str) -> Scan {
         // age phrases: "in his 20s", "25 years old"
         if word.chars().all(|c| c.is_ascii_digit())
             && word.len() <= 2
-            && w.get(i + 1).is_some_and(|n| n == "years" || n == "yrs" || n == "yo")
+            && w.get(i + 1)
+                .is_some_and(|n| n == "years" || n == "yrs" || n == "yo")
         {
             s.descriptors.push((i, Kind::Age, format!("{word} years")));
             i += 2;
@@ -366,7 +747,9 @@ fn scan(text: &str) -> Scan {
             let skin_noun = |x: &str| in_list(x, SKIN_NOUNS);
             let race = match (next, next2) {
                 (Some(n), _) if skin_noun(n) => true,
-                (Some(n), Some(m)) if (in_list(n, AGE) || in_list(n, BUILD)) && skin_noun(m) => true,
+                (Some(n), Some(m)) if (in_list(n, AGE) || in_list(n, BUILD)) && skin_noun(m) => {
+                    true
+                }
                 (Some("skinned" | "skin" | "complexion" | "complexioned"), _) => true,
                 _ => false,
             };
@@ -398,7 +781,9 @@ fn scan(text: &str) -> Scan {
         } else if BUILD.contains(&word) || (word.len() > 4 && in_list(word, BUILD)) {
             Some(Kind::Build)
         } else if in_list(word, VEHICLE)
-            && w[i.saturating_sub(4)..i].iter().any(|x| VEHICLE_CONTEXT.contains(&x.as_str()))
+            && w[i.saturating_sub(4)..i]
+                .iter()
+                .any(|x| VEHICLE_CONTEXT.contains(&x.as_str()))
         {
             Some(Kind::Vehicle)
         } else {
@@ -425,8 +810,11 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
     }
     let text = format!("{title}.\n{body}");
     let s = scan(&text);
-    let appearance: Vec<&(usize, Kind, String)> =
-        s.descriptors.iter().filter(|(_, k, _)| *k != Kind::Vehicle).collect();
+    let appearance: Vec<&(usize, Kind, String)> = s
+        .descriptors
+        .iter()
+        .filter(|(_, k, _)| *k != Kind::Vehicle)
+        .collect();
     let mentions_race = !s.race.is_empty();
     let describes_person = mentions_race || (s.person_at.is_some() && !appearance.is_empty());
     if !describes_person {
@@ -441,7 +829,12 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
         .map(|(i, _)| *i)
         // "teen", "kid", "boy" name the person as well as an age range:
         // "Teen stole my bike" leads with behaviour well enough.
-        .chain(appearance.iter().filter(|(_, _, w)| !in_list(w, PERSON)).map(|(i, _, _)| *i))
+        .chain(
+            appearance
+                .iter()
+                .filter(|(_, _, w)| !in_list(w, PERSON))
+                .map(|(i, _, _)| *i),
+        )
         .min();
     match (s.behaviour_at, first_looks) {
         (None, _) => {
@@ -458,8 +851,7 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
         }
         (Some(b), Some(l)) if l < b => {
             reasons.push(
-                "The post describes what the person looked like before what they did."
-                    .to_string(),
+                "The post describes what the person looked like before what they did.".to_string(),
             );
             todo.push(
                 "Start with the behaviour: what happened, where and when. Put the description \
@@ -478,7 +870,11 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
         }
         let have = distinct.len();
         if have < MIN_OTHER_DESCRIPTORS {
-            let race_words: Vec<String> = s.race.iter().map(|(_, w)| format!("\"{}\"", w.trim())).collect();
+            let race_words: Vec<String> = s
+                .race
+                .iter()
+                .map(|(_, w)| format!("\"{}\"", w.trim()))
+                .collect();
             let kinds_present: Vec<&str> = {
                 let mut k: Vec<&str> = s.descriptors.iter().map(|(_, k, _)| k.name()).collect();
                 k.dedup();
@@ -489,7 +885,11 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
                  Race alone describes many neighbors and can lead to the wrong person being \
                  suspected.",
                 race_words.join(", "),
-                if have == 0 { "no".to_string() } else { have.to_string() },
+                if have == 0 {
+                    "no".to_string()
+                } else {
+                    have.to_string()
+                },
                 if have == 1 { "" } else { "s" },
                 if kinds_present.is_empty() {
                     String::new()
@@ -529,19 +929,71 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
 
 /// Insults that are hostile wherever they appear.
 const INSULTS: &[&str] = &[
-    "idiot", "idiotic", "moron", "moronic", "imbecile", "cretin", "scum", "scumbag", "retard",
-    "retarded", "asshole", "arsehole", "bastard", "bitch", "dumbass", "jackass", "shithead",
-    "dickhead", "douchebag", "lowlife", "subhuman", "vermin", "degenerate", "thug", "cunt",
-    "twat", "wanker", "halfwit", "nitwit", "dimwit",
+    "idiot",
+    "idiotic",
+    "moron",
+    "moronic",
+    "imbecile",
+    "cretin",
+    "scum",
+    "scumbag",
+    "retard",
+    "retarded",
+    "asshole",
+    "arsehole",
+    "bastard",
+    "bitch",
+    "dumbass",
+    "jackass",
+    "shithead",
+    "dickhead",
+    "douchebag",
+    "lowlife",
+    "subhuman",
+    "vermin",
+    "degenerate",
+    "thug",
+    "cunt",
+    "twat",
+    "wanker",
+    "halfwit",
+    "nitwit",
+    "dimwit",
 ];
 
 /// Words that are hostile when aimed at someone ("you're pathetic"), not
 /// when they describe a thing or oneself ("I felt stupid").
 const DIRECTED_INSULTS: &[&str] = &[
-    "stupid", "dumb", "pathetic", "ignorant", "clown", "jerk", "loser", "trash", "garbage",
-    "creep", "creepy", "liar", "disgusting", "worthless", "useless", "fool", "freak", "crazy",
-    "nuts", "brainless", "clueless", "snowflake", "karen", "animal", "animals", "pig", "pigs",
-    "parasite", "parasites", "coward",
+    "stupid",
+    "dumb",
+    "pathetic",
+    "ignorant",
+    "clown",
+    "jerk",
+    "loser",
+    "trash",
+    "garbage",
+    "creep",
+    "creepy",
+    "liar",
+    "disgusting",
+    "worthless",
+    "useless",
+    "fool",
+    "freak",
+    "crazy",
+    "nuts",
+    "brainless",
+    "clueless",
+    "snowflake",
+    "karen",
+    "animal",
+    "animals",
+    "pig",
+    "pigs",
+    "parasite",
+    "parasites",
+    "coward",
 ];
 
 /// Words that aim the sentence at a person, looked for just before a
@@ -554,12 +1006,30 @@ const AIMED: &[&str] = &[
 /// Words that make a *noun* insult hostile ("what a clown", "such a liar",
 /// "bunch of thugs") but leave an adjective about a thing alone ("what a
 /// stupid rule").
-const AIMED_NOUN: &[&str] = &["such", "what", "bunch", "these", "those", "total", "complete"];
+const AIMED_NOUN: &[&str] = &[
+    "such", "what", "bunch", "these", "those", "total", "complete",
+];
 
 /// The noun insults among [`DIRECTED_INSULTS`].
 const NOUN_INSULTS: &[&str] = &[
-    "clown", "jerk", "loser", "creep", "liar", "fool", "freak", "snowflake", "karen", "animal",
-    "animals", "pig", "pigs", "parasite", "parasites", "coward", "trash", "garbage",
+    "clown",
+    "jerk",
+    "loser",
+    "creep",
+    "liar",
+    "fool",
+    "freak",
+    "snowflake",
+    "karen",
+    "animal",
+    "animals",
+    "pig",
+    "pigs",
+    "parasite",
+    "parasites",
+    "coward",
+    "trash",
+    "garbage",
 ];
 
 /// Hostile phrases and threats (word sequences).
@@ -627,7 +1097,10 @@ pub fn kindness_reminder(text: &str) -> Option<String> {
 fn hostile_phrase(w: &[String]) -> Option<String> {
     for i in 0..w.len() {
         for p in HOSTILE_PHRASES {
-            if p.iter().enumerate().all(|(j, t)| w.get(i + j).is_some_and(|x| x == t)) {
+            if p.iter()
+                .enumerate()
+                .all(|(j, t)| w.get(i + j).is_some_and(|x| x == t))
+            {
                 return Some(p.join(" "));
             }
         }
@@ -651,7 +1124,18 @@ fn hostile_phrase(w: &[String]) -> Option<String> {
             let aimed = matches!(target, Some("you" | "u" | "them" | "him" | "her" | "yall"));
             let before = &w[i.saturating_sub(3)..i];
             let intent = before.iter().any(|x| {
-                matches!(x.as_str(), "ill" | "will" | "gonna" | "going" | "im" | "shall" | "should" | "somebody" | "someone")
+                matches!(
+                    x.as_str(),
+                    "ill"
+                        | "will"
+                        | "gonna"
+                        | "going"
+                        | "im"
+                        | "shall"
+                        | "should"
+                        | "somebody"
+                        | "someone"
+                )
             });
             if aimed && intent && word != "come" && word != "get" && word != "find" {
                 return Some(w[i.saturating_sub(3)..=i + 1].join(" "));
@@ -660,7 +1144,8 @@ fn hostile_phrase(w: &[String]) -> Option<String> {
             if aimed
                 && before.iter().any(|x| matches!(x.as_str(), "ill" | "gonna"))
                 && matches!(word, "find" | "get" | "come")
-                && w.get(i + 2).is_none_or(|n| matches!(n.as_str(), "for" | "and" | "soon" | "later"))
+                && w.get(i + 2)
+                    .is_none_or(|n| matches!(n.as_str(), "for" | "and" | "soon" | "later"))
             {
                 return Some(w[i.saturating_sub(3)..(i + 2).min(w.len())].join(" "));
             }
@@ -682,12 +1167,19 @@ mod tests {
 
     fn accept(category: &str, title: &str, body: &str) {
         let v = check_post(category, title, body);
-        assert_eq!(v, Verdict::Accept, "expected accept for {title:?} / {body:?}");
+        assert_eq!(
+            v,
+            Verdict::Accept,
+            "expected accept for {title:?} / {body:?}"
+        );
     }
 
     #[test]
     fn tokenising_and_folding() {
-        assert_eq!(words("A man's RED-hoodie, you're!"), ["a", "mans", "red", "hoodie", "youre"]);
+        assert_eq!(
+            words("A man's RED-hoodie, you're!"),
+            ["a", "mans", "red", "hoodie", "youre"]
+        );
         assert_eq!(words("a middle-aged man"), ["a", "middle-aged", "man"]);
         assert!(in_list("hoodies", CLOTHING));
         assert!(is_behaviour("grabbed") && is_behaviour("trying") && is_behaviour("climbing"));
@@ -698,25 +1190,58 @@ mod tests {
 
     #[test]
     fn behaviour_only_posts_are_accepted() {
-        accept("suspicious", "Car doors tried on Elm St", "Around 2am someone was trying car door handles along Elm St. Please lock your cars.");
-        accept("crime_safety", "Package stolen", "A package was taken from our porch between 1 and 3 pm.");
-        accept("crime_safety", "Break-in on 5th", "Our shed was broken into overnight; tools taken.");
+        accept(
+            "suspicious",
+            "Car doors tried on Elm St",
+            "Around 2am someone was trying car door handles along Elm St. Please lock your cars.",
+        );
+        accept(
+            "crime_safety",
+            "Package stolen",
+            "A package was taken from our porch between 1 and 3 pm.",
+        );
+        accept(
+            "crime_safety",
+            "Break-in on 5th",
+            "Our shed was broken into overnight; tools taken.",
+        );
         accept("suspicious", "White van parked for hours", "A white van has been parked across from the school since Monday with the engine running.");
     }
 
     #[test]
     fn other_categories_are_never_checked() {
-        accept("lost_found_pet", "Lost black dog", "Our black dog Max, a black lab, ran off near the park.");
-        accept("neighborly_moment", "Thanks", "A black man in a hoodie helped me carry my groceries. Thank you!");
+        accept(
+            "lost_found_pet",
+            "Lost black dog",
+            "Our black dog Max, a black lab, ran off near the park.",
+        );
+        accept(
+            "neighborly_moment",
+            "Thanks",
+            "A black man in a hoodie helped me carry my groceries. Thank you!",
+        );
         accept("wildlife", "Coyote", "Brown coyote seen near the creek");
         accept("", "x", "a black guy");
     }
 
     #[test]
     fn race_alone_is_returned_with_what_to_add() {
-        let (reasons, guidance) = revise("suspicious", "Suspicious person", "A black man was walking around the block looking into cars.");
-        assert!(reasons.iter().any(|r| r.contains("race or ethnicity") && r.contains("\"black man\"")), "{reasons:?}");
-        assert!(guidance.contains("clothing") && guidance.contains("hair") && guidance.contains("build"));
+        let (reasons, guidance) = revise(
+            "suspicious",
+            "Suspicious person",
+            "A black man was walking around the block looking into cars.",
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("race or ethnicity") && r.contains("\"black man\"")),
+            "{reasons:?}"
+        );
+        assert!(
+            guidance.contains("clothing")
+                && guidance.contains("hair")
+                && guidance.contains("build")
+        );
         assert!(guidance.contains("age range") && guidance.contains("vehicle"));
         assert!(guidance.contains("at least 2 more"), "{guidance}");
     }
@@ -728,8 +1253,16 @@ mod tests {
             "Theft at the café",
             "Someone took a bag from the café at 3pm. Hispanic guy wearing a red hoodie.",
         );
-        assert!(reasons.iter().any(|r| r.contains("1 other descriptor (clothing)")), "{reasons:?}");
-        assert!(guidance.contains("at least 1 more specific descriptor "), "{guidance}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("1 other descriptor (clothing)")),
+            "{reasons:?}"
+        );
+        assert!(
+            guidance.contains("at least 1 more specific descriptor "),
+            "{guidance}"
+        );
     }
 
     #[test]
@@ -753,17 +1286,31 @@ mod tests {
             "Man in red hoodie",
             "A tall man in a red hoodie and jeans was trying car doors on Elm.",
         );
-        assert!(reasons.iter().any(|r| r.contains("before what they did")), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("before what they did")),
+            "{reasons:?}"
+        );
         assert!(guidance.contains("Start with the behaviour"));
     }
 
     #[test]
     fn description_without_behaviour_is_returned() {
-        let (reasons, guidance) = revise("suspicious", "Suspicious guy", "Young guy with a backpack and a beard on our street.");
-        assert!(reasons.iter().any(|r| r.contains("not what they did")), "{reasons:?}");
+        let (reasons, guidance) = revise(
+            "suspicious",
+            "Suspicious guy",
+            "Young guy with a backpack and a beard on our street.",
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("not what they did")),
+            "{reasons:?}"
+        );
         assert!(guidance.contains("Say what the person did"));
         // Race, no behaviour, no descriptors: both reasons at once.
-        let (reasons, _) = revise("suspicious", "Hispanic teens", "Two Hispanic people on our street at night");
+        let (reasons, _) = revise(
+            "suspicious",
+            "Hispanic teens",
+            "Two Hispanic people on our street at night",
+        );
         assert_eq!(reasons.len(), 2, "{reasons:?}");
     }
 
@@ -776,20 +1323,44 @@ mod tests {
             "Someone smashed a car window on 4th at 2am and took a bag. They wore a black hoodie and left in a white van.",
         );
         // "dark" as time of day
-        accept("crime_safety", "Car broken into", "After dark someone broke into my car and took my bag.");
-        accept("crime_safety", "Door tried", "A short while ago someone tried our front door. Tall, in a grey coat.");
+        accept(
+            "crime_safety",
+            "Car broken into",
+            "After dark someone broke into my car and took my bag.",
+        );
+        accept(
+            "crime_safety",
+            "Door tried",
+            "A short while ago someone tried our front door. Tall, in a grey coat.",
+        );
         // but "white male", "black teens", "dark-skinned" are race
-        let (r, _) = revise("suspicious", "Loitering", "Someone was loitering near the school. White male.");
+        let (r, _) = revise(
+            "suspicious",
+            "Loitering",
+            "Someone was loitering near the school. White male.",
+        );
         assert!(r[0].contains("\"white male\""), "{r:?}");
-        let (r, _) = revise("suspicious", "Kids", "Kids were throwing rocks at cars. Black teens.");
+        let (r, _) = revise(
+            "suspicious",
+            "Kids",
+            "Kids were throwing rocks at cars. Black teens.",
+        );
         assert!(r.iter().any(|r| r.contains("race")), "{r:?}");
-        let (r, _) = revise("crime_safety", "Mugging", "A woman was robbed near the station by a dark-skinned man.");
+        let (r, _) = revise(
+            "crime_safety",
+            "Mugging",
+            "A woman was robbed near the station by a dark-skinned man.",
+        );
         assert!(r.iter().any(|r| r.contains("race")), "{r:?}");
     }
 
     #[test]
     fn plurals_and_punctuation() {
-        let (r, _) = revise("suspicious", "HISPANICS!!!", "Hispanics walking around, checking doors.");
+        let (r, _) = revise(
+            "suspicious",
+            "HISPANICS!!!",
+            "Hispanics walking around, checking doors.",
+        );
         assert!(r.iter().any(|r| r.contains("race")), "{r:?}");
         accept(
             "suspicious",
@@ -800,27 +1371,47 @@ mod tests {
 
     #[test]
     fn multi_word_ethnicity() {
-        let (r, _) = revise("suspicious", "Odd visitor", "Someone was knocking on doors asking for money, looked Middle Eastern.");
+        let (r, _) = revise(
+            "suspicious",
+            "Odd visitor",
+            "Someone was knocking on doors asking for money, looked Middle Eastern.",
+        );
         assert!(r.iter().any(|r| r.contains("middle eastern")), "{r:?}");
     }
 
     #[test]
     fn person_nouns_that_imply_age_do_not_break_the_order() {
-        accept("crime_safety", "Teen stole my bike", "A teenager took my bike from the porch at 4pm. Red cap, blue backpack.");
-        accept("suspicious", "Kids throwing rocks", "Kids were throwing rocks at cars on Elm around 6pm.");
+        accept(
+            "crime_safety",
+            "Teen stole my bike",
+            "A teenager took my bike from the porch at 4pm. Red cap, blue backpack.",
+        );
+        accept(
+            "suspicious",
+            "Kids throwing rocks",
+            "Kids were throwing rocks at cars on Elm around 6pm.",
+        );
     }
 
     #[test]
     fn seeing_someone_is_not_behaviour() {
         // "saw", "noticed" describe the author, not the person.
-        let (r, _) = revise("suspicious", "FYI", "I saw a black man on our street and noticed him.");
+        let (r, _) = revise(
+            "suspicious",
+            "FYI",
+            "I saw a black man on our street and noticed him.",
+        );
         assert!(r.iter().any(|r| r.contains("not what they did")), "{r:?}");
         assert!(r.iter().any(|r| r.contains("race or ethnicity")), "{r:?}");
     }
 
     #[test]
     fn behaviour_first_description_without_race_is_accepted() {
-        accept("crime_safety", "Car doors tried", "Someone tried car doors on Ash St at 1am. Tall, grey hoodie, beanie.");
+        accept(
+            "crime_safety",
+            "Car doors tried",
+            "Someone tried car doors on Ash St at 1am. Tall, grey hoodie, beanie.",
+        );
         accept("suspicious", "Package taken", "A package was taken from a porch on Ash St. The person wore a yellow raincoat and rode off on a bike.");
     }
 
@@ -832,7 +1423,10 @@ mod tests {
             "Someone was trying doors. Asian.",
         ] {
             let (r, _) = revise("crime_safety", "Report", body);
-            assert!(r.iter().any(|r| r.contains("race or ethnicity")), "{body}: {r:?}");
+            assert!(
+                r.iter().any(|r| r.contains("race or ethnicity")),
+                "{body}: {r:?}"
+            );
         }
     }
 
@@ -840,8 +1434,27 @@ mod tests {
     fn odd_input_never_panics() {
         let long = "a ".repeat(20_000);
         for t in [
-            "", "-", "'", "’", "a-", "-a", "5'10\"", "🚗🚗 black 🧥", "über straße", "x'", "'s", long.as_str(),
-            "black", "white-", "in his", "25", "25 years", "ill", "ill kill", "you", "such a",
+            "",
+            "-",
+            "'",
+            "’",
+            "a-",
+            "-a",
+            "5'10\"",
+            "🚗🚗 black 🧥",
+            "über straße",
+            "x'",
+            "'s",
+            long.as_str(),
+            "black",
+            "white-",
+            "in his",
+            "25",
+            "25 years",
+            "ill",
+            "ill kill",
+            "you",
+            "such a",
         ] {
             let _ = check_post("suspicious", t, t);
             let _ = check_post("crime_safety", "", t);
@@ -887,7 +1500,9 @@ mod tests {
         assert!(r.contains("loser"), "{r}");
         let r = kindness_reminder("Go back to your own town").unwrap();
         assert!(r.contains("\"go back to your own\""), "{r}");
-        assert!(kindness_reminder("what a clown").unwrap().contains("what a clown"));
+        assert!(kindness_reminder("what a clown")
+            .unwrap()
+            .contains("what a clown"));
     }
 
     #[test]

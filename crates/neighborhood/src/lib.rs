@@ -79,7 +79,10 @@ pub enum Error {
     RateLimited { message: String, retry_after_s: u64 },
     /// The fair-posting check returned the post for revision (422).
     #[error("this post was returned for revision")]
-    Revise { reasons: Vec<String>, guidance: String },
+    Revise {
+        reasons: Vec<String>,
+        guidance: String,
+    },
     /// A comment reads as hostile; resend with `confirm` to post it (409).
     #[error("please read this before posting")]
     Kindness { reminder: String },

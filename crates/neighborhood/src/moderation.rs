@@ -37,7 +37,9 @@ impl ContentAction {
             "hide" => Ok(ContentAction::Hide),
             "remove" => Ok(ContentAction::Remove),
             "restore" => Ok(ContentAction::Restore),
-            o => Err(Error::Invalid(format!("unknown action {o:?}: expected hide, remove or restore"))),
+            o => Err(Error::Invalid(format!(
+                "unknown action {o:?}: expected hide, remove or restore"
+            ))),
         }
     }
     fn status(self) -> &'static str {
@@ -73,7 +75,9 @@ impl UserAction {
             "mute" => Ok(UserAction::Mute),
             "suspend" => Ok(UserAction::Suspend),
             "lift" => Ok(UserAction::Lift),
-            o => Err(Error::Invalid(format!("unknown action {o:?}: expected mute, suspend or lift"))),
+            o => Err(Error::Invalid(format!(
+                "unknown action {o:?}: expected mute, suspend or lift"
+            ))),
         }
     }
 }
@@ -81,13 +85,23 @@ impl UserAction {
 fn check_reason(reason: &str) -> Result<String> {
     let r = reason.trim();
     if r.is_empty() || r.chars().count() > 500 {
-        return Err(Error::Invalid("a reason of 1–500 characters is required".into()));
+        return Err(Error::Invalid(
+            "a reason of 1–500 characters is required".into(),
+        ));
     }
     Ok(r.to_string())
 }
 
 impl Neighborhood {
-    async fn notify(&self, user: UserId, action: &str, kind: &str, target: i64, reason: &str, until: Option<i64>) -> Result<()> {
+    async fn notify(
+        &self,
+        user: UserId,
+        action: &str,
+        kind: &str,
+        target: i64,
+        reason: &str,
+        until: Option<i64>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO notices (user_id, action, target_kind, target_id, reason, until_ms, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -105,19 +119,31 @@ impl Neighborhood {
     }
 
     /// Hides, removes or restores a post (`kind = "post"`) or comment.
-    pub async fn moderate_content(&self, m: &Viewer, kind: &str, id: i64, action: ContentAction, reason: &str) -> Result<()> {
+    pub async fn moderate_content(
+        &self,
+        m: &Viewer,
+        kind: &str,
+        id: i64,
+        action: ContentAction,
+        reason: &str,
+    ) -> Result<()> {
         m.require_moderator()?;
         let reason = check_reason(reason)?;
         let table = match kind {
             "post" => "posts",
             "comment" => "comments",
-            o => return Err(Error::Invalid(format!("unknown target {o:?}: expected post or comment"))),
+            o => {
+                return Err(Error::Invalid(format!(
+                    "unknown target {o:?}: expected post or comment"
+                )))
+            }
         };
-        let author: i64 = sqlx::query_scalar(&format!("SELECT author_id FROM {table} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{kind} {id}")))?;
+        let author: i64 =
+            sqlx::query_scalar(&format!("SELECT author_id FROM {table} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("{kind} {id}")))?;
         sqlx::query(&format!("UPDATE {table} SET status = $1 WHERE id = $2"))
             .bind(action.status())
             .bind(id)
@@ -133,8 +159,10 @@ impl Neighborhood {
         .bind(id)
         .execute(self.pool())
         .await?;
-        self.notify(author, action.name(), kind, id, &reason, None).await?;
-        self.audit(Some(m.id), action.name(), kind, id, &reason).await
+        self.notify(author, action.name(), kind, id, &reason, None)
+            .await?;
+        self.audit(Some(m.id), action.name(), kind, id, &reason)
+            .await
     }
 
     /// Dismisses a report without acting on its target.
@@ -153,11 +181,19 @@ impl Neighborhood {
         if n == 0 {
             return Err(Error::NotFound(format!("open report {report}")));
         }
-        self.audit(Some(m.id), "dismiss_report", "report", report, &reason).await
+        self.audit(Some(m.id), "dismiss_report", "report", report, &reason)
+            .await
     }
 
     /// Mutes, suspends (for `hours`) or lifts both.
-    pub async fn moderate_user(&self, m: &Viewer, user: UserId, action: UserAction, reason: &str, hours: Option<i64>) -> Result<()> {
+    pub async fn moderate_user(
+        &self,
+        m: &Viewer,
+        user: UserId,
+        action: UserAction,
+        reason: &str,
+        hours: Option<i64>,
+    ) -> Result<()> {
         m.require_moderator()?;
         let reason = check_reason(reason)?;
         let role: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
@@ -166,7 +202,9 @@ impl Neighborhood {
             .await?
             .ok_or_else(|| Error::NotFound(format!("user {user}")))?;
         if user == m.id {
-            return Err(Error::Forbidden("moderators cannot act on their own account".into()));
+            return Err(Error::Forbidden(
+                "moderators cannot act on their own account".into(),
+            ));
         }
         if role == "admin" && m.role != crate::accounts::Role::Admin {
             return Err(Error::Forbidden("only an admin can act on an admin".into()));
@@ -174,7 +212,8 @@ impl Neighborhood {
         let until = match action {
             UserAction::Lift => None,
             _ => {
-                let h = hours.ok_or_else(|| Error::Invalid("\"hours\" (1–8760) is required".into()))?;
+                let h =
+                    hours.ok_or_else(|| Error::Invalid("\"hours\" (1–8760) is required".into()))?;
                 if !(1..=8760).contains(&h) {
                     return Err(Error::Invalid(format!("\"hours\" must be 1–8760, not {h}")));
                 }
@@ -194,11 +233,16 @@ impl Neighborhood {
         };
         sqlx::query(sql)
             .bind(until)
-            .bind(if action == UserAction::Lift { None } else { Some(reason.clone()) })
+            .bind(if action == UserAction::Lift {
+                None
+            } else {
+                Some(reason.clone())
+            })
             .bind(user)
             .execute(self.pool())
             .await?;
-        self.notify(user, name, "user", user, &reason, until).await?;
+        self.notify(user, name, "user", user, &reason, until)
+            .await?;
         self.audit(Some(m.id), name, "user", user, &reason).await
     }
 
@@ -297,7 +341,10 @@ impl Neighborhood {
                 let until: Option<i64> = n.try_get("until_ms")?;
                 let what = match (action.as_str(), kind.as_str()) {
                     ("mute", _) => format!("you were muted until {}", fmt_ms(until.unwrap_or(0))),
-                    ("suspend", _) => format!("your account was suspended until {}", fmt_ms(until.unwrap_or(0))),
+                    ("suspend", _) => format!(
+                        "your account was suspended until {}",
+                        fmt_ms(until.unwrap_or(0))
+                    ),
                     ("lift", _) => "your mute or suspension was lifted".to_string(),
                     ("appeal_granted", _) => "your appeal was granted".to_string(),
                     ("appeal_denied", _) => "your appeal was denied".to_string(),
@@ -324,7 +371,9 @@ impl Neighborhood {
     pub async fn appeal(&self, v: &Viewer, notice: i64, text: &str) -> Result<i64> {
         let text = text.trim();
         if text.is_empty() || text.chars().count() > 2000 {
-            return Err(Error::Invalid("the appeal must be 1–2000 characters".into()));
+            return Err(Error::Invalid(
+                "the appeal must be 1–2000 characters".into(),
+            ));
         }
         let n = sqlx::query("SELECT user_id, action FROM notices WHERE id = $1")
             .bind(notice)
@@ -334,7 +383,9 @@ impl Neighborhood {
             .ok_or_else(|| Error::NotFound(format!("notice {notice}")))?;
         let action: String = n.try_get("action")?;
         if !matches!(action.as_str(), "hide" | "remove" | "mute" | "suspend") {
-            return Err(Error::Conflict("this notice is not about an action that can be appealed".into()));
+            return Err(Error::Conflict(
+                "this notice is not about an action that can be appealed".into(),
+            ));
         }
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM appeals WHERE notice_id = $1")
             .bind(notice)
@@ -355,7 +406,13 @@ impl Neighborhood {
     }
 
     /// Grants (undoing the action) or denies an appeal.
-    pub async fn decide_appeal(&self, m: &Viewer, appeal: i64, grant: bool, reason: &str) -> Result<()> {
+    pub async fn decide_appeal(
+        &self,
+        m: &Viewer,
+        appeal: i64,
+        grant: bool,
+        reason: &str,
+    ) -> Result<()> {
         m.require_moderator()?;
         let reason = check_reason(reason)?;
         let a = sqlx::query(
@@ -368,26 +425,32 @@ impl Neighborhood {
         .ok_or_else(|| Error::NotFound(format!("open appeal {appeal}")))?;
         let user: i64 = a.try_get("user_id")?;
         if user == m.id {
-            return Err(Error::Forbidden("another moderator must decide your own appeal".into()));
+            return Err(Error::Forbidden(
+                "another moderator must decide your own appeal".into(),
+            ));
         }
         let action: String = a.try_get("action")?;
         let kind: String = a.try_get("target_kind")?;
         let target: i64 = a.try_get("target_id")?;
-        sqlx::query("UPDATE appeals SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4")
-            .bind(if grant { "granted" } else { "denied" })
-            .bind(m.id)
-            .bind(now_ms())
-            .bind(appeal)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE appeals SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4",
+        )
+        .bind(if grant { "granted" } else { "denied" })
+        .bind(m.id)
+        .bind(now_ms())
+        .bind(appeal)
+        .execute(self.pool())
+        .await?;
         if grant {
             match action.as_str() {
                 "hide" | "remove" => {
                     let table = if kind == "post" { "posts" } else { "comments" };
-                    sqlx::query(&format!("UPDATE {table} SET status = 'visible' WHERE id = $1"))
-                        .bind(target)
-                        .execute(self.pool())
-                        .await?;
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET status = 'visible' WHERE id = $1"
+                    ))
+                    .bind(target)
+                    .execute(self.pool())
+                    .await?;
                 }
                 _ => {
                     let sql = if action == "mute" {
@@ -399,8 +462,14 @@ impl Neighborhood {
                 }
             }
         }
-        let name = if grant { "appeal_granted" } else { "appeal_denied" };
-        self.notify(user, name, &kind, target, &reason, None).await?;
-        self.audit(Some(m.id), name, "appeal", appeal, &reason).await
+        let name = if grant {
+            "appeal_granted"
+        } else {
+            "appeal_denied"
+        };
+        self.notify(user, name, &kind, target, &reason, None)
+            .await?;
+        self.audit(Some(m.id), name, "appeal", appeal, &reason)
+            .await
     }
 }

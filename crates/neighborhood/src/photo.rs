@@ -94,7 +94,10 @@ pub fn reencode(bytes: &[u8]) -> Result<Photo, PhotoError> {
         return Err(PhotoError::TooManyBytes(bytes.len()));
     }
     let format = image::guess_format(bytes).map_err(|_| PhotoError::NotAnImage)?;
-    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
+    ) {
         return Err(PhotoError::Unsupported(format!("{format:?}")));
     }
     let mut limits = Limits::default();
@@ -118,7 +121,9 @@ pub fn reencode(bytes: &[u8]) -> Result<Photo, PhotoError> {
         return Err(PhotoError::TooLarge { width, height });
     }
     // A broken or absent orientation tag is not a reason to refuse a photo.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
     img.apply_orientation(orientation);
     if img.width() > MAX_EDGE || img.height() > MAX_EDGE {
@@ -129,7 +134,11 @@ pub fn reencode(bytes: &[u8]) -> Result<Photo, PhotoError> {
     JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
         .encode_image(&rgb)
         .map_err(|e| PhotoError::Encode(e.to_string()))?;
-    Ok(Photo { jpeg, width: rgb.width(), height: rgb.height() })
+    Ok(Photo {
+        jpeg,
+        width: rgb.width(),
+        height: rgb.height(),
+    })
 }
 
 /// Width and height as declared by the file header (for error messages).
@@ -191,7 +200,10 @@ pub fn jpeg_segments(jpeg: &[u8]) -> Vec<(u8, &[u8])> {
 /// XMP), APP2–APP15 (ICC, IPTC, vendor data) or COM.
 pub fn jpeg_has_no_metadata(jpeg: &[u8]) -> bool {
     let segs = jpeg_segments(jpeg);
-    !segs.is_empty() && segs.iter().all(|(m, _)| !(0xE1..=0xEF).contains(m) && *m != 0xFE)
+    !segs.is_empty()
+        && segs
+            .iter()
+            .all(|(m, _)| !(0xE1..=0xEF).contains(m) && *m != 0xFE)
 }
 
 #[cfg(test)]
@@ -201,9 +213,17 @@ mod tests {
 
     /// A plain JPEG of `w`×`h`: left half red, right half blue.
     fn two_colour_jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(w, h, |x, _| if x < w / 2 { Rgb([220, 20, 20]) } else { Rgb([20, 20, 220]) });
+        let img = RgbImage::from_fn(w, h, |x, _| {
+            if x < w / 2 {
+                Rgb([220, 20, 20])
+            } else {
+                Rgb([20, 20, 220])
+            }
+        });
         let mut out = Vec::new();
-        JpegEncoder::new_with_quality(&mut out, 95).encode_image(&img).unwrap();
+        JpegEncoder::new_with_quality(&mut out, 95)
+            .encode_image(&img)
+            .unwrap();
         out
     }
 
@@ -292,7 +312,9 @@ mod tests {
     }
 
     fn decode(jpeg: &[u8]) -> RgbImage {
-        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg).unwrap().to_rgb8()
+        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+            .unwrap()
+            .to_rgb8()
     }
 
     fn near(p: &Rgb<u8>, want: [u8; 3]) -> bool {
@@ -302,7 +324,10 @@ mod tests {
     #[test]
     fn gps_exif_is_stripped_and_pixels_survive() {
         let plain = two_colour_jpeg(64, 32);
-        let input = with_segments(&plain, &[exif_app1(None), com_segment(b"shot at 12 Elm St")]);
+        let input = with_segments(
+            &plain,
+            &[exif_app1(None), com_segment(b"shot at 12 Elm St")],
+        );
         // The fixture really carries what we claim to strip.
         assert!(contains(&input, b"Exif\0\0") && contains(&input, b"SpyCam"));
         assert!(jpeg_segments(&input).iter().any(|(m, _)| *m == 0xE1));
@@ -311,7 +336,10 @@ mod tests {
         let mut dec = ImageReader::with_format(Cursor::new(&input[..]), ImageFormat::Jpeg)
             .into_decoder()
             .unwrap();
-        assert!(dec.exif_metadata().unwrap().is_some_and(|e| contains(&e, b"SpyCam")));
+        assert!(dec
+            .exif_metadata()
+            .unwrap()
+            .is_some_and(|e| contains(&e, b"SpyCam")));
 
         let photo = reencode(&input).unwrap();
         assert_eq!((photo.width, photo.height), (64, 32));
@@ -319,14 +347,24 @@ mod tests {
         assert!(!contains(&photo.jpeg, b"Exif"));
         assert!(!contains(&photo.jpeg, b"SpyCam"));
         assert!(!contains(&photo.jpeg, b"Elm St"));
-        assert!(!jpeg_segments(&photo.jpeg).iter().any(|(m, _)| *m == 0xE1 || *m == 0xFE));
+        assert!(!jpeg_segments(&photo.jpeg)
+            .iter()
+            .any(|(m, _)| *m == 0xE1 || *m == 0xFE));
         let mut dec = ImageReader::with_format(Cursor::new(&photo.jpeg[..]), ImageFormat::Jpeg)
             .into_decoder()
             .unwrap();
         assert!(dec.exif_metadata().unwrap().is_none());
         let out = decode(&photo.jpeg);
-        assert!(near(out.get_pixel(8, 16), [220, 20, 20]), "{:?}", out.get_pixel(8, 16));
-        assert!(near(out.get_pixel(56, 16), [20, 20, 220]), "{:?}", out.get_pixel(56, 16));
+        assert!(
+            near(out.get_pixel(8, 16), [220, 20, 20]),
+            "{:?}",
+            out.get_pixel(8, 16)
+        );
+        assert!(
+            near(out.get_pixel(56, 16), [20, 20, 220]),
+            "{:?}",
+            out.get_pixel(56, 16)
+        );
     }
 
     #[test]
@@ -338,8 +376,16 @@ mod tests {
         let photo = reencode(&input).unwrap();
         assert_eq!((photo.width, photo.height), (32, 64));
         let out = decode(&photo.jpeg);
-        assert!(near(out.get_pixel(16, 8), [220, 20, 20]), "{:?}", out.get_pixel(16, 8));
-        assert!(near(out.get_pixel(16, 56), [20, 20, 220]), "{:?}", out.get_pixel(16, 56));
+        assert!(
+            near(out.get_pixel(16, 8), [220, 20, 20]),
+            "{:?}",
+            out.get_pixel(16, 8)
+        );
+        assert!(
+            near(out.get_pixel(16, 56), [20, 20, 220]),
+            "{:?}",
+            out.get_pixel(16, 56)
+        );
         assert!(jpeg_has_no_metadata(&photo.jpeg));
     }
 
@@ -359,7 +405,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -368,7 +418,11 @@ mod tests {
     #[test]
     fn png_text_chunks_do_not_survive_and_alpha_is_flattened() {
         let img = RgbaImage::from_fn(40, 20, |x, _| {
-            if x < 20 { Rgba([0, 160, 0, 255]) } else { Rgba([0, 0, 0, 0]) }
+            if x < 20 {
+                Rgba([0, 160, 0, 255])
+            } else {
+                Rgba([0, 0, 0, 0])
+            }
         });
         let mut png = Vec::new();
         image::codecs::png::PngEncoder::new(&mut png)
@@ -380,7 +434,10 @@ mod tests {
         with_text.extend(png_chunk(b"tEXt", b"Comment\0GPS 47.6062,-122.3321"));
         with_text.extend(png_chunk(b"tEXt", b"Author\0Jane Doe, 12 Elm St"));
         with_text.extend_from_slice(&png[at..]);
-        assert!(image::load_from_memory(&with_text).is_ok(), "fixture must be a valid PNG");
+        assert!(
+            image::load_from_memory(&with_text).is_ok(),
+            "fixture must be a valid PNG"
+        );
         assert!(contains(&with_text, b"Elm St"));
 
         let photo = reencode(&with_text).unwrap();
@@ -388,9 +445,17 @@ mod tests {
         assert!(!contains(&photo.jpeg, b"Elm St") && !contains(&photo.jpeg, b"47.6062"));
         assert!(jpeg_has_no_metadata(&photo.jpeg));
         let out = decode(&photo.jpeg);
-        assert!(near(out.get_pixel(5, 10), [0, 160, 0]), "{:?}", out.get_pixel(5, 10));
+        assert!(
+            near(out.get_pixel(5, 10), [0, 160, 0]),
+            "{:?}",
+            out.get_pixel(5, 10)
+        );
         // transparent → white, not black
-        assert!(near(out.get_pixel(35, 10), [255, 255, 255]), "{:?}", out.get_pixel(35, 10));
+        assert!(
+            near(out.get_pixel(35, 10), [255, 255, 255]),
+            "{:?}",
+            out.get_pixel(35, 10)
+        );
     }
 
     #[test]
@@ -405,8 +470,14 @@ mod tests {
     #[test]
     fn garbage_and_empty_are_errors() {
         assert!(matches!(reencode(b""), Err(PhotoError::Empty)));
-        assert!(matches!(reencode(b"hello, this is not a picture at all"), Err(PhotoError::NotAnImage)));
-        assert!(matches!(reencode(&[0u8; 1000]), Err(PhotoError::NotAnImage)));
+        assert!(matches!(
+            reencode(b"hello, this is not a picture at all"),
+            Err(PhotoError::NotAnImage)
+        ));
+        assert!(matches!(
+            reencode(&[0u8; 1000]),
+            Err(PhotoError::NotAnImage)
+        ));
         // A GIF header: recognised, refused by name.
         let err = reencode(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap_err();
         assert!(matches!(err, PhotoError::Unsupported(_)), "{err:?}");
@@ -429,7 +500,10 @@ mod tests {
         ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
         png.extend(png_chunk(b"IHDR", &ihdr));
         // zlib stream of a few zero bytes (valid but far too short)
-        png.extend(png_chunk(b"IDAT", &[0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]));
+        png.extend(png_chunk(
+            b"IDAT",
+            &[0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01],
+        ));
         png.extend(png_chunk(b"IEND", &[]));
         png
     }
@@ -438,7 +512,10 @@ mod tests {
     /// header's dimensions patched.
     fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
         let mut j = two_colour_jpeg(16, 16);
-        let sof = j.windows(2).position(|m| m == [0xFF, 0xC0]).expect("baseline SOF0");
+        let sof = j
+            .windows(2)
+            .position(|m| m == [0xFF, 0xC0])
+            .expect("baseline SOF0");
         j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
         j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
         j
@@ -448,14 +525,26 @@ mod tests {
     fn decompression_bombs_are_refused_from_the_header() {
         // 100000 × 100000 RGBA would be 40 GB.
         let err = reencode(&png_bomb(100_000, 100_000)).unwrap_err();
-        assert!(matches!(err, PhotoError::TooLarge { width: 100_000, height: 100_000 }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                PhotoError::TooLarge {
+                    width: 100_000,
+                    height: 100_000
+                }
+            ),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("too large"));
         // Within each side limit but over the pixel budget: 11000 × 11000.
         let err = reencode(&png_bomb(11_000, 11_000)).unwrap_err();
         assert!(matches!(err, PhotoError::TooLarge { .. }), "{err:?}");
         // JPEG: 65000 × 65000.
         let err = reencode(&jpeg_bomb(65_000, 65_000)).unwrap_err();
-        assert!(matches!(err, PhotoError::TooLarge { .. } | PhotoError::LimitExceeded), "{err:?}");
+        assert!(
+            matches!(err, PhotoError::TooLarge { .. } | PhotoError::LimitExceeded),
+            "{err:?}"
+        );
     }
 
     #[test]

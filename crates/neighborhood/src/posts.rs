@@ -35,7 +35,14 @@ pub const FEED_PAGE_MAX: i64 = 100;
 /// Reactions people can leave.
 pub const REACTION_KINDS: &[&str] = &["thanks", "helpful", "heart"];
 /// Reasons a post or comment can be reported for.
-pub const REPORT_REASONS: &[&str] = &["profiling", "harassment", "misinformation", "spam", "privacy", "other"];
+pub const REPORT_REASONS: &[&str] = &[
+    "profiling",
+    "harassment",
+    "misinformation",
+    "spam",
+    "privacy",
+    "other",
+];
 
 /// A post's category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +155,9 @@ fn check_text(field: &str, s: &str, max: usize) -> Result<String> {
         return Err(Error::Invalid(format!("the {field} must not be empty")));
     }
     if t.chars().count() > max {
-        return Err(Error::Invalid(format!("the {field} must be at most {max} characters")));
+        return Err(Error::Invalid(format!(
+            "the {field} must be at most {max} characters"
+        )));
     }
     Ok(t.to_string())
 }
@@ -165,22 +174,31 @@ fn build_extra(
     let mut m = Map::new();
     match cat {
         Category::MutualAid => {
-            let kind = kind.ok_or_else(|| Error::Invalid("a mutual_aid post needs \"kind\": offer or request".into()))?;
+            let kind = kind.ok_or_else(|| {
+                Error::Invalid("a mutual_aid post needs \"kind\": offer or request".into())
+            })?;
             if !matches!(kind, "offer" | "request") {
-                return Err(Error::Invalid(format!("mutual_aid kind must be offer or request, not {kind:?}")));
+                return Err(Error::Invalid(format!(
+                    "mutual_aid kind must be offer or request, not {kind:?}"
+                )));
             }
             let status = status.unwrap_or("open");
             if !matches!(status, "open" | "fulfilled") {
-                return Err(Error::Invalid(format!("mutual_aid status must be open or fulfilled, not {status:?}")));
+                return Err(Error::Invalid(format!(
+                    "mutual_aid status must be open or fulfilled, not {status:?}"
+                )));
             }
             m.insert("kind".into(), kind.into());
             m.insert("status".into(), status.into());
         }
         Category::CommunityEvent | Category::Event => {
-            let date = date.ok_or_else(|| Error::Invalid("an event needs \"date\" (YYYY-MM-DD)".into()))?;
-            date.parse::<jiff::civil::Date>()
-                .map_err(|_| Error::Invalid(format!("the event date {date:?} is not YYYY-MM-DD")))?;
-            let time = time.ok_or_else(|| Error::Invalid("an event needs \"time\" (HH:MM)".into()))?;
+            let date =
+                date.ok_or_else(|| Error::Invalid("an event needs \"date\" (YYYY-MM-DD)".into()))?;
+            date.parse::<jiff::civil::Date>().map_err(|_| {
+                Error::Invalid(format!("the event date {date:?} is not YYYY-MM-DD"))
+            })?;
+            let time =
+                time.ok_or_else(|| Error::Invalid("an event needs \"time\" (HH:MM)".into()))?;
             jiff::civil::Time::strptime("%H:%M", time)
                 .map_err(|_| Error::Invalid(format!("the event time {time:?} is not HH:MM")))?;
             let place = check_text("event place", place.unwrap_or(""), 200)?;
@@ -190,10 +208,14 @@ fn build_extra(
         }
         _ => {
             if kind.is_some() || status.is_some() {
-                return Err(Error::Invalid("\"kind\" and \"status\" belong to mutual_aid posts only".into()));
+                return Err(Error::Invalid(
+                    "\"kind\" and \"status\" belong to mutual_aid posts only".into(),
+                ));
             }
             if date.is_some() || time.is_some() || place.is_some() {
-                return Err(Error::Invalid("\"date\", \"time\" and \"place\" belong to event posts only".into()));
+                return Err(Error::Invalid(
+                    "\"date\", \"time\" and \"place\" belong to event posts only".into(),
+                ));
             }
         }
     }
@@ -232,16 +254,24 @@ impl Neighborhood {
             .bind(now - hour)
             .execute(self.pool())
             .await?;
-        let rows = sqlx::query("SELECT at_ms FROM rate_events WHERE user_id = $1 AND kind = $2 ORDER BY at_ms")
-            .bind(user)
-            .bind(kind)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at_ms FROM rate_events WHERE user_id = $1 AND kind = $2 ORDER BY at_ms",
+        )
+        .bind(user)
+        .bind(kind)
+        .fetch_all(self.pool())
+        .await?;
         if rows.len() as u32 >= per_hour {
-            let oldest: i64 = rows.first().map(|r| r.try_get("at_ms")).transpose()?.unwrap_or(now);
+            let oldest: i64 = rows
+                .first()
+                .map(|r| r.try_get("at_ms"))
+                .transpose()?
+                .unwrap_or(now);
             let wait = (oldest + hour - now).max(1000);
             return Err(Error::RateLimited {
-                message: format!("you can write at most {per_hour} {kind}s an hour; please wait a little"),
+                message: format!(
+                    "you can write at most {per_hour} {kind}s an hour; please wait a little"
+                ),
                 retry_after_s: (wait as u64).div_ceil(1000),
             });
         }
@@ -262,7 +292,8 @@ impl Neighborhood {
             Role::Agency => {
                 if !v.agency_verified {
                     return Err(Error::Forbidden(
-                        "this agency account is not verified yet; an admin verifies agencies".into(),
+                        "this agency account is not verified yet; an admin verifies agencies"
+                            .into(),
                     ));
                 }
                 if !cat.is_agency() {
@@ -303,7 +334,8 @@ impl Neighborhood {
             p.place.as_deref(),
         )?;
         fairness_gate(cat, &title, &body)?;
-        self.rate_limit(v.id, "post", self.limits().posts_per_hour).await?;
+        self.rate_limit(v.id, "post", self.limits().posts_per_hour)
+            .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO posts (author_id, category, title, body, cell, feed_cell, extra, status, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'visible', $8) RETURNING id",
@@ -387,15 +419,24 @@ impl Neighborhood {
         let mut out: std::collections::HashMap<i64, Extras> = ids
             .iter()
             .map(|id| {
-                let reactions = REACTION_KINDS.iter().map(|k| ((*k).to_string(), Value::from(0))).collect();
+                let reactions = REACTION_KINDS
+                    .iter()
+                    .map(|k| ((*k).to_string(), Value::from(0)))
+                    .collect();
                 (*id, (Vec::new(), 0, reactions))
             })
             .collect();
         if ids.is_empty() {
             return Ok(out);
         }
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        fn bind_all<'q>(sql: &'q str, ids: &[i64]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        fn bind_all<'q>(
+            sql: &'q str,
+            ids: &[i64],
+        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
             let mut q = sqlx::query(sql);
             for id in ids {
                 q = q.bind(*id);
@@ -434,7 +475,10 @@ impl Neighborhood {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!("SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id WHERE p.id IN ({list})");
         let mut q = sqlx::query(&sql);
         for id in ids {
@@ -445,7 +489,12 @@ impl Neighborhood {
 
     /// Post rows (with their authors, [`POST_COLUMNS`]) as `v` sees them,
     /// in the order of `ids`; ids without a row are skipped.
-    async fn rows_json(&self, v: &Viewer, ids: &[i64], rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<Value>> {
+    async fn rows_json(
+        &self,
+        v: &Viewer,
+        ids: &[i64],
+        rows: Vec<sqlx::any::AnyRow>,
+    ) -> Result<Vec<Value>> {
         let mut extras = self.post_extras(ids).await?;
         let mut by_id = std::collections::HashMap::new();
         for r in rows {
@@ -473,7 +522,8 @@ impl Neighborhood {
         let author: i64 = row.try_get("author_id")?;
         let cell = cell_from_db(row.try_get("cell")?);
         let status: String = row.try_get("status")?;
-        let extra: Value = serde_json::from_str(&row.try_get::<String, _>("extra")?).unwrap_or(json!({}));
+        let extra: Value =
+            serde_json::from_str(&row.try_get::<String, _>("extra")?).unwrap_or(json!({}));
         let mut o = json!({
             "id": id,
             "category": row.try_get::<String, _>("category")?,
@@ -514,9 +564,22 @@ impl Neighborhood {
             return Err(Error::Forbidden("only the author can edit a post".into()));
         }
         let cat = Category::parse(&row.try_get::<String, _>("category")?)?;
-        let title = check_text("title", e.title.as_deref().unwrap_or(&row.try_get::<String, _>("title")?), 120)?;
-        let body = check_text("body", e.body.as_deref().unwrap_or(&row.try_get::<String, _>("body")?), 5000)?;
-        let old: Value = serde_json::from_str(&row.try_get::<String, _>("extra")?).unwrap_or(json!({}));
+        let title = check_text(
+            "title",
+            e.title
+                .as_deref()
+                .unwrap_or(&row.try_get::<String, _>("title")?),
+            120,
+        )?;
+        let body = check_text(
+            "body",
+            e.body
+                .as_deref()
+                .unwrap_or(&row.try_get::<String, _>("body")?),
+            5000,
+        )?;
+        let old: Value =
+            serde_json::from_str(&row.try_get::<String, _>("extra")?).unwrap_or(json!({}));
         let s = |k: &str| old.get(k).and_then(Value::as_str).map(str::to_string);
         let extra = build_extra(
             cat,
@@ -527,14 +590,16 @@ impl Neighborhood {
             e.place.clone().or(s("place")).as_deref(),
         )?;
         fairness_gate(cat, &title, &body)?;
-        sqlx::query("UPDATE posts SET title = $1, body = $2, extra = $3, edited_at = $4 WHERE id = $5")
-            .bind(&title)
-            .bind(&body)
-            .bind(Value::Object(extra).to_string())
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE posts SET title = $1, body = $2, extra = $3, edited_at = $4 WHERE id = $5",
+        )
+        .bind(&title)
+        .bind(&body)
+        .bind(Value::Object(extra).to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         self.post(v, id).await
     }
 
@@ -552,7 +617,10 @@ impl Neighborhood {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM posts WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM posts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -574,10 +642,11 @@ impl Neighborhood {
         limit: Option<i64>,
     ) -> Result<Value> {
         v.require_not_suspended()?;
-        let home = v
-            .home_cell
-            .ok_or_else(|| Error::Invalid("set your area (PUT /api/v1/me/area) to see a feed".into()))?;
-        let radius = area::check_radius_km(radius_km.unwrap_or(v.radius_km)).map_err(|e| Error::Invalid(e.to_string()))?;
+        let home = v.home_cell.ok_or_else(|| {
+            Error::Invalid("set your area (PUT /api/v1/me/area) to see a feed".into())
+        })?;
+        let radius = area::check_radius_km(radius_km.unwrap_or(v.radius_km))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let category = category.map(Category::parse).transpose()?;
         let limit = limit.unwrap_or(FEED_PAGE).clamp(1, FEED_PAGE_MAX);
         // The page's posts come with the feed query itself (one round
@@ -587,8 +656,13 @@ impl Neighborhood {
         let (ids, rows) = match self.dialect() {
             // SQLite: the feed query wrapped to return the page's rows.
             Dialect::Sqlite => {
-                let rows = self.feed_query(&cells, category, before, limit, true).await?;
-                let ids = rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<std::result::Result<Vec<i64>, _>>()?;
+                let rows = self
+                    .feed_query(&cells, category, before, limit, true)
+                    .await?;
+                let ids = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("id"))
+                    .collect::<std::result::Result<Vec<i64>, _>>()?;
                 (ids, rows)
             }
             // PostgreSQL plans a prepared statement again on every run
@@ -602,7 +676,11 @@ impl Neighborhood {
             }
         };
         let posts = self.rows_json(v, &ids, rows).await?;
-        let next = if ids.len() as i64 == limit { ids.last().copied() } else { None };
+        let next = if ids.len() as i64 == limit {
+            ids.last().copied()
+        } else {
+            None
+        };
         Ok(json!({ "posts": posts, "next_before": next, "radius_km": radius }))
     }
 
@@ -614,8 +692,13 @@ impl Neighborhood {
         before: i64,
         limit: i64,
     ) -> Result<Vec<i64>> {
-        let rows = self.feed_query(cells, category, before, limit, false).await?;
-        Ok(rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<std::result::Result<Vec<i64>, _>>()?)
+        let rows = self
+            .feed_query(cells, category, before, limit, false)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<std::result::Result<Vec<i64>, _>>()?)
     }
 
     /// The feed statement: the newest visible posts in `cells` below
@@ -634,7 +717,11 @@ impl Neighborhood {
         }
         // $1 = before, $2 = limit, $3 = category (when filtered), then cells.
         let first_cell = if category.is_some() { 4 } else { 3 };
-        let cat_clause = if category.is_some() { " AND category = $3" } else { "" };
+        let cat_clause = if category.is_some() {
+            " AND category = $3"
+        } else {
+            ""
+        };
         let sql = match self.dialect() {
             // SQLite walks each cell's `(feed_cell, status, id)` range
             // newest first into a sorter that keeps only `limit` rows and
@@ -643,7 +730,9 @@ impl Neighborhood {
             // by cells × page like the union below, and several times
             // cheaper than it on SQLite (bench/RESULTS.md).
             Dialect::Sqlite => {
-                let list: Vec<String> = (0..cells.len()).map(|i| format!("${}", first_cell + i)).collect();
+                let list: Vec<String> = (0..cells.len())
+                    .map(|i| format!("${}", first_cell + i))
+                    .collect();
                 format!(
                     "SELECT id FROM posts WHERE feed_cell IN ({}) AND status = 'visible' AND id < $1{cat_clause} ORDER BY id DESC LIMIT $2",
                     list.join(", ")
@@ -662,7 +751,10 @@ impl Neighborhood {
                         )
                     })
                     .collect();
-                format!("SELECT id FROM ({}) AS f ORDER BY id DESC LIMIT $2", parts.join(" UNION ALL "))
+                format!(
+                    "SELECT id FROM ({}) AS f ORDER BY id DESC LIMIT $2",
+                    parts.join(" UNION ALL ")
+                )
             }
         };
         let sql = if full {
@@ -714,14 +806,24 @@ impl Neighborhood {
     /// created_at ms)` each, titled and bodied generically, in one
     /// transaction of multi-row `INSERT`s.
     #[doc(hidden)]
-    pub async fn insert_posts_bulk(&self, author: UserId, category: Category, rows: &[(h3o::CellIndex, i64)]) -> Result<()> {
+    pub async fn insert_posts_bulk(
+        &self,
+        author: UserId,
+        category: Category,
+        rows: &[(h3o::CellIndex, i64)],
+    ) -> Result<()> {
         const CHUNK: usize = 500;
         let mut tx = self.pool().begin().await?;
         for chunk in rows.chunks(CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let b = i * 3;
-                    format!("($1, $2, 'bench post', 'bench body', ${}, ${}, '{{}}', 'visible', ${})", b + 3, b + 4, b + 5)
+                    format!(
+                        "($1, $2, 'bench post', 'bench body', ${}, ${}, '{{}}', 'visible', ${})",
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
                 })
                 .collect();
             let sql = format!(
@@ -730,7 +832,10 @@ impl Neighborhood {
             );
             let mut q = sqlx::query(&sql).bind(author).bind(category.as_str());
             for (cell, at) in chunk {
-                q = q.bind(cell_to_db(*cell)).bind(cell_to_db(area::feed_key(*cell))).bind(*at);
+                q = q
+                    .bind(cell_to_db(*cell))
+                    .bind(cell_to_db(area::feed_key(*cell)))
+                    .bind(*at);
             }
             q.execute(&mut *tx).await?;
         }
@@ -743,14 +848,18 @@ impl Neighborhood {
         v.require_can_write()?;
         let row = self.post_row(post).await?;
         if row.try_get::<i64, _>("author_id")? != v.id {
-            return Err(Error::Forbidden("only the author can add photos to a post".into()));
+            return Err(Error::Forbidden(
+                "only the author can add photos to a post".into(),
+            ));
         }
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM photos WHERE post_id = $1")
             .bind(post)
             .fetch_one(self.pool())
             .await?;
         if n >= MAX_PHOTOS_PER_POST {
-            return Err(Error::Conflict(format!("a post can carry at most {MAX_PHOTOS_PER_POST} photos")));
+            return Err(Error::Conflict(format!(
+                "a post can carry at most {MAX_PHOTOS_PER_POST} photos"
+            )));
         }
         let bytes = bytes.to_vec();
         let p = tokio::task::spawn_blocking(move || photo::reencode(&bytes))
@@ -781,7 +890,10 @@ impl Neighborhood {
             .ok_or_else(|| Error::NotFound(format!("photo {id}")))?;
         let post = self.post_row(r.try_get("post_id")?).await?;
         let status: String = post.try_get("status")?;
-        if status != "visible" && post.try_get::<i64, _>("author_id")? != v.id && !v.role.moderates() {
+        if status != "visible"
+            && post.try_get::<i64, _>("author_id")? != v.id
+            && !v.role.moderates()
+        {
             return Err(Error::NotFound(format!("photo {id}")));
         }
         Ok(r.try_get("jpeg")?)
@@ -790,7 +902,13 @@ impl Neighborhood {
     /// Adds a comment. Agencies comment only under their own posts. A
     /// hostile-reading comment is refused with a kindness reminder unless
     /// `confirm` is set.
-    pub async fn add_comment(&self, v: &Viewer, post: i64, body: &str, confirm: bool) -> Result<Value> {
+    pub async fn add_comment(
+        &self,
+        v: &Viewer,
+        post: i64,
+        body: &str,
+        confirm: bool,
+    ) -> Result<Value> {
         v.require_can_write()?;
         let row = self.post_row(post).await?;
         let author: i64 = row.try_get("author_id")?;
@@ -799,7 +917,9 @@ impl Neighborhood {
             return Err(Error::NotFound(format!("post {post}")));
         }
         if v.role == Role::Agency && author != v.id {
-            return Err(Error::Forbidden("agency accounts reply only under their own posts".into()));
+            return Err(Error::Forbidden(
+                "agency accounts reply only under their own posts".into(),
+            ));
         }
         let body = check_text("comment", body, 2000)?;
         if !confirm {
@@ -807,7 +927,8 @@ impl Neighborhood {
                 return Err(Error::Kindness { reminder });
             }
         }
-        self.rate_limit(v.id, "comment", self.limits().comments_per_hour).await?;
+        self.rate_limit(v.id, "comment", self.limits().comments_per_hour)
+            .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO comments (post_id, author_id, body, status, created_at) VALUES ($1, $2, $3, 'visible', $4) RETURNING id",
         )
@@ -823,15 +944,21 @@ impl Neighborhood {
     /// The comment's author deletes it.
     pub async fn delete_comment(&self, v: &Viewer, id: i64) -> Result<()> {
         v.require_not_suspended()?;
-        let author: Option<i64> = sqlx::query_scalar("SELECT author_id FROM comments WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let author: Option<i64> =
+            sqlx::query_scalar("SELECT author_id FROM comments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         match author {
             None => Err(Error::NotFound(format!("comment {id}"))),
-            Some(a) if a != v.id => Err(Error::Forbidden("only the author can delete a comment".into())),
+            Some(a) if a != v.id => Err(Error::Forbidden(
+                "only the author can delete a comment".into(),
+            )),
             Some(_) => {
-                sqlx::query("DELETE FROM comments WHERE id = $1").bind(id).execute(self.pool()).await?;
+                sqlx::query("DELETE FROM comments WHERE id = $1")
+                    .bind(id)
+                    .execute(self.pool())
+                    .await?;
                 Ok(())
             }
         }
@@ -870,7 +997,14 @@ impl Neighborhood {
     }
 
     /// Reports a post or comment to the moderators.
-    pub async fn report(&self, v: &Viewer, target_kind: &str, target: i64, reason: &str, note: &str) -> Result<i64> {
+    pub async fn report(
+        &self,
+        v: &Viewer,
+        target_kind: &str,
+        target: i64,
+        reason: &str,
+        note: &str,
+    ) -> Result<i64> {
         v.require_not_suspended()?;
         if !REPORT_REASONS.contains(&reason) {
             return Err(Error::Invalid(format!(
@@ -879,11 +1013,17 @@ impl Neighborhood {
             )));
         }
         if note.chars().count() > 1000 {
-            return Err(Error::Invalid("the note must be at most 1000 characters".into()));
+            return Err(Error::Invalid(
+                "the note must be at most 1000 characters".into(),
+            ));
         }
         let exists: i64 = match target_kind {
-            "post" => sqlx::query_scalar("SELECT COUNT(*) FROM posts WHERE id = $1 AND status = 'visible'"),
-            _ => sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE id = $1 AND status = 'visible'"),
+            "post" => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM posts WHERE id = $1 AND status = 'visible'",
+            ),
+            _ => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM comments WHERE id = $1 AND status = 'visible'",
+            ),
         }
         .bind(target)
         .fetch_one(self.pool())
@@ -928,10 +1068,14 @@ impl Neighborhood {
         let now = now_ms();
         let mut out = Vec::new();
         for u in users {
-            if u.try_get::<Option<i64>, _>("suspended_until")?.is_some_and(|t| t > now) {
+            if u.try_get::<Option<i64>, _>("suspended_until")?
+                .is_some_and(|t| t > now)
+            {
                 continue;
             }
-            let Some(home) = cell_from_db(u.try_get("home_cell")?) else { continue };
+            let Some(home) = cell_from_db(u.try_get("home_cell")?) else {
+                continue;
+            };
             if area::distance_km(home, cell) <= u.try_get::<f64, _>("radius_km")? {
                 out.push(u.try_get("id")?);
             }

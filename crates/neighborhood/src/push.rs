@@ -73,7 +73,10 @@ pub struct PushOptions {
 
 impl Default for PushOptions {
     fn default() -> Self {
-        PushOptions { contact: "mailto:porchlight@localhost".into(), allow_http_endpoints: false }
+        PushOptions {
+            contact: "mailto:porchlight@localhost".into(),
+            allow_http_endpoints: false,
+        }
     }
 }
 
@@ -146,7 +149,10 @@ pub(crate) struct Pusher {
 
 fn decode_b64url(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    URL_SAFE_NO_PAD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .or_else(|_| URL_SAFE.decode(s))
+        .ok()
 }
 
 /// `scheme://host[:port]` of an endpoint (the VAPID audience).
@@ -200,9 +206,9 @@ impl Pusher {
         let pem = match stored(pool).await? {
             Some(pem) => pem,
             None => {
-                let fresh = ES256KeyPair::generate()
-                    .to_pem()
-                    .map_err(|e| Error::Invalid(format!("cannot encode a new Web Push key: {e}")))?;
+                let fresh = ES256KeyPair::generate().to_pem().map_err(|e| {
+                    Error::Invalid(format!("cannot encode a new Web Push key: {e}"))
+                })?;
                 // The first writer wins; everyone then reads that key.
                 sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(KEY_SETTING)
@@ -220,14 +226,20 @@ impl Pusher {
                  delete that row to make a new one (browsers will have to subscribe again)"
             ))
         })?;
-        let public_b64 = URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+        let public_b64 =
+            URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
         let http = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("porchlight-neighborhood/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "porchlight-neighborhood/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}")))?;
+            .map_err(|e| {
+                Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}"))
+            })?;
         Ok(Pusher {
             key,
             public_b64,
@@ -239,7 +251,10 @@ impl Pusher {
     }
 
     fn options(&self) -> PushOptions {
-        self.options.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The `Authorization` header for a push to `origin`.
@@ -276,8 +291,12 @@ impl Neighborhood {
     /// Sets the push contact and endpoint policy (config or tests).
     pub fn set_push_options(&self, options: PushOptions) -> Result<()> {
         let contact = check_contact(&options.contact)?;
-        *self.inner.push.options.lock().unwrap_or_else(|p| p.into_inner()) =
-            PushOptions { contact, ..options };
+        *self
+            .inner
+            .push
+            .options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = PushOptions { contact, ..options };
         Ok(())
     }
 
@@ -291,7 +310,9 @@ impl Neighborhood {
     pub fn validate_subscription(&self, s: &BrowserSubscription) -> Result<()> {
         let bad = |m: &str| Err(Error::Invalid(format!("bad push subscription: {m}")));
         if s.endpoint.len() > MAX_ENDPOINT_LEN {
-            return bad(&format!("the endpoint is longer than {MAX_ENDPOINT_LEN} characters"));
+            return bad(&format!(
+                "the endpoint is longer than {MAX_ENDPOINT_LEN} characters"
+            ));
         }
         let Ok(uri) = s.endpoint.parse::<http::Uri>() else {
             return bad("the endpoint is not a URL");
@@ -312,7 +333,9 @@ impl Neighborhood {
         }
         match decode_b64url(&s.keys.auth) {
             None => bad("keys.auth is not base64url"),
-            Some(a) if a.len() != 16 => bad(&format!("keys.auth must be 16 bytes, not {}", a.len())),
+            Some(a) if a.len() != 16 => {
+                bad(&format!("keys.auth must be 16 bytes, not {}", a.len()))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -320,9 +343,18 @@ impl Neighborhood {
     /// Stores (or moves to `user`) a browser's subscription; returns its id.
     /// An endpoint belongs to one account at a time: the last to subscribe
     /// on a browser gets its pushes.
-    pub async fn subscribe_push(&self, user: UserId, s: &BrowserSubscription, user_agent: &str) -> Result<i64> {
+    pub async fn subscribe_push(
+        &self,
+        user: UserId,
+        s: &BrowserSubscription,
+        user_agent: &str,
+    ) -> Result<i64> {
         self.validate_subscription(s)?;
-        let ua: String = user_agent.chars().filter(|c| !c.is_control()).take(300).collect();
+        let ua: String = user_agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
         Ok(sqlx::query_scalar(
             "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent, created_at, failures)
              VALUES ($1, $2, $3, $4, $5, $6, 0)
@@ -349,17 +381,21 @@ impl Neighborhood {
             .await?
             .rows_affected();
         if n == 0 {
-            return Err(Error::NotFound("a push subscription of yours with that endpoint".into()));
+            return Err(Error::NotFound(
+                "a push subscription of yours with that endpoint".into(),
+            ));
         }
         Ok(())
     }
 
     /// How many browsers `user` has subscribed.
     pub async fn push_subscription_count(&self, user: UserId) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1")
-            .bind(user)
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1")
+                .bind(user)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Sends the new-post notification for `post` on its own task, so the
@@ -394,7 +430,9 @@ impl Neighborhood {
     /// Never fails: problems are logged and reported per delivery.
     pub async fn notify_new_post(&self, post: i64) -> Vec<Delivery> {
         match self.new_post_pushes(post).await {
-            Ok(Some((payload, ttl, urgency, subs))) => self.send_all(subs, payload, ttl, urgency).await,
+            Ok(Some((payload, ttl, urgency, subs))) => {
+                self.send_all(subs, payload, ttl, urgency).await
+            }
             Ok(None) => Vec::new(),
             Err(e) => {
                 tracing::error!("cannot prepare the notifications of post {post}: {e}");
@@ -406,7 +444,10 @@ impl Neighborhood {
     /// The payload and subscriptions for `post`, or `None` when it must
     /// not notify anyone.
     #[allow(clippy::type_complexity)]
-    async fn new_post_pushes(&self, post: i64) -> Result<Option<(Vec<u8>, Duration, &'static str, Vec<StoredSub>)>> {
+    async fn new_post_pushes(
+        &self,
+        post: i64,
+    ) -> Result<Option<(Vec<u8>, Duration, &'static str, Vec<StoredSub>)>> {
         let Some(r) = sqlx::query(
             "SELECT p.title, p.category, p.status, u.display_name, u.role, u.agency_name, u.agency_verified,
                     u.status AS user_status, u.muted_until, u.suspended_until
@@ -419,7 +460,9 @@ impl Neighborhood {
             return Ok(None);
         };
         let now = now_ms();
-        let active_until = |col: &str| -> Result<bool> { Ok(r.try_get::<Option<i64>, _>(col)?.is_some_and(|t| t > now)) };
+        let active_until = |col: &str| -> Result<bool> {
+            Ok(r.try_get::<Option<i64>, _>(col)?.is_some_and(|t| t > now))
+        };
         if r.try_get::<String, _>("status")? != "visible"
             || r.try_get::<String, _>("user_status")? != "active"
             || active_until("muted_until")?
@@ -432,21 +475,34 @@ impl Neighborhood {
             return Ok(None);
         }
         let category: String = r.try_get("category")?;
-        let who = if r.try_get::<String, _>("role")? == "agency" && r.try_get::<i64, _>("agency_verified")? != 0 {
-            r.try_get::<Option<String>, _>("agency_name")?.unwrap_or_else(|| "a verified agency".into())
+        let who = if r.try_get::<String, _>("role")? == "agency"
+            && r.try_get::<i64, _>("agency_verified")? != 0
+        {
+            r.try_get::<Option<String>, _>("agency_name")?
+                .unwrap_or_else(|| "a verified agency".into())
         } else {
             r.try_get::<String, _>("display_name")?
         };
         let payload = PostPayload {
             title: shorten(&r.try_get::<String, _>("title")?, 120),
-            body: shorten(&format!("{} · {who}", crate::pages::category_label(&category)), 200),
+            body: shorten(
+                &format!("{} · {who}", crate::pages::category_label(&category)),
+                200,
+            ),
             post_id: post,
             url: format!("/posts/{post}"),
             tag: format!("post-{post}"),
             category: category.clone(),
         };
-        let (ttl, urgency) = if category == "alert" { (TTL_ALERT, "high") } else { (TTL_POST, "normal") };
-        let list = (1..=recipients.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let (ttl, urgency) = if category == "alert" {
+            (TTL_ALERT, "high")
+        } else {
+            (TTL_POST, "normal")
+        };
+        let list = (1..=recipients.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "SELECT id, user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE user_id IN ({list}) ORDER BY id"
         );
@@ -468,11 +524,18 @@ impl Neighborhood {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let body = serde_json::to_vec(&payload).map_err(|e| Error::Invalid(format!("cannot encode the push payload: {e}")))?;
+        let body = serde_json::to_vec(&payload)
+            .map_err(|e| Error::Invalid(format!("cannot encode the push payload: {e}")))?;
         Ok(Some((body, ttl, urgency, subs)))
     }
 
-    async fn send_all(&self, subs: Vec<StoredSub>, payload: Vec<u8>, ttl: Duration, urgency: &'static str) -> Vec<Delivery> {
+    async fn send_all(
+        &self,
+        subs: Vec<StoredSub>,
+        payload: Vec<u8>,
+        ttl: Duration,
+        urgency: &'static str,
+    ) -> Vec<Delivery> {
         let mut set = tokio::task::JoinSet::new();
         for s in subs {
             let me = self.clone();
@@ -490,12 +553,26 @@ impl Neighborhood {
         out
     }
 
-    async fn send_one(&self, s: StoredSub, payload: Vec<u8>, ttl: Duration, urgency: &'static str) -> Delivery {
+    async fn send_one(
+        &self,
+        s: StoredSub,
+        payload: Vec<u8>,
+        ttl: Duration,
+        urgency: &'static str,
+    ) -> Delivery {
         let uri: Option<http::Uri> = s.endpoint.parse().ok();
-        let service = uri.as_ref().and_then(origin_of).unwrap_or_else(|| "(invalid endpoint)".into());
+        let service = uri
+            .as_ref()
+            .and_then(origin_of)
+            .unwrap_or_else(|| "(invalid endpoint)".into());
         let outcome = match self.attempt(&s, uri, &service, payload, ttl, urgency).await {
             Ok(status) if (200..300).contains(&status) => {
-                self.record_push(s.id, "UPDATE push_subscriptions SET last_ok_at = $2, failures = 0 WHERE id = $1", Some(now_ms())).await;
+                self.record_push(
+                    s.id,
+                    "UPDATE push_subscriptions SET last_ok_at = $2, failures = 0 WHERE id = $1",
+                    Some(now_ms()),
+                )
+                .await;
                 Outcome::Delivered { status }
             }
             Ok(status @ (404 | 410)) => {
@@ -504,13 +581,27 @@ impl Neighborhood {
                     s.id,
                     s.user_id
                 );
-                self.record_push(s.id, "DELETE FROM push_subscriptions WHERE id = $1", None).await;
+                self.record_push(s.id, "DELETE FROM push_subscriptions WHERE id = $1", None)
+                    .await;
                 Outcome::Removed { status }
             }
-            Ok(status) => self.failed(&s, &service, Some(status), format!("push service answered {status}")).await,
+            Ok(status) => {
+                self.failed(
+                    &s,
+                    &service,
+                    Some(status),
+                    format!("push service answered {status}"),
+                )
+                .await
+            }
             Err(reason) => self.failed(&s, &service, None, reason).await,
         };
-        Delivery { subscription_id: s.id, user_id: s.user_id, service, outcome }
+        Delivery {
+            subscription_id: s.id,
+            user_id: s.user_id,
+            service,
+            outcome,
+        }
     }
 
     async fn record_push(&self, id: i64, sql: &str, at: Option<i64>) {
@@ -523,9 +614,24 @@ impl Neighborhood {
         }
     }
 
-    async fn failed(&self, s: &StoredSub, service: &str, status: Option<u16>, reason: String) -> Outcome {
-        self.record_push(s.id, "UPDATE push_subscriptions SET failures = failures + 1 WHERE id = $1", None).await;
-        tracing::warn!("push to subscription {} of user {} via {service} failed: {reason}", s.id, s.user_id);
+    async fn failed(
+        &self,
+        s: &StoredSub,
+        service: &str,
+        status: Option<u16>,
+        reason: String,
+    ) -> Outcome {
+        self.record_push(
+            s.id,
+            "UPDATE push_subscriptions SET failures = failures + 1 WHERE id = $1",
+            None,
+        )
+        .await;
+        tracing::warn!(
+            "push to subscription {} of user {} via {service} failed: {reason}",
+            s.id,
+            s.user_id
+        );
         Outcome::Failed { status, reason }
     }
 
@@ -548,7 +654,8 @@ impl Neighborhood {
             _ => return Err("the stored endpoint is not an https:// URL".into()),
         }
         let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
-        let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh).map_err(|_| "the stored p256dh key is not a P-256 key")?;
+        let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
+            .map_err(|_| "the stored p256dh key is not a P-256 key")?;
         let auth = decode_b64url(&s.auth).ok_or("the stored auth secret is not base64url")?;
         if auth.len() != 16 {
             return Err("the stored auth secret is not 16 bytes".into());
@@ -561,7 +668,12 @@ impl Neighborhood {
             .authorization(origin, &options.contact)
             .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
         let h = req.headers_mut();
-        h.insert(http::header::AUTHORIZATION, authz.parse().map_err(|_| "the VAPID header is not a header value")?);
+        h.insert(
+            http::header::AUTHORIZATION,
+            authz
+                .parse()
+                .map_err(|_| "the VAPID header is not a header value")?,
+        );
         h.insert("urgency", http::HeaderValue::from_static(urgency));
         let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
         let resp = p
@@ -580,16 +692,31 @@ mod tests {
     #[test]
     fn origins_keep_non_default_ports() {
         let o = |s: &str| origin_of(&s.parse().unwrap());
-        assert_eq!(o("https://fcm.googleapis.com/fcm/send/abc").as_deref(), Some("https://fcm.googleapis.com"));
-        assert_eq!(o("https://push.example:443/x").as_deref(), Some("https://push.example"));
-        assert_eq!(o("http://127.0.0.1:8443/x").as_deref(), Some("http://127.0.0.1:8443"));
+        assert_eq!(
+            o("https://fcm.googleapis.com/fcm/send/abc").as_deref(),
+            Some("https://fcm.googleapis.com")
+        );
+        assert_eq!(
+            o("https://push.example:443/x").as_deref(),
+            Some("https://push.example")
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8443/x").as_deref(),
+            Some("http://127.0.0.1:8443")
+        );
     }
 
     #[test]
     fn contacts_must_be_mailto_or_https() {
         assert!(check_contact("mailto:ops@example.org").is_ok());
         assert!(check_contact("https://nb.example").is_ok());
-        for bad in ["", "mailto:", "ops@example.org", "http://nb.example", "mailto:a b@example.org"] {
+        for bad in [
+            "",
+            "mailto:",
+            "ops@example.org",
+            "http://nb.example",
+            "mailto:a b@example.org",
+        ] {
             let e = check_contact(bad).unwrap_err().to_string();
             assert!(e.contains("mailto: or https:"), "{bad}: {e}");
         }

@@ -11,16 +11,33 @@ use porchlight_neighborhood::accounts::{RegistrationMode, Role};
 use porchlight_neighborhood::{area, Limits};
 use serde_json::{json, Value};
 
-async fn post(c: &Ctx, token: &str, category: &str, title: &str, body: &str, cell: h3o::CellIndex) -> Value {
+async fn post(
+    c: &Ctx,
+    token: &str,
+    category: &str,
+    title: &str,
+    body: &str,
+    cell: h3o::CellIndex,
+) -> Value {
     let r = c
-        .req("POST", "/api/v1/posts", Some(token), json!({"category": category, "title": title, "body": body, "cell": cell.to_string()}))
+        .req(
+            "POST",
+            "/api/v1/posts",
+            Some(token),
+            json!({"category": category, "title": title, "body": body, "cell": cell.to_string()}),
+        )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     r.json()
 }
 
 fn titles(feed: &Value) -> Vec<String> {
-    feed["posts"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_string()).collect()
+    feed["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn feed_inside_radius_only(c: Ctx) {
@@ -43,7 +60,10 @@ async fn feed_inside_radius_only(c: Ctx) {
         .await;
     assert_eq!(r.status, 422, "{r:?}");
 
-    let f = c.req("GET", "/api/v1/feed?radius_km=3", Some(&t), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed?radius_km=3", Some(&t), Value::Null)
+        .await
+        .json();
     let mut got = titles(&f);
     got.sort();
     assert_eq!(got, vec!["fine", "home", "mid", "near"], "3 km feed");
@@ -52,24 +72,66 @@ async fn feed_inside_radius_only(c: Ctx) {
     // Distances in words, never another user's cell.
     assert!(f["posts"][0]["distance"].is_string());
 
-    let f = c.req("GET", "/api/v1/feed?radius_km=8", Some(&t), Value::Null).await.json();
-    assert!(titles(&f).contains(&"far".to_string()), "8 km feed includes the far post: {f}");
-    let f = c.req("GET", "/api/v1/feed?radius_km=1", Some(&t), Value::Null).await.json();
-    assert!(!titles(&f).contains(&"mid".to_string()), "1 km feed excludes the 2+ km post");
+    let f = c
+        .req("GET", "/api/v1/feed?radius_km=8", Some(&t), Value::Null)
+        .await
+        .json();
+    assert!(
+        titles(&f).contains(&"far".to_string()),
+        "8 km feed includes the far post: {f}"
+    );
+    let f = c
+        .req("GET", "/api/v1/feed?radius_km=1", Some(&t), Value::Null)
+        .await
+        .json();
+    assert!(
+        !titles(&f).contains(&"mid".to_string()),
+        "1 km feed excludes the 2+ km post"
+    );
 
     // Category filter and the `before` cursor.
-    let f = c.req("GET", "/api/v1/feed?category=lost_found_pet", Some(&t), Value::Null).await.json();
+    let f = c
+        .req(
+            "GET",
+            "/api/v1/feed?category=lost_found_pet",
+            Some(&t),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(titles(&f), vec!["mid"]);
-    let f = c.req("GET", "/api/v1/feed?limit=2", Some(&t), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed?limit=2", Some(&t), Value::Null)
+        .await
+        .json();
     assert_eq!(titles(&f), vec!["fine", "mid"]);
-    let next = f["next_before"].as_i64().expect("a cursor when the page is full");
-    let f = c.req("GET", &format!("/api/v1/feed?limit=2&before={next}"), Some(&t), Value::Null).await.json();
+    let next = f["next_before"]
+        .as_i64()
+        .expect("a cursor when the page is full");
+    let f = c
+        .req(
+            "GET",
+            &format!("/api/v1/feed?limit=2&before={next}"),
+            Some(&t),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(titles(&f), vec!["near", "home"]);
 
     // Bad radius and category are named.
-    let r = c.req("GET", "/api/v1/feed?radius_km=50", Some(&t), Value::Null).await;
+    let r = c
+        .req("GET", "/api/v1/feed?radius_km=50", Some(&t), Value::Null)
+        .await;
     assert_eq!(r.status, 422, "{r:?}");
-    let r = c.req("GET", "/api/v1/feed?category=footage_request", Some(&t), Value::Null).await;
+    let r = c
+        .req(
+            "GET",
+            "/api/v1/feed?category=footage_request",
+            Some(&t),
+            Value::Null,
+        )
+        .await;
     assert_eq!(r.status, 422, "{r:?}");
 }
 
@@ -79,20 +141,51 @@ async fn coarse_areas_only(c: Ctx) {
     // No area yet: the feed says what to do.
     let r = c.req("GET", "/api/v1/feed", Some(&t), Value::Null).await;
     assert_eq!(r.status, 422);
-    assert!(r.json()["error"].as_str().unwrap().contains("area"), "{r:?}");
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("area"),
+        "{r:?}"
+    );
 
     let fine9 = home.children(h3o::Resolution::Nine).next().unwrap();
     let fine10 = home.children(h3o::Resolution::Ten).next().unwrap();
-    for bad in [fine9.to_string(), "47.6205,-122.3493".to_string(), "47.6205, -122.3493".into(), "not-a-cell".into(), "".into()] {
-        let r = c.req("PUT", "/api/v1/me/area", Some(&t), json!({"cell": bad})).await;
+    for bad in [
+        fine9.to_string(),
+        "47.6205,-122.3493".to_string(),
+        "47.6205, -122.3493".into(),
+        "not-a-cell".into(),
+        "".into(),
+    ] {
+        let r = c
+            .req("PUT", "/api/v1/me/area", Some(&t), json!({"cell": bad}))
+            .await;
         assert_eq!(r.status, 422, "{bad:?}: {r:?}");
-        assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()), "{r:?}");
+        assert!(
+            r.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{r:?}"
+        );
     }
-    let r = c.req("PUT", "/api/v1/me/area", Some(&t), json!({"cell": home.to_string(), "radius_km": 20.0})).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/area",
+            Some(&t),
+            json!({"cell": home.to_string(), "radius_km": 20.0}),
+        )
+        .await;
     assert_eq!(r.status, 422, "radius beyond 8 km: {r:?}");
-    let r = c.req("PUT", "/api/v1/me/area", Some(&t), json!({"cell": home.to_string(), "radius_km": 2.0})).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/area",
+            Some(&t),
+            json!({"cell": home.to_string(), "radius_km": 2.0}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let me = c.req("GET", "/api/v1/me", Some(&t), Value::Null).await.json();
+    let me = c
+        .req("GET", "/api/v1/me", Some(&t), Value::Null)
+        .await
+        .json();
     assert_eq!(me["cell"], home.to_string());
     assert_eq!(me["radius_km"], 2.0);
 
@@ -100,16 +193,26 @@ async fn coarse_areas_only(c: Ctx) {
     post(&c, &t, "wildlife", "ok", "A heron.", fine9).await;
     for bad in [fine10.to_string(), "47.6205,-122.3493".to_string()] {
         let r = c
-            .req("POST", "/api/v1/posts", Some(&t), json!({"category": "wildlife", "title": "t", "body": "b", "cell": bad}))
+            .req(
+                "POST",
+                "/api/v1/posts",
+                Some(&t),
+                json!({"category": "wildlife", "title": "t", "body": "b", "cell": bad}),
+            )
             .await;
         assert_eq!(r.status, 422, "{bad:?}: {r:?}");
     }
     // Nobody else learns ben's home cell.
     let (_, other) = c.user("cyd", Role::Neighbor, Some(home)).await;
-    let f = c.req("GET", "/api/v1/feed", Some(&other), Value::Null).await;
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&other), Value::Null)
+        .await;
     let text = String::from_utf8_lossy(&f.bytes);
     assert!(text.contains("\"ok\""), "{text}");
-    assert!(!text.contains(&home.to_string()), "the feed must not carry a home cell: {text}");
+    assert!(
+        !text.contains(&home.to_string()),
+        "the feed must not carry a home cell: {text}"
+    );
 }
 
 async fn fair_posting(c: Ctx) {
@@ -128,10 +231,16 @@ async fn fair_posting(c: Ctx) {
         .await;
     assert_eq!(r.status, 422, "{r:?}");
     let j = r.json();
-    assert!(j["reasons"].as_array().is_some_and(|a| !a.is_empty()), "{j}");
+    assert!(
+        j["reasons"].as_array().is_some_and(|a| !a.is_empty()),
+        "{j}"
+    );
     assert!(j["guidance"].as_str().is_some_and(|g| !g.is_empty()), "{j}");
     // Nothing was stored.
-    let f = c.req("GET", "/api/v1/feed", Some(&t), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&t), Value::Null)
+        .await
+        .json();
     assert!(titles(&f).is_empty(), "{f}");
     // Behaviour first, several descriptors: accepted.
     let ok = post(
@@ -150,29 +259,92 @@ async fn fair_posting(c: Ctx) {
              json!({"title": "Suspicious Hispanic guy", "body": "There is a Hispanic guy on our street."}))
         .await;
     assert_eq!(r.status, 422, "{r:?}");
-    let p = c.req("GET", &format!("/api/v1/posts/{}", ok["id"]), Some(&t), Value::Null).await.json();
+    let p = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{}", ok["id"]),
+            Some(&t),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(p["title"], "Someone trying car door handles");
     // Other categories are not checked.
-    post(&c, &t, "neighborly_moment", "Thanks", "Thanks to the family on the corner for the soup.", cell).await;
+    post(
+        &c,
+        &t,
+        "neighborly_moment",
+        "Thanks",
+        "Thanks to the family on the corner for the soup.",
+        cell,
+    )
+    .await;
 }
 
 async fn kindness_reminder(c: Ctx) {
     let home = home();
     let (_, a) = c.user("eve", Role::Neighbor, Some(home)).await;
     let (_, b) = c.user("fay", Role::Neighbor, Some(home)).await;
-    let p = post(&c, &a, "wildlife", "Bear?", "Was that a bear on the trail?", home).await;
+    let p = post(
+        &c,
+        &a,
+        "wildlife",
+        "Bear?",
+        "Was that a bear on the trail?",
+        home,
+    )
+    .await;
     let path = format!("/api/v1/posts/{}/comments", p["id"]);
     let hostile = "You are an idiot, shut up and stop posting this garbage.";
-    let r = c.req("POST", &path, Some(&b), json!({"body": hostile})).await;
+    let r = c
+        .req("POST", &path, Some(&b), json!({"body": hostile}))
+        .await;
     assert_eq!(r.status, 409, "{r:?}");
-    assert!(r.json()["reminder"].as_str().is_some_and(|s| !s.is_empty()), "{r:?}");
-    let got = c.req("GET", &format!("/api/v1/posts/{}", p["id"]), Some(&a), Value::Null).await.json();
-    assert_eq!(got["comments"].as_array().unwrap().len(), 0, "nothing posted before confirming");
-    let r = c.req("POST", &path, Some(&b), json!({"body": hostile, "confirm": true})).await;
+    assert!(
+        r.json()["reminder"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r:?}"
+    );
+    let got = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{}", p["id"]),
+            Some(&a),
+            Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(
+        got["comments"].as_array().unwrap().len(),
+        0,
+        "nothing posted before confirming"
+    );
+    let r = c
+        .req(
+            "POST",
+            &path,
+            Some(&b),
+            json!({"body": hostile, "confirm": true}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let r = c.req("POST", &path, Some(&b), json!({"body": "Probably a big dog, but stay safe!"})).await;
+    let r = c
+        .req(
+            "POST",
+            &path,
+            Some(&b),
+            json!({"body": "Probably a big dog, but stay safe!"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "a kind comment posts at once: {r:?}");
-    let got = c.req("GET", &format!("/api/v1/posts/{}", p["id"]), Some(&a), Value::Null).await.json();
+    let got = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{}", p["id"]),
+            Some(&a),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(got["comments"].as_array().unwrap().len(), 2);
     assert_eq!(got["comment_count"], 2);
 }
@@ -183,91 +355,244 @@ async fn moderation_end_to_end(c: Ctx) {
     let (_, reporter) = c.user("hal", Role::Neighbor, Some(home)).await;
     let (_, m) = c.user("moe", Role::Moderator, Some(home)).await;
     let (_, admin) = c.user("root", Role::Admin, Some(home)).await;
-    let p = post(&c, &author, "crime_safety", "Bike stolen", "My bike was taken from the rack last night.", home).await;
+    let p = post(
+        &c,
+        &author,
+        "crime_safety",
+        "Bike stolen",
+        "My bike was taken from the rack last night.",
+        home,
+    )
+    .await;
     let pid = p["id"].as_i64().unwrap();
 
-    let r = c.req("POST", &format!("/api/v1/posts/{pid}/reports"), Some(&reporter), json!({"reason": "profiling", "note": "see body"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/posts/{pid}/reports"),
+            Some(&reporter),
+            json!({"reason": "profiling", "note": "see body"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let r = c.req("POST", &format!("/api/v1/posts/{pid}/reports"), Some(&reporter), json!({"reason": "because"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/posts/{pid}/reports"),
+            Some(&reporter),
+            json!({"reason": "because"}),
+        )
+        .await;
     assert_eq!(r.status, 422, "unknown reason named: {r:?}");
 
-    let q = c.req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null).await;
+    let q = c
+        .req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null)
+        .await;
     assert_eq!(q.status, 200);
     let q = q.json();
     let reports = q["reports"].as_array().unwrap();
     assert_eq!(reports.len(), 1, "{q}");
     assert_eq!(reports[0]["target_id"], pid);
     assert_eq!(reports[0]["reason"], "profiling");
-    assert!(!q.to_string().contains("hal"), "reporters are not shown: {q}");
+    assert!(
+        !q.to_string().contains("hal"),
+        "reporters are not shown: {q}"
+    );
 
-    let r = c.req("POST", &format!("/api/v1/moderation/posts/{pid}/hide"), Some(&m), json!({"reason": ""})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/posts/{pid}/hide"),
+            Some(&m),
+            json!({"reason": ""}),
+        )
+        .await;
     assert_eq!(r.status, 422, "a reason is required: {r:?}");
-    let r = c.req("POST", &format!("/api/v1/moderation/posts/{pid}/hide"), Some(&m), json!({"reason": "describes a person unfairly"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/posts/{pid}/hide"),
+            Some(&m),
+            json!({"reason": "describes a person unfairly"}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
     // Hidden: gone for others, visible to the author with its status.
-    let r = c.req("GET", &format!("/api/v1/posts/{pid}"), Some(&reporter), Value::Null).await;
+    let r = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{pid}"),
+            Some(&reporter),
+            Value::Null,
+        )
+        .await;
     assert_eq!(r.status, 404);
-    let f = c.req("GET", "/api/v1/feed", Some(&reporter), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&reporter), Value::Null)
+        .await
+        .json();
     assert!(titles(&f).is_empty());
-    let mine = c.req("GET", &format!("/api/v1/posts/{pid}"), Some(&author), Value::Null).await.json();
+    let mine = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{pid}"),
+            Some(&author),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(mine["moderation"], "hidden");
     // The queue is empty again.
-    let q = c.req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null).await.json();
+    let q = c
+        .req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null)
+        .await
+        .json();
     assert_eq!(q["reports"].as_array().unwrap().len(), 0);
 
     // The author is told, and appeals.
-    let n = c.req("GET", "/api/v1/me/notices", Some(&author), Value::Null).await.json();
+    let n = c
+        .req("GET", "/api/v1/me/notices", Some(&author), Value::Null)
+        .await
+        .json();
     let notice = &n["notices"][0];
     assert_eq!(notice["action"], "hide");
     assert_eq!(notice["reason"], "describes a person unfairly");
     assert_eq!(notice["target_id"], pid);
     let nid = notice["id"].as_i64().unwrap();
-    let r = c.req("POST", &format!("/api/v1/me/notices/{nid}/appeals"), Some(&author), json!({"text": "It only describes the bike."})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/me/notices/{nid}/appeals"),
+            Some(&author),
+            json!({"text": "It only describes the bike."}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let r = c.req("POST", &format!("/api/v1/me/notices/{nid}/appeals"), Some(&author), json!({"text": "again"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/me/notices/{nid}/appeals"),
+            Some(&author),
+            json!({"text": "again"}),
+        )
+        .await;
     assert_eq!(r.status, 409, "one appeal per notice: {r:?}");
-    let r = c.req("POST", &format!("/api/v1/me/notices/{nid}/appeals"), Some(&reporter), json!({"text": "not mine"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/me/notices/{nid}/appeals"),
+            Some(&reporter),
+            json!({"text": "not mine"}),
+        )
+        .await;
     assert_eq!(r.status, 404, "someone else's notice: {r:?}");
 
-    let q = c.req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null).await.json();
+    let q = c
+        .req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null)
+        .await
+        .json();
     let appeals = q["appeals"].as_array().unwrap();
     assert_eq!(appeals.len(), 1, "{q}");
     let aid = appeals[0]["id"].as_i64().unwrap();
-    let r = c.req("POST", &format!("/api/v1/moderation/appeals/{aid}"), Some(&m), json!({"decision": "grant", "reason": "fair"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/appeals/{aid}"),
+            Some(&m),
+            json!({"decision": "grant", "reason": "fair"}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
     // Restored.
-    let r = c.req("GET", &format!("/api/v1/posts/{pid}"), Some(&reporter), Value::Null).await;
+    let r = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{pid}"),
+            Some(&reporter),
+            Value::Null,
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let n = c.req("GET", "/api/v1/me/notices", Some(&author), Value::Null).await.json();
+    let n = c
+        .req("GET", "/api/v1/me/notices", Some(&author), Value::Null)
+        .await
+        .json();
     assert_eq!(n["notices"][0]["action"], "appeal_granted");
     assert_eq!(n["notices"][1]["appeal"], "granted");
 
     // Mute then suspend the reporter, with reasons and expiry.
     let hal = c.n.user_id("hal").await.unwrap();
-    let r = c.req("POST", &format!("/api/v1/moderation/users/{hal}/mute"), Some(&m), json!({"reason": "heated", "hours": 24})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/users/{hal}/mute"),
+            Some(&m),
+            json!({"reason": "heated", "hours": 24}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
-    let r = c.req("POST", &format!("/api/v1/posts/{pid}/comments"), Some(&reporter), json!({"body": "hello"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/posts/{pid}/comments"),
+            Some(&reporter),
+            json!({"body": "hello"}),
+        )
+        .await;
     assert_eq!(r.status, 403, "muted users cannot comment: {r:?}");
     assert!(r.json()["error"].as_str().unwrap().contains("heated"));
-    let r = c.req("GET", "/api/v1/feed", Some(&reporter), Value::Null).await;
+    let r = c
+        .req("GET", "/api/v1/feed", Some(&reporter), Value::Null)
+        .await;
     assert_eq!(r.status, 200, "muted users can read");
-    let r = c.req("POST", &format!("/api/v1/moderation/users/{hal}/suspend"), Some(&m), json!({"reason": "repeated", "hours": 0})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/users/{hal}/suspend"),
+            Some(&m),
+            json!({"reason": "repeated", "hours": 0}),
+        )
+        .await;
     assert_eq!(r.status, 422, "expiry named: {r:?}");
-    let r = c.req("POST", &format!("/api/v1/moderation/users/{hal}/suspend"), Some(&m), json!({"reason": "repeated", "hours": 48})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/users/{hal}/suspend"),
+            Some(&m),
+            json!({"reason": "repeated", "hours": 48}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
-    let r = c.req("GET", "/api/v1/feed", Some(&reporter), Value::Null).await;
+    let r = c
+        .req("GET", "/api/v1/feed", Some(&reporter), Value::Null)
+        .await;
     assert_eq!(r.status, 403);
-    let n = c.req("GET", "/api/v1/me/notices", Some(&reporter), Value::Null).await.json();
+    let n = c
+        .req("GET", "/api/v1/me/notices", Some(&reporter), Value::Null)
+        .await
+        .json();
     assert_eq!(n["notices"][0]["action"], "suspend");
     assert!(n["notices"][0]["until"].is_string());
 
     // Every moderator action is in the audit table.
-    let a = c.req("GET", "/api/v1/admin/audit", Some(&admin), Value::Null).await.json();
-    let actions: Vec<&str> = a["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let a = c
+        .req("GET", "/api/v1/admin/audit", Some(&admin), Value::Null)
+        .await
+        .json();
+    let actions: Vec<&str> = a["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for want in ["hide", "appeal_granted", "mute", "suspend"] {
         assert!(actions.contains(&want), "audit lacks {want}: {actions:?}");
     }
-    assert!(a["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "moe" || e["actor"] == "cli"));
+    assert!(a["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor"] == "moe" || e["actor"] == "cli"));
 }
 
 /// A JPEG carrying an EXIF GPS position (47°37'N 122°21'W).
@@ -297,7 +622,14 @@ fn jpeg_with_gps() -> Vec<u8> {
     entry(&mut tiff, 4, 5, 3, 104u32.to_be_bytes());
     tiff.extend_from_slice(&0u32.to_be_bytes());
     assert_eq!(tiff.len(), 80);
-    for (n, d) in [(47u32, 1u32), (37, 1), (1380, 100), (122, 1), (21, 1), (2520, 100)] {
+    for (n, d) in [
+        (47u32, 1u32),
+        (37, 1),
+        (1380, 100),
+        (122, 1),
+        (21, 1),
+        (2520, 100),
+    ] {
         tiff.extend_from_slice(&n.to_be_bytes());
         tiff.extend_from_slice(&d.to_be_bytes());
     }
@@ -311,7 +643,9 @@ fn jpeg_with_gps() -> Vec<u8> {
 }
 
 fn gps_of(jpeg: &[u8]) -> Option<String> {
-    let exif = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(jpeg)).ok()?;
+    let exif = exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(jpeg))
+        .ok()?;
     exif.get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY)
         .map(|f| f.display_value().to_string())
 }
@@ -323,9 +657,25 @@ async fn photo_gps_stripped(c: Ctx) {
     let (_, agency) = c.user("fire", Role::Agency, Some(home)).await;
     let upload = jpeg_with_gps();
     assert!(gps_of(&upload).is_some(), "the fixture must carry GPS tags");
-    let p = post(&c, &t, "lost_found_pet", "Lost: Miso", "Grey tabby, green collar.", home).await;
+    let p = post(
+        &c,
+        &t,
+        "lost_found_pet",
+        "Lost: Miso",
+        "Grey tabby, green collar.",
+        home,
+    )
+    .await;
     let pid = p["id"].as_i64().unwrap();
-    let r = c.send("POST", &format!("/api/v1/posts/{pid}/photos"), Some(&t), Some("image/jpeg"), upload.clone()).await;
+    let r = c
+        .send(
+            "POST",
+            &format!("/api/v1/posts/{pid}/photos"),
+            Some(&t),
+            Some("image/jpeg"),
+            upload.clone(),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     let url = r.json()["url"].as_str().unwrap().to_string();
     // Multipart works too.
@@ -333,10 +683,26 @@ async fn photo_gps_stripped(c: Ctx) {
     let mut form = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
     form.extend_from_slice(&png(20, 20));
     form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = c.send("POST", &format!("/api/v1/posts/{pid}/photos"), Some(&t), Some(&format!("multipart/form-data; boundary={boundary}")), form).await;
+    let r = c
+        .send(
+            "POST",
+            &format!("/api/v1/posts/{pid}/photos"),
+            Some(&t),
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            form,
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     // Not an image: named.
-    let r = c.send("POST", &format!("/api/v1/posts/{pid}/photos"), Some(&t), Some("image/jpeg"), b"hello".to_vec()).await;
+    let r = c
+        .send(
+            "POST",
+            &format!("/api/v1/posts/{pid}/photos"),
+            Some(&t),
+            Some("image/jpeg"),
+            b"hello".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, 422, "{r:?}");
 
     let got = c.send("GET", &url, Some(&other), None, Vec::new()).await;
@@ -344,18 +710,41 @@ async fn photo_gps_stripped(c: Ctx) {
     assert_eq!(got.headers["content-type"], "image/jpeg");
     assert!(got.bytes.starts_with(&[0xFF, 0xD8]));
     assert_eq!(gps_of(&got.bytes), None, "GPS survived re-encoding");
-    assert!(!got.bytes.windows(6).any(|w| w == b"Exif\0\0"), "an EXIF block survived");
+    assert!(
+        !got.bytes.windows(6).any(|w| w == b"Exif\0\0"),
+        "an EXIF block survived"
+    );
     let img = image::load_from_memory(&got.bytes).expect("a decodable JPEG");
     assert_eq!((img.width(), img.height()), (64, 48));
     // The post lists it; agencies and strangers cannot fetch it.
-    let pj = c.req("GET", &format!("/api/v1/posts/{pid}"), Some(&other), Value::Null).await.json();
+    let pj = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{pid}"),
+            Some(&other),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(pj["photos"].as_array().unwrap().len(), 2);
-    assert_eq!(c.send("GET", &url, Some(&agency), None, Vec::new()).await.status, 403);
-    assert_eq!(c.send("GET", &url, None, None, Vec::new()).await.status, 401);
+    assert_eq!(
+        c.send("GET", &url, Some(&agency), None, Vec::new())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        c.send("GET", &url, None, None, Vec::new()).await.status,
+        401
+    );
 }
 
 async fn rate_limits(c: Ctx) {
-    c.n.set_limits(Limits { posts_per_hour: 2, comments_per_hour: 1, login_failures: 3 });
+    c.n.set_limits(Limits {
+        posts_per_hour: 2,
+        comments_per_hour: 1,
+        login_failures: 3,
+    });
     let home = home();
     let (_, t) = c.user("kim", Role::Neighbor, Some(home)).await;
     let p = post(&c, &t, "wildlife", "one", "a", home).await;
@@ -365,15 +754,39 @@ async fn rate_limits(c: Ctx) {
     let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 3600, "{wait}");
     let path = format!("/api/v1/posts/{}/comments", p["id"]);
-    assert_eq!(c.req("POST", &path, Some(&t), json!({"body": "first"})).await.status, 201);
-    assert_eq!(c.req("POST", &path, Some(&t), json!({"body": "second"})).await.status, 429);
+    assert_eq!(
+        c.req("POST", &path, Some(&t), json!({"body": "first"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        c.req("POST", &path, Some(&t), json!({"body": "second"}))
+            .await
+            .status,
+        429
+    );
 
     // Sign-in throttling per username, even with the right password after.
     for _ in 0..3 {
-        let r = c.req("POST", "/api/v1/sessions", None, json!({"username": "kim", "password": "wrong password!"})).await;
+        let r = c
+            .req(
+                "POST",
+                "/api/v1/sessions",
+                None,
+                json!({"username": "kim", "password": "wrong password!"}),
+            )
+            .await;
         assert_eq!(r.status, 401);
     }
-    let r = c.req("POST", "/api/v1/sessions", None, json!({"username": "kim", "password": PASSWORD})).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            json!({"username": "kim", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(r.status, 429, "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
 }
@@ -381,60 +794,170 @@ async fn rate_limits(c: Ctx) {
 async fn registration_modes(c: Ctx) {
     let (_, admin) = c.user("boss", Role::Admin, None).await;
     let (_, m) = c.user("modo", Role::Moderator, None).await;
-    let reg = |u: &str, invite: Option<&str>| {
-        json!({"username": u, "password": PASSWORD, "display_name": u, "invite": invite})
-    };
+    let reg = |u: &str, invite: Option<&str>| json!({"username": u, "password": PASSWORD, "display_name": u, "invite": invite});
     // Invite mode (default): no code, no account.
-    let r = c.req("POST", "/api/v1/registrations", None, reg("lee", None)).await;
+    let r = c
+        .req("POST", "/api/v1/registrations", None, reg("lee", None))
+        .await;
     assert_eq!(r.status, 403, "{r:?}");
-    let code = c.req("POST", "/api/v1/admin/invites", Some(&admin), Value::Null).await.json()["code"].as_str().unwrap().to_string();
-    let r = c.req("POST", "/api/v1/registrations", None, reg("lee", Some(&code))).await;
+    let code = c
+        .req("POST", "/api/v1/admin/invites", Some(&admin), Value::Null)
+        .await
+        .json()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/registrations",
+            None,
+            reg("lee", Some(&code)),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.json()["status"], "active");
     c.login("lee").await;
-    let r = c.req("POST", "/api/v1/registrations", None, reg("lou", Some(&code))).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/registrations",
+            None,
+            reg("lou", Some(&code)),
+        )
+        .await;
     assert_eq!(r.status, 403, "a code is single-use: {r:?}");
     // Open mode: pending until a moderator approves.
-    let r = c.req("PUT", "/api/v1/admin/registration", Some(&admin), json!({"mode": "open"})).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/admin/registration",
+            Some(&admin),
+            json!({"mode": "open"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(c.n.registration_mode().await.unwrap(), RegistrationMode::Open);
-    let r = c.req("POST", "/api/v1/registrations", None, reg("lou", None)).await;
+    assert_eq!(
+        c.n.registration_mode().await.unwrap(),
+        RegistrationMode::Open
+    );
+    let r = c
+        .req("POST", "/api/v1/registrations", None, reg("lou", None))
+        .await;
     assert_eq!(r.json()["status"], "pending");
     let lou = r.json()["id"].as_i64().unwrap();
-    let r = c.req("POST", "/api/v1/sessions", None, json!({"username": "lou", "password": PASSWORD})).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            json!({"username": "lou", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(r.status, 403, "pending accounts cannot sign in: {r:?}");
-    let q = c.req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null).await.json();
+    let q = c
+        .req("GET", "/api/v1/moderation/queue", Some(&m), Value::Null)
+        .await
+        .json();
     assert_eq!(q["registrations"][0]["username"], "lou");
-    let r = c.req("POST", &format!("/api/v1/moderation/registrations/{lou}"), Some(&m), json!({"decision": "approve"})).await;
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/moderation/registrations/{lou}"),
+            Some(&m),
+            json!({"decision": "approve"}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
     c.login("lou").await;
     // Weak passwords and bad usernames are named.
-    let r = c.req("POST", "/api/v1/registrations", None, reg("x", None)).await;
+    let r = c
+        .req("POST", "/api/v1/registrations", None, reg("x", None))
+        .await;
     assert_eq!(r.status, 422);
-    let r = c.req("POST", "/api/v1/registrations", None, json!({"username": "max", "password": "short", "display_name": "Max"})).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/registrations",
+            None,
+            json!({"username": "max", "password": "short", "display_name": "Max"}),
+        )
+        .await;
     assert_eq!(r.status, 422);
     // Sign out ends the session.
     let t = c.login("lou").await;
-    assert_eq!(c.req("DELETE", "/api/v1/sessions", Some(&t), Value::Null).await.status, 204);
-    assert_eq!(c.req("GET", "/api/v1/me", Some(&t), Value::Null).await.status, 401);
+    assert_eq!(
+        c.req("DELETE", "/api/v1/sessions", Some(&t), Value::Null)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        c.req("GET", "/api/v1/me", Some(&t), Value::Null)
+            .await
+            .status,
+        401
+    );
 }
 
 async fn totp_sign_in(c: Ctx) {
     let (_, t) = c.user("nia", Role::Neighbor, None).await;
-    let r = c.req("POST", "/api/v1/me/totp", Some(&t), Value::Null).await;
+    let r = c
+        .req("POST", "/api/v1/me/totp", Some(&t), Value::Null)
+        .await;
     assert_eq!(r.status, 201);
-    let secret = data_encoding::BASE32_NOPAD.decode(r.json()["secret"].as_str().unwrap().as_bytes()).unwrap();
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(r.json()["secret"].as_str().unwrap().as_bytes())
+        .unwrap();
     let now = jiff::Timestamp::now().as_second();
     let code = |step: i64| porchlight_vault::totp::code_for_step(&secret, step, 6);
     let step = porchlight_vault::totp::step_at(now);
-    let r = c.req("POST", "/api/v1/me/totp/confirm", Some(&t), json!({"code": code(step)})).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/me/totp/confirm",
+            Some(&t),
+            json!({"code": code(step)}),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
-    let login = |totp: Option<String>| json!({"username": "nia", "password": PASSWORD, "totp": totp});
-    assert_eq!(c.req("POST", "/api/v1/sessions", None, login(None)).await.status, 401);
+    let login =
+        |totp: Option<String>| json!({"username": "nia", "password": PASSWORD, "totp": totp});
+    assert_eq!(
+        c.req("POST", "/api/v1/sessions", None, login(None))
+            .await
+            .status,
+        401
+    );
     // The enrolment step cannot be replayed; the next one works once.
-    assert_eq!(c.req("POST", "/api/v1/sessions", None, login(Some(code(step)))).await.status, 401);
-    assert_eq!(c.req("POST", "/api/v1/sessions", None, login(Some(code(step + 1)))).await.status, 201);
-    assert_eq!(c.req("POST", "/api/v1/sessions", None, login(Some(code(step + 1)))).await.status, 401);
+    assert_eq!(
+        c.req("POST", "/api/v1/sessions", None, login(Some(code(step))))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        c.req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            login(Some(code(step + 1)))
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        c.req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            login(Some(code(step + 1)))
+        )
+        .await
+        .status,
+        401
+    );
 }
 
 async fn recipients_and_subscriptions(c: Ctx) {
@@ -446,20 +969,60 @@ async fn recipients_and_subscriptions(c: Ctx) {
     let (far_id, _) = c.user("far", Role::Neighbor, Some(far)).await;
     let (_, pets_t) = c.user("pets", Role::Neighbor, Some(home)).await;
     let pets_id = c.n.user_id("pets").await.unwrap();
-    let r = c.req("PUT", "/api/v1/me/subscriptions", Some(&pets_t), json!({"categories": ["lost_found_pet"]})).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/subscriptions",
+            Some(&pets_t),
+            json!({"categories": ["lost_found_pet"]}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = c.req("PUT", "/api/v1/me/subscriptions", Some(&pets_t), json!({"categories": ["footage_request"]})).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/subscriptions",
+            Some(&pets_t),
+            json!({"categories": ["footage_request"]}),
+        )
+        .await;
     assert_eq!(r.status, 422);
-    let subs = c.req("GET", "/api/v1/me/subscriptions", Some(&near_t), Value::Null).await.json();
-    assert_eq!(subs["categories"], json!(["alert"]), "agency alerts are on by default");
+    let subs = c
+        .req(
+            "GET",
+            "/api/v1/me/subscriptions",
+            Some(&near_t),
+            Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(
+        subs["categories"],
+        json!(["alert"]),
+        "agency alerts are on by default"
+    );
 
     let alert = post(&c, &fire, "alert", "Gas leak", "Avoid the avenue.", home).await;
-    let got = c.n.recipients_for(alert["id"].as_i64().unwrap()).await.unwrap();
+    let got =
+        c.n.recipients_for(alert["id"].as_i64().unwrap())
+            .await
+            .unwrap();
     assert!(got.contains(&near_id), "{got:?}");
     assert!(!got.contains(&far_id), "far user outside 3 km: {got:?}");
     assert!(!got.contains(&pets_id), "unsubscribed from alerts: {got:?}");
-    let pet = post(&c, &near_t, "lost_found_pet", "Lost dog", "Small brown dog.", near).await;
-    let got = c.n.recipients_for(pet["id"].as_i64().unwrap()).await.unwrap();
+    let pet = post(
+        &c,
+        &near_t,
+        "lost_found_pet",
+        "Lost dog",
+        "Small brown dog.",
+        near,
+    )
+    .await;
+    let got =
+        c.n.recipients_for(pet["id"].as_i64().unwrap())
+            .await
+            .unwrap();
     assert_eq!(got, vec![pets_id]);
 }
 
@@ -468,36 +1031,99 @@ async fn demo_seed(c: Ctx) {
     assert!(demo.posts >= 20);
     let again = c.n.seed_demo().await.unwrap();
     assert_eq!(again.posts, 0, "seeding twice adds nothing");
-    let maria = demo.accounts.iter().find(|a| a.username == "maria").unwrap();
-    let r = c.req("POST", "/api/v1/sessions", None, json!({"username": maria.username, "password": maria.password})).await;
+    let maria = demo
+        .accounts
+        .iter()
+        .find(|a| a.username == "maria")
+        .unwrap();
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            json!({"username": maria.username, "password": maria.password}),
+        )
+        .await;
     let t = r.json()["token"].as_str().unwrap().to_string();
-    let f = c.req("GET", "/api/v1/feed", Some(&t), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&t), Value::Null)
+        .await
+        .json();
     let posts = f["posts"].as_array().unwrap();
     assert!(posts.len() >= 15, "{}", posts.len());
-    assert!(posts.iter().any(|p| p["author"]["badge"] == "verified agency" && p["category"] == "safety_tip"));
-    let cats: std::collections::BTreeSet<&str> = posts.iter().map(|p| p["category"].as_str().unwrap()).collect();
+    assert!(posts
+        .iter()
+        .any(|p| p["author"]["badge"] == "verified agency" && p["category"] == "safety_tip"));
+    let cats: std::collections::BTreeSet<&str> = posts
+        .iter()
+        .map(|p| p["category"].as_str().unwrap())
+        .collect();
     assert!(cats.len() >= 6, "{cats:?}");
     // The demo story: a lost-pet notice with a photo, an agency tip with
     // its badge, a profiling-style post sent back for revision.
     let home = demo.home_cell;
-    let pet = post(&c, &t, "lost_found_pet", "Lost: grey rabbit", "Our rabbit Pip escaped near the school.", home).await;
-    let r = c.send("POST", &format!("/api/v1/posts/{}/photos", pet["id"]), Some(&t), Some("image/png"), png(80, 60)).await;
+    let pet = post(
+        &c,
+        &t,
+        "lost_found_pet",
+        "Lost: grey rabbit",
+        "Our rabbit Pip escaped near the school.",
+        home,
+    )
+    .await;
+    let r = c
+        .send(
+            "POST",
+            &format!("/api/v1/posts/{}/photos", pet["id"]),
+            Some(&t),
+            Some("image/png"),
+            png(80, 60),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let fire = demo.accounts.iter().find(|a| a.username == "firedept").unwrap();
-    let ft = c.req("POST", "/api/v1/sessions", None, json!({"username": fire.username, "password": fire.password})).await.json()["token"]
+    let fire = demo
+        .accounts
+        .iter()
+        .find(|a| a.username == "firedept")
+        .unwrap();
+    let ft = c
+        .req(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            json!({"username": fire.username, "password": fire.password}),
+        )
+        .await
+        .json()["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let tip = post(&c, &ft, "safety_tip", "Clear storm drains", "Rake leaves away from drains before the rain.", home).await;
+    let tip = post(
+        &c,
+        &ft,
+        "safety_tip",
+        "Clear storm drains",
+        "Rake leaves away from drains before the rain.",
+        home,
+    )
+    .await;
     assert_eq!(tip["author"]["badge"], "verified agency");
     assert_eq!(tip["author"]["agency_name"], "Seattle Fire Department");
     let r = c
-        .req("POST", "/api/v1/posts", Some(&t), json!({"category": "suspicious", "title": "Suspicious Black man",
-               "body": "A Black man is walking around our street.", "cell": home.to_string()}))
+        .req(
+            "POST",
+            "/api/v1/posts",
+            Some(&t),
+            json!({"category": "suspicious", "title": "Suspicious Black man",
+               "body": "A Black man is walking around our street.", "cell": home.to_string()}),
+        )
         .await;
     assert_eq!(r.status, 422, "{r:?}");
     assert!(r.json()["guidance"].is_string());
-    let f = c.req("GET", "/api/v1/feed", Some(&t), Value::Null).await.json();
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&t), Value::Null)
+        .await
+        .json();
     assert_eq!(f["posts"][0]["title"], "Clear storm drains");
     assert_eq!(f["posts"][1]["photos"].as_array().unwrap().len(), 1);
     assert!(area::distance_words(0.0).len() > 1);
@@ -518,7 +1144,10 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     let aid = r.json();
-    assert_eq!((aid["kind"].as_str(), aid["status"].as_str()), (Some("offer"), Some("open")));
+    assert_eq!(
+        (aid["kind"].as_str(), aid["status"].as_str()),
+        (Some("offer"), Some("open"))
+    );
     let r = c
         .req("POST", "/api/v1/posts", Some(&a), json!({"category": "community_event", "title": "Potluck", "body": "Bring a dish.", "cell": home.to_string(), "date": "2026-13-01", "time": "18:00", "place": "park"}))
         .await;
@@ -526,38 +1155,159 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
     assert!(r.json()["error"].as_str().unwrap().contains("date"));
     // The author marks it fulfilled; nobody else can edit or delete it.
     let id = aid["id"].as_i64().unwrap();
-    let r = c.req("PATCH", &format!("/api/v1/posts/{id}"), Some(&a), json!({"status": "fulfilled"})).await;
+    let r = c
+        .req(
+            "PATCH",
+            &format!("/api/v1/posts/{id}"),
+            Some(&a),
+            json!({"status": "fulfilled"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["status"], "fulfilled");
     assert!(r.json()["edited_at"].is_string());
-    assert_eq!(c.req("PATCH", &format!("/api/v1/posts/{id}"), Some(&b), json!({"title": "mine now"})).await.status, 403);
-    assert_eq!(c.req("DELETE", &format!("/api/v1/posts/{id}"), Some(&b), Value::Null).await.status, 403);
+    assert_eq!(
+        c.req(
+            "PATCH",
+            &format!("/api/v1/posts/{id}"),
+            Some(&b),
+            json!({"title": "mine now"})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        c.req(
+            "DELETE",
+            &format!("/api/v1/posts/{id}"),
+            Some(&b),
+            Value::Null
+        )
+        .await
+        .status,
+        403
+    );
     // Reactions count once per person and kind.
     for _ in 0..2 {
-        let r = c.req("POST", &format!("/api/v1/posts/{id}/reactions"), Some(&b), json!({"kind": "thanks"})).await;
+        let r = c
+            .req(
+                "POST",
+                &format!("/api/v1/posts/{id}/reactions"),
+                Some(&b),
+                json!({"kind": "thanks"}),
+            )
+            .await;
         assert_eq!(r.status, 204, "{r:?}");
     }
-    assert_eq!(c.req("POST", &format!("/api/v1/posts/{id}/reactions"), Some(&b), json!({"kind": "angry"})).await.status, 422);
-    let p = c.req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null).await.json();
+    assert_eq!(
+        c.req(
+            "POST",
+            &format!("/api/v1/posts/{id}/reactions"),
+            Some(&b),
+            json!({"kind": "angry"})
+        )
+        .await
+        .status,
+        422
+    );
+    let p = c
+        .req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null)
+        .await
+        .json();
     assert_eq!(p["reactions"]["thanks"], 1);
-    assert_eq!(c.req("DELETE", &format!("/api/v1/posts/{id}/reactions/thanks"), Some(&b), Value::Null).await.status, 204);
-    let p = c.req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null).await.json();
+    assert_eq!(
+        c.req(
+            "DELETE",
+            &format!("/api/v1/posts/{id}/reactions/thanks"),
+            Some(&b),
+            Value::Null
+        )
+        .await
+        .status,
+        204
+    );
+    let p = c
+        .req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null)
+        .await
+        .json();
     assert_eq!(p["reactions"]["thanks"], 0);
     // The agency replies under its own post only; residents may answer it.
-    let tip = post(&c, &fire, "safety_tip", "Ice on the bridge", "Drive slowly on the bridge this morning.", home).await;
+    let tip = post(
+        &c,
+        &fire,
+        "safety_tip",
+        "Ice on the bridge",
+        "Drive slowly on the bridge this morning.",
+        home,
+    )
+    .await;
     let tid = tip["id"].as_i64().unwrap();
-    assert_eq!(c.req("POST", &format!("/api/v1/posts/{tid}/comments"), Some(&a), json!({"body": "Thanks for the heads-up"})).await.status, 201);
-    assert_eq!(c.req("POST", &format!("/api/v1/posts/{tid}/comments"), Some(&fire), json!({"body": "Crews are salting now."})).await.status, 201);
-    let r = c.req("POST", &format!("/api/v1/posts/{id}/comments"), Some(&fire), json!({"body": "Do you have camera footage?"})).await;
+    assert_eq!(
+        c.req(
+            "POST",
+            &format!("/api/v1/posts/{tid}/comments"),
+            Some(&a),
+            json!({"body": "Thanks for the heads-up"})
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        c.req(
+            "POST",
+            &format!("/api/v1/posts/{tid}/comments"),
+            Some(&fire),
+            json!({"body": "Crews are salting now."})
+        )
+        .await
+        .status,
+        201
+    );
+    let r = c
+        .req(
+            "POST",
+            &format!("/api/v1/posts/{id}/comments"),
+            Some(&fire),
+            json!({"body": "Do you have camera footage?"}),
+        )
+        .await;
     assert_eq!(r.status, 403, "{r:?}");
-    let t = c.req("GET", &format!("/api/v1/posts/{tid}"), Some(&b), Value::Null).await.json();
+    let t = c
+        .req(
+            "GET",
+            &format!("/api/v1/posts/{tid}"),
+            Some(&b),
+            Value::Null,
+        )
+        .await
+        .json();
     assert_eq!(t["comments"].as_array().unwrap().len(), 2);
     assert_eq!(t["comments"][1]["author"]["badge"], "verified agency");
     // The author deletes the post; it is gone for everyone.
-    assert_eq!(c.req("DELETE", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null).await.status, 204);
-    assert_eq!(c.req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null).await.status, 404);
+    assert_eq!(
+        c.req(
+            "DELETE",
+            &format!("/api/v1/posts/{id}"),
+            Some(&a),
+            Value::Null
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        c.req("GET", &format!("/api/v1/posts/{id}"), Some(&a), Value::Null)
+            .await
+            .status,
+        404
+    );
     // An unverified agency cannot post at all.
-    let uid = c.n.create_user("parks", PASSWORD, "Parks", Role::Agency, Some("Parks Dept")).await.unwrap();
+    let uid =
+        c.n.create_user("parks", PASSWORD, "Parks", Role::Agency, Some("Parks Dept"))
+            .await
+            .unwrap();
     let pt = c.login("parks").await;
     let r = c
         .req("POST", "/api/v1/posts", Some(&pt), json!({"category": "information", "title": "Trail closed", "body": "Repairs.", "cell": home.to_string()}))

@@ -49,8 +49,17 @@ struct Service {
 /// The push service: `/push/gone…` answers 410, `/push/broken…` 500,
 /// `/push/hold…` answers 201 once released, anything else 201.
 async fn push_service() -> (String, Service) {
-    async fn receive(State(s): State<Service>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-        s.log.lock().unwrap().push(Captured { name: name.clone(), headers, body: body.to_vec() });
+    async fn receive(
+        State(s): State<Service>,
+        Path(name): Path<String>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        s.log.lock().unwrap().push(Captured {
+            name: name.clone(),
+            headers,
+            body: body.to_vec(),
+        });
         if name.starts_with("gone") {
             StatusCode::GONE
         } else if name.starts_with("broken") {
@@ -62,8 +71,13 @@ async fn push_service() -> (String, Service) {
             StatusCode::CREATED
         }
     }
-    let service = Service { log: Arc::default(), release: Arc::new(tokio::sync::Semaphore::new(0)) };
-    let app = Router::new().route("/push/{name}", post(receive)).with_state(service.clone());
+    let service = Service {
+        log: Arc::default(),
+        release: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let app = Router::new()
+        .route("/push/{name}", post(receive))
+        .with_state(service.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -105,28 +119,50 @@ impl Browser {
         })
     }
     fn decrypt(&self, body: &[u8]) -> Value {
-        let plain = web_push_native::decrypt(body.to_vec(), &self.secret, &Auth::clone_from_slice(&self.auth))
-            .expect("the payload decrypts with the browser's key");
+        let plain = web_push_native::decrypt(
+            body.to_vec(),
+            &self.secret,
+            &Auth::clone_from_slice(&self.auth),
+        )
+        .expect("the payload decrypts with the browser's key");
         serde_json::from_slice(&plain).expect("the payload is JSON")
     }
 }
 
 /// Sets up the push options and the service.
 async fn service(c: &Ctx) -> (String, Service) {
-    c.n.set_push_options(PushOptions { contact: CONTACT.into(), allow_http_endpoints: true }).unwrap();
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        allow_http_endpoints: true,
+    })
+    .unwrap();
     push_service().await
 }
 
 /// Subscribes a browser through the API as `token`'s user.
 async fn subscribe(c: &Ctx, token: &str, origin: &str, name: &str) -> Browser {
     let b = Browser::new(origin, name);
-    let r = c.req("POST", "/api/v1/push/subscriptions", Some(token), b.subscription()).await;
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(token),
+            b.subscription(),
+        )
+        .await;
     assert_eq!(r.status, 201, "subscribe {name}: {r:?}");
     b
 }
 
 async fn set_categories(c: &Ctx, token: &str, cats: &[&str]) {
-    let r = c.req("PUT", "/api/v1/me/subscriptions", Some(token), json!({ "categories": cats })).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/subscriptions",
+            Some(token),
+            json!({ "categories": cats }),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -188,22 +224,39 @@ async fn a_subscriber_in_range_decrypts_the_post_and_no_one_else_gets_it(c: Ctx)
     );
     // Nothing about place: not the post's cell, not its body (which names a street).
     let text = payload.to_string();
-    assert!(!text.contains(&home.to_string()) && !text.contains("Elm Street") && !text.contains("km"), "{text}");
+    assert!(
+        !text.contains(&home.to_string()) && !text.contains("Elm Street") && !text.contains("km"),
+        "{text}"
+    );
 
     // VAPID: signed by the key the API serves, for the push service's
     // origin (port included), with our contact.
-    let r = c.req("GET", "/api/v1/push/key", Some(&ben), Value::Null).await;
+    let r = c
+        .req("GET", "/api/v1/push/key", Some(&ben), Value::Null)
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     let key = r.json()["public_key"].as_str().unwrap().to_string();
     assert_eq!(key, c.n.push_public_key());
     let authz = req.headers["authorization"].to_str().unwrap();
-    let (token, k) = authz.strip_prefix("vapid t=").expect("a vapid header").split_once(", k=").unwrap();
+    let (token, k) = authz
+        .strip_prefix("vapid t=")
+        .expect("a vapid header")
+        .split_once(", k=")
+        .unwrap();
     assert_eq!(k, key);
     let public = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(&key).unwrap()).unwrap();
-    let opts = VerificationOptions { allowed_audiences: Some(HashSet::from([origin.clone()])), ..Default::default() };
-    let claims = public.verify_token::<NoCustomClaims>(token, Some(opts)).expect("the VAPID JWT verifies");
+    let opts = VerificationOptions {
+        allowed_audiences: Some(HashSet::from([origin.clone()])),
+        ..Default::default()
+    };
+    let claims = public
+        .verify_token::<NoCustomClaims>(token, Some(opts))
+        .expect("the VAPID JWT verifies");
     assert_eq!(claims.subject.as_deref(), Some(CONTACT));
-    assert!(ES256KeyPair::generate().public_key().verify_token::<NoCustomClaims>(token, None).is_err());
+    assert!(ES256KeyPair::generate()
+        .public_key()
+        .verify_token::<NoCustomClaims>(token, None)
+        .is_err());
 
     // A category nobody in range follows: nothing at all.
     create(&c, &author, "wildlife", "Heron at the pond", home).await;
@@ -224,8 +277,22 @@ async fn agency_alerts_arrive_with_default_settings(c: Ctx) {
     let eve_phone = subscribe(&c, &eve, &origin, "eve-phone").await;
     let _fay_phone = subscribe(&c, &fay, &origin, "fay-phone").await;
     // Safety tips are not on by default; alerts are.
-    create(&c, &fire, "safety_tip", "Clear the hydrants", cell_at(home, 0.4, 1.2)).await;
-    let id = create(&c, &fire, "alert", "Gas leak: avoid Pine Street", cell_at(home, 0.4, 1.2)).await;
+    create(
+        &c,
+        &fire,
+        "safety_tip",
+        "Clear the hydrants",
+        cell_at(home, 0.4, 1.2),
+    )
+    .await;
+    let id = create(
+        &c,
+        &fire,
+        "alert",
+        "Gas leak: avoid Pine Street",
+        cell_at(home, 0.4, 1.2),
+    )
+    .await;
     c.n.push_idle().await;
     let got = svc.take();
     let names: Vec<&str> = got.iter().map(|g| g.name.as_str()).collect();
@@ -251,9 +318,17 @@ async fn hidden_posts_and_muted_or_suspended_authors_do_not_notify(c: Ctx) {
     let raw = |author: UserId, title: &'static str| {
         let n = c.n.clone();
         async move {
-            n.insert_post_raw(author, Category::Wildlife, title, "By the pond.", home, json!({}), jiff::Timestamp::now().as_millisecond())
-                .await
-                .unwrap()
+            n.insert_post_raw(
+                author,
+                Category::Wildlife,
+                title,
+                "By the pond.",
+                home,
+                json!({}),
+                jiff::Timestamp::now().as_millisecond(),
+            )
+            .await
+            .unwrap()
         }
     };
     // The control: a visible post by an author in good standing notifies.
@@ -264,23 +339,34 @@ async fn hidden_posts_and_muted_or_suspended_authors_do_not_notify(c: Ctx) {
     assert_eq!(hal_phone.decrypt(&svc.take()[0].body)["post_id"], ok);
     // Hidden by a moderator before the push went out: nothing.
     let hidden = raw(gus, "Fox").await;
-    c.n.moderate_content(&mv, "post", hidden, ContentAction::Hide, "off topic").await.unwrap();
+    c.n.moderate_content(&mv, "post", hidden, ContentAction::Hide, "off topic")
+        .await
+        .unwrap();
     assert!(c.n.notify_new_post(hidden).await.is_empty());
     // Muted author: nothing.
     let muted_post = raw(gus, "Owl").await;
-    c.n.moderate_user(&mv, gus, UserAction::Mute, "heated thread", Some(24)).await.unwrap();
+    c.n.moderate_user(&mv, gus, UserAction::Mute, "heated thread", Some(24))
+        .await
+        .unwrap();
     assert!(c.n.notify_new_post(muted_post).await.is_empty());
     // Suspended author: nothing.
     let susp_post = raw(ivy, "Deer").await;
-    c.n.moderate_user(&mv, ivy, UserAction::Suspend, "spam", Some(24)).await.unwrap();
+    c.n.moderate_user(&mv, ivy, UserAction::Suspend, "spam", Some(24))
+        .await
+        .unwrap();
     assert!(c.n.notify_new_post(susp_post).await.is_empty());
-    assert!(svc.take().is_empty(), "the push service received nothing for those three");
+    assert!(
+        svc.take().is_empty(),
+        "the push service received nothing for those three"
+    );
     // And a suspended *recipient* gets nothing either.
     let (_, jo) = c.user("joy", Role::Neighbor, Some(home)).await;
     let jv = c.n.viewer_for_token(&jo).await.unwrap();
     let post = raw(jv.id, "Coyote").await;
     let hal_id = c.n.viewer_for_token(&hal).await.unwrap().id;
-    c.n.moderate_user(&mv, hal_id, UserAction::Suspend, "spam", Some(24)).await.unwrap();
+    c.n.moderate_user(&mv, hal_id, UserAction::Suspend, "spam", Some(24))
+        .await
+        .unwrap();
     assert!(c.n.notify_new_post(post).await.is_empty());
 }
 
@@ -302,9 +388,18 @@ async fn expired_subscriptions_are_removed_and_failures_counted(c: Ctx) {
     let outcomes: Vec<_> = d.iter().map(|d| d.outcome.clone()).collect();
     assert_eq!(
         outcomes,
-        [Outcome::Failed { status: Some(500), reason: "push service answered 500".into() }, Outcome::Delivered { status: 201 }]
+        [
+            Outcome::Failed {
+                status: Some(500),
+                reason: "push service answered 500".into()
+            },
+            Outcome::Delivered { status: 201 }
+        ]
     );
-    assert!(d.iter().all(|d| d.service == origin), "only the origin is reported: {d:?}");
+    assert!(
+        d.iter().all(|d| d.service == origin),
+        "only the origin is reported: {d:?}"
+    );
 }
 
 async fn creating_a_post_does_not_wait_for_the_push_service(c: Ctx) {
@@ -314,7 +409,11 @@ async fn creating_a_post_does_not_wait_for_the_push_service(c: Ctx) {
     let (_, lu) = c.user("lulu", Role::Neighbor, Some(home)).await;
     subscribe(&c, &lu, &origin, "hold-lu").await;
     // The push service holds its answer until released; the post is created anyway.
-    let created = tokio::time::timeout(std::time::Duration::from_secs(60), create(&c, &fire, "alert", "Road closed", home)).await;
+    let created = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        create(&c, &fire, "alert", "Road closed", home),
+    )
+    .await;
     assert!(created.is_ok(), "the POST waited for the push service");
     svc.release.add_permits(1);
     c.n.push_idle().await;
@@ -346,34 +445,90 @@ async fn subscriptions_are_validated_and_owned(c: Ctx) {
     b["endpoint"] = format!("https://push.example/{}", "x".repeat(3000)).into();
     cases.push((b, "longer than 2048"));
     for (body, why) in cases {
-        let r = c.req("POST", "/api/v1/push/subscriptions", Some(&mt), body).await;
+        let r = c
+            .req("POST", "/api/v1/push/subscriptions", Some(&mt), body)
+            .await;
         assert_eq!(r.status, 422, "{why}: {r:?}");
-        assert!(r.json()["error"].as_str().unwrap().contains(why), "{why}: {r:?}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(why),
+            "{why}: {r:?}"
+        );
     }
     // Plain http endpoints are refused unless allowed (tests only).
-    c.n.set_push_options(PushOptions { contact: CONTACT.into(), allow_http_endpoints: false }).unwrap();
-    let r = c.req("POST", "/api/v1/push/subscriptions", Some(&mt), good.clone()).await;
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        allow_http_endpoints: false,
+    })
+    .unwrap();
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(&mt),
+            good.clone(),
+        )
+        .await;
     assert_eq!(r.status, 422, "{r:?}");
-    c.n.set_push_options(PushOptions { contact: CONTACT.into(), allow_http_endpoints: true }).unwrap();
-    assert!(c.n.set_push_options(PushOptions { contact: "root@localhost".into(), allow_http_endpoints: true }).is_err());
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        allow_http_endpoints: true,
+    })
+    .unwrap();
+    assert!(c
+        .n
+        .set_push_options(PushOptions {
+            contact: "root@localhost".into(),
+            allow_http_endpoints: true
+        })
+        .is_err());
     assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 0);
     // Subscribing twice keeps one row; someone else cannot remove it.
     for _ in 0..2 {
-        let r = c.req("POST", "/api/v1/push/subscriptions", Some(&mt), good.clone()).await;
+        let r = c
+            .req(
+                "POST",
+                "/api/v1/push/subscriptions",
+                Some(&mt),
+                good.clone(),
+            )
+            .await;
         assert_eq!(r.status, 201, "{r:?}");
     }
     assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 1);
     let ep = json!({ "endpoint": good["endpoint"] });
-    let r = c.req("DELETE", "/api/v1/push/subscriptions", Some(&nt), ep.clone()).await;
+    let r = c
+        .req(
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(&nt),
+            ep.clone(),
+        )
+        .await;
     assert_eq!(r.status, 404, "{r:?}");
     assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 1);
-    let r = c.req("DELETE", "/api/v1/push/subscriptions", Some(&mt), ep.clone()).await;
+    let r = c
+        .req(
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(&mt),
+            ep.clone(),
+        )
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 0);
     // The key is made once and kept: a second server on the same database uses it.
-    let again = Neighborhood::open_with(&c.url, KdfParams::insecure_for_tests()).await.unwrap();
+    let again = Neighborhood::open_with(&c.url, KdfParams::insecure_for_tests())
+        .await
+        .unwrap();
     assert_eq!(again.push_public_key(), c.n.push_public_key());
-    assert_eq!(URL_SAFE_NO_PAD.decode(again.push_public_key()).unwrap().len(), 65, "an uncompressed P-256 point");
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(again.push_public_key())
+            .unwrap()
+            .len(),
+        65,
+        "an uncompressed P-256 point"
+    );
     again.close().await;
 }
 

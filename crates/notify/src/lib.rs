@@ -250,7 +250,8 @@ enum HttpEndpoints {
 fn loopback_literal(uri: &http::Uri) -> bool {
     let Some(host) = uri.host() else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Per-request timeout; `notify` waits at most about this long.

@@ -550,9 +550,14 @@ async fn loopback_http_is_allowed_only_to_loopback_addresses_and_only_when_asked
         assert!(e.contains("127.0.0.1"), "{bad}: {e}");
     }
     // Without the opt-in, no http:// at all.
-    let e = strict.validate(&with("http://127.0.0.1:9999/push/a")).unwrap_err();
+    let e = strict
+        .validate(&with("http://127.0.0.1:9999/push/a"))
+        .unwrap_err();
     assert!(e.contains("https://"), "{e}");
-    assert!(!e.contains("127.0.0.1"), "the strict hub does not advertise the opt-in: {e}");
+    assert!(
+        !e.contains("127.0.0.1"),
+        "the strict hub does not advertise the opt-in: {e}"
+    );
     // The opt-in does not widen a test notifier's "any http".
     let any = h.notifier.clone().allow_loopback_http_endpoints();
     assert_eq!(any.validate(&with("http://192.168.1.1/x")), Ok(()));
@@ -560,12 +565,27 @@ async fn loopback_http_is_allowed_only_to_loopback_addresses_and_only_when_asked
     // A loopback subscription is delivered under the opt-in, and a hub
     // that no longer allows it does not send to the stored one.
     let browser = Browser::new(format!("{}/push/olive-laptop", h.origin));
-    loopback.subscribe(owner, &browser.subscription(), "").await.unwrap();
+    loopback
+        .subscribe(owner, &browser.subscription(), "")
+        .await
+        .unwrap();
     let d = loopback.send_test(owner).await;
-    assert!(matches!(d[..], [porchlight_notify::Delivery { outcome: Outcome::Delivered { status: 201 }, .. }]), "{d:?}");
+    assert!(
+        matches!(
+            d[..],
+            [porchlight_notify::Delivery {
+                outcome: Outcome::Delivered { status: 201 },
+                ..
+            }]
+        ),
+        "{d:?}"
+    );
     let got = h.take();
     assert_eq!(got.len(), 1);
-    assert_eq!(browser.decrypt(&got[0].body)["title"], "Porchlight test notification");
+    assert_eq!(
+        browser.decrypt(&got[0].body)["title"],
+        "Porchlight test notification"
+    );
     let d = strict.send_test(owner).await;
     assert!(
         matches!(&d[..], [porchlight_notify::Delivery { outcome: Outcome::Failed { status: None, reason }, .. }] if reason.contains("https://")),

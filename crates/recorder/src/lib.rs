@@ -162,11 +162,7 @@ impl Recorder {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ingest = IngestRuntime::start()?;
         let batcher = Arc::new(readbatch::ReadBatcher::default());
-        tokio::spawn(
-            batcher
-                .clone()
-                .run(opts.read_batch, shutdown_rx.clone()),
-        );
+        tokio::spawn(batcher.clone().run(opts.read_batch, shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervise(
             ingest,
             store.clone(),
@@ -312,7 +308,11 @@ async fn supervise(
                 // tick when the mode or switch changes. Unreadable: record.
                 // (One read for all cameras.)
                 let paused: std::collections::HashSet<i64> = match store.camera_policies().await {
-                    Ok(p) => p.into_iter().filter(|(_, p)| !p.record).map(|(id, _)| id).collect(),
+                    Ok(p) => p
+                        .into_iter()
+                        .filter(|(_, p)| !p.record)
+                        .map(|(id, _)| id)
+                        .collect(),
                     Err(e) => {
                         tracing::warn!("reading the cameras' mode policies failed: {e}; recording");
                         Default::default()

@@ -67,7 +67,11 @@ impl RunClock {
                 let here = arrival_us - nominal;
                 let error = self.min_lateness.map_or(here, |m| m.min(here));
                 let bound = (len.max(0) * MAX_SLEW_PPM / 1_000_000).max(0);
-                let correction = if error.abs() > STEP { error } else { error.clamp(-bound, bound) };
+                let correction = if error.abs() > STEP {
+                    error
+                } else {
+                    error.clamp(-bound, bound)
+                };
                 nominal + correction
             }
         };
@@ -138,11 +142,20 @@ mod tests {
         // faster rate), released in bursts; some frames come through at
         // once. The first key frame of each segment is one of the held
         // ones. Arrival-based starts would be off by up to 2.3 s.
-        let delay = |i: usize| if i % 1500 < 5 || i % 60 > 3 { 2_300_000 - (i % 60) as i64 * 1_000 } else { 0 };
+        let delay = |i: usize| {
+            if i % 1500 < 5 || i % 60 > 3 {
+                2_300_000 - (i % 60) as i64 * 1_000
+            } else {
+                0
+            }
+        };
         let starts = run(0, 6, 1500, delay);
         for w in starts.windows(2).skip(1) {
             let step = w[1].0 - w[0].0 - 1500 * FRAME;
-            assert!(step.abs() <= 1500 * FRAME * MAX_SLEW_PPM / 1_000_000, "segments moved by {step} µs: {starts:?}");
+            assert!(
+                step.abs() <= 1500 * FRAME * MAX_SLEW_PPM / 1_000_000,
+                "segments moved by {step} µs: {starts:?}"
+            );
         }
         // The first start was late by the hold; the timeline converges
         // towards the truth by at most 60 ms per segment, never past it.
@@ -175,13 +188,25 @@ mod tests {
         // The hub's clock is set 30 s ahead in the middle of segment 2:
         // segment 2 still had frames on the old clock, so its error is
         // only seen whole over segment 3, and segment 4 steps.
-        let starts = run(0, 5, 1500, |i| if i >= 2 * 1500 + 700 { 30_000_000 + 1_000 } else { 1_000 });
+        let starts = run(0, 5, 1500, |i| {
+            if i >= 2 * 1500 + 700 {
+                30_000_000 + 1_000
+            } else {
+                1_000
+            }
+        });
         assert_eq!(starts[2].1, 1_000, "{starts:?}");
         assert_eq!(starts[3].1, 1_000, "{starts:?}");
         assert_eq!(starts[4].1, 30_001_000, "{starts:?}");
         // Set back 30 s: the first frame on the new clock shows it, and
         // the next segment steps back (an overlap, the honest record).
-        let starts = run(0, 4, 1500, |i| if i >= 2 * 1500 + 700 { 1_000 - 30_000_000 } else { 1_000 });
+        let starts = run(0, 4, 1500, |i| {
+            if i >= 2 * 1500 + 700 {
+                1_000 - 30_000_000
+            } else {
+                1_000
+            }
+        });
         assert_eq!(starts[3].1, 1_000 - 30_000_000, "{starts:?}");
     }
 }

@@ -274,10 +274,7 @@ mod tests {
             notify: false,
         };
         store.set_camera_mode(cam, "home", off).await.unwrap();
-        assert!(
-            both(&store, cam).await.record,
-            "still disarmed"
-        );
+        assert!(both(&store, cam).await.record, "still disarmed");
         set_state(&store, "armed_home", Some("home")).await;
         let p = both(&store, cam).await;
         assert_eq!(

@@ -262,7 +262,11 @@ impl StatusTable {
 
 impl Store {
     /// Many cameras' statuses of one table in one statement (one commit).
-    async fn put_statuses(&self, table: StatusTable, rows: &[(i64, &CameraStatusRow)]) -> Result<()> {
+    async fn put_statuses(
+        &self,
+        table: StatusTable,
+        rows: &[(i64, &CameraStatusRow)],
+    ) -> Result<()> {
         // SQLite's limit on bound parameters is 32766; 6 per row.
         for chunk in rows.chunks(1000) {
             let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -329,7 +333,8 @@ impl Store {
 
     /// Stores what the hub last saw of the camera's main stream.
     pub async fn put_camera_status(&self, camera_id: i64, s: &CameraStatusRow) -> Result<()> {
-        self.put_statuses(StatusTable::Main, &[(camera_id, s)]).await
+        self.put_statuses(StatusTable::Main, &[(camera_id, s)])
+            .await
     }
 
     /// What the hub last reported about the camera's main stream.

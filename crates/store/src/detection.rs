@@ -85,7 +85,11 @@ impl Store {
         .bind(&u.kind)
         .bind(u.alert.map(|a| if a { "alert" } else { "detection" }))
         .bind(u.score)
-        .bind(u.zones.as_ref().map(|z| serde_json::to_string(z).unwrap_or_else(|_| "[]".into())))
+        .bind(
+            u.zones
+                .as_ref()
+                .map(|z| serde_json::to_string(z).unwrap_or_else(|_| "[]".into())),
+        )
         .bind(u.detail.as_ref().map(|d| d.to_string()))
         .bind(u.end.map(micros))
         .bind(id)
@@ -98,12 +102,14 @@ impl Store {
     /// Ends every event of `source` still open (after a restart, nothing is
     /// watching them any more). Returns how many were closed.
     pub async fn end_open_events(&self, source: &str, at: jiff::Timestamp) -> Result<u64> {
-        let r = sqlx::query("UPDATE events SET end_us = MAX(start_us, ?) WHERE source = ? AND end_us IS NULL")
-            .bind(micros(at))
-            .bind(source)
-            .execute(&self.pool)
-            .await
-            .doing("closing interrupted events")?;
+        let r = sqlx::query(
+            "UPDATE events SET end_us = MAX(start_us, ?) WHERE source = ? AND end_us IS NULL",
+        )
+        .bind(micros(at))
+        .bind(source)
+        .execute(&self.pool)
+        .await
+        .doing("closing interrupted events")?;
         Ok(r.rows_affected())
     }
 }
@@ -119,33 +125,88 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         let t = |s| jiff::Timestamp::from_second(s).unwrap();
         let cam = store
-            .create_camera(&NewCamera { name: "door".into(), main_url: "rtsp://x/".into(), ..Default::default() }, t(0))
+            .create_camera(
+                &NewCamera {
+                    name: "door".into(),
+                    main_url: "rtsp://x/".into(),
+                    ..Default::default()
+                },
+                t(0),
+            )
             .await
             .unwrap();
         assert_eq!(store.camera_detection(cam.id).await.unwrap(), None);
         let cfg = serde_json::json!({"sensitivity": 0.7});
-        store.set_camera_detection(cam.id, &cfg, t(1)).await.unwrap();
-        store.set_camera_detection(cam.id, &serde_json::json!({"sensitivity": 0.2}), t(2)).await.unwrap();
-        assert_eq!(store.camera_detection(cam.id).await.unwrap(), Some(serde_json::json!({"sensitivity": 0.2})));
-
-        let id = store
-            .insert_event(&NewEvent { camera_id: Some(cam.id), kind: "motion".into(), source: "detection".into(), start: Some(t(10)), ..Default::default() }, t(10))
+        store
+            .set_camera_detection(cam.id, &cfg, t(1))
             .await
             .unwrap();
         store
-            .update_event(id, &EventUpdate { kind: Some("person".into()), alert: Some(true), score: Some(0.8), zones: Some(vec!["porch".into()]), ..Default::default() })
+            .set_camera_detection(cam.id, &serde_json::json!({"sensitivity": 0.2}), t(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.camera_detection(cam.id).await.unwrap(),
+            Some(serde_json::json!({"sensitivity": 0.2}))
+        );
+
+        let id = store
+            .insert_event(
+                &NewEvent {
+                    camera_id: Some(cam.id),
+                    kind: "motion".into(),
+                    source: "detection".into(),
+                    start: Some(t(10)),
+                    ..Default::default()
+                },
+                t(10),
+            )
+            .await
+            .unwrap();
+        store
+            .update_event(
+                id,
+                &EventUpdate {
+                    kind: Some("person".into()),
+                    alert: Some(true),
+                    score: Some(0.8),
+                    zones: Some(vec!["porch".into()]),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         let e = store.event(id).await.unwrap().unwrap();
-        assert_eq!((e.kind.as_str(), e.review.as_str(), e.score, e.end), ("person", "alert", Some(0.8), None));
+        assert_eq!(
+            (e.kind.as_str(), e.review.as_str(), e.score, e.end),
+            ("person", "alert", Some(0.8), None)
+        );
         assert_eq!(e.zones, serde_json::json!(["porch"]));
         // An update without a field keeps it.
-        store.update_event(id, &EventUpdate { end: Some(t(20)), ..Default::default() }).await.unwrap();
+        store
+            .update_event(
+                id,
+                &EventUpdate {
+                    end: Some(t(20)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let e = store.event(id).await.unwrap().unwrap();
         assert_eq!((e.kind.as_str(), e.end), ("person", Some(t(20))));
 
         let open = store
-            .insert_event(&NewEvent { camera_id: Some(cam.id), kind: "motion".into(), source: "detection".into(), start: Some(t(30)), ..Default::default() }, t(30))
+            .insert_event(
+                &NewEvent {
+                    camera_id: Some(cam.id),
+                    kind: "motion".into(),
+                    source: "detection".into(),
+                    start: Some(t(30)),
+                    ..Default::default()
+                },
+                t(30),
+            )
             .await
             .unwrap();
         assert_eq!(store.end_open_events("detection", t(40)).await.unwrap(), 1);

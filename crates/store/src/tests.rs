@@ -215,11 +215,24 @@ async fn camera_statuses_are_stored_together_and_skip_removed_cameras() {
         .unwrap();
     assert_eq!(store.camera_status(ids[0]).await.unwrap(), Some(a.clone()));
     assert_eq!(store.camera_status(ids[1]).await.unwrap(), Some(b.clone()));
-    assert_eq!(store.camera_status(ids[2]).await.unwrap(), None, "only a sub-stream row");
-    assert_eq!(store.camera_sub_status(ids[2]).await.unwrap(), Some(c.clone()));
+    assert_eq!(
+        store.camera_status(ids[2]).await.unwrap(),
+        None,
+        "only a sub-stream row"
+    );
+    assert_eq!(
+        store.camera_sub_status(ids[2]).await.unwrap(),
+        Some(c.clone())
+    );
     assert_eq!(store.camera_status(gone).await.unwrap(), None);
     // A second publish replaces the rows.
-    store.put_camera_statuses(&[(ids[1], &a)], &[]).await.unwrap();
+    store
+        .put_camera_statuses(&[(ids[1], &a)], &[])
+        .await
+        .unwrap();
     assert_eq!(store.camera_status(ids[1]).await.unwrap(), Some(a));
-    assert_eq!(store.camera_status(ids[0]).await.unwrap().unwrap().fps, 25.0);
+    assert_eq!(
+        store.camera_status(ids[0]).await.unwrap().unwrap().fps,
+        25.0
+    );
 }

@@ -432,8 +432,16 @@ mod tests {
     fn records_are_the_rustcrypto_aead_byte_for_byte() {
         use chacha20poly1305::aead::{AeadInPlace, KeyInit};
         let k = FileKey::generate();
-        let rc = chacha20poly1305::ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&k.0[..]));
-        for (seq, len) in [(0u32, 0usize), (1, 1), (7, 63), (8, 64), (9, 65), (1 << 20, 300_001)] {
+        let rc =
+            chacha20poly1305::ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&k.0[..]));
+        for (seq, len) in [
+            (0u32, 0usize),
+            (1, 1),
+            (7, 63),
+            (8, 64),
+            (9, 65),
+            (1 << 20, 300_001),
+        ] {
             let plain = sample(len);
             let aad = format!("record {seq}");
             let nonce = nonce_for(seq);

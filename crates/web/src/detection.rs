@@ -26,7 +26,11 @@ pub(crate) fn routes() -> Router<App> {
     Router::new().route("/api/v1/cameras/{name}/detection", get(read).put(write))
 }
 
-async fn read(State(app): State<App>, u: ApiUser, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn read(
+    State(app): State<App>,
+    u: ApiUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "detection").await?;
     Ok(Json(json!(load(&app, &cam).await?)))
 }
@@ -50,9 +54,13 @@ pub(crate) async fn save(
     cam: &Camera,
     body: &Value,
 ) -> Result<Value, WebError> {
-    let settings = CameraDetection::from_json(body).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let settings =
+        CameraDetection::from_json(body).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let doc = json!(settings);
-    app.vault.store().set_camera_detection(cam.id, &doc, app.vault.now()).await?;
+    app.vault
+        .store()
+        .set_camera_detection(cam.id, &doc, app.vault.now())
+        .await?;
     app.vault
         .audit(
             actor,
@@ -72,6 +80,11 @@ async fn write(
 ) -> Result<Json<Value>, ApiError> {
     require_role(&u.session, &[Role::Owner])?;
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "detection").await?;
-    let Json(body) = body.map_err(|e| WebError::BadRequest(format!("the settings are not valid JSON: {}", e.body_text())))?;
+    let Json(body) = body.map_err(|e| {
+        WebError::BadRequest(format!(
+            "the settings are not valid JSON: {}",
+            e.body_text()
+        ))
+    })?;
     Ok(Json(save(&app, &u.visitor.actor(), &cam, &body).await?))
 }

@@ -112,7 +112,9 @@ struct Latency {
 impl Latency {
     fn record(&mut self, frame: &LiveFrame) {
         if self.micros.len() < 100_000 {
-            let d = (jiff::Timestamp::now() - frame.arrival).get_microseconds().max(0);
+            let d = (jiff::Timestamp::now() - frame.arrival)
+                .get_microseconds()
+                .max(0);
             self.micros.push(d.min(u32::MAX as i64) as u32);
         }
     }
@@ -124,7 +126,8 @@ impl Drop for Latency {
             return;
         }
         self.micros.sort_unstable();
-        let at = |q: f64| f64::from(self.micros[((self.micros.len() - 1) as f64 * q) as usize]) / 1000.0;
+        let at =
+            |q: f64| f64::from(self.micros[((self.micros.len() - 1) as f64 * q) as usize]) / 1000.0;
         tracing::info!(
             frames = self.micros.len(),
             p50_ms = at(0.5),

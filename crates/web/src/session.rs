@@ -89,7 +89,11 @@ fn client_addr(app: &App, req: &Request) -> String {
 
 fn is_secure(app: &App, req: &Request) -> bool {
     // Served over the hub's own TLS (porchlight-remote): always Secure.
-    if req.extensions().get::<porchlight_remote::OverTls>().is_some() {
+    if req
+        .extensions()
+        .get::<porchlight_remote::OverTls>()
+        .is_some()
+    {
         return true;
     }
     match app.config.web.secure_cookies {

@@ -48,21 +48,37 @@ async fn trigger(
     u: ApiUser,
     body: Result<Json<TriggerBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(|e| WebError::BadRequest(format!("the event is not valid JSON of the expected shape: {}", e.body_text())))?;
+    let Json(body) = body.map_err(|e| {
+        WebError::BadRequest(format!(
+            "the event is not valid JSON of the expected shape: {}",
+            e.body_text()
+        ))
+    })?;
     let Some(events) = app.events.clone() else {
-        return Err(WebError::BadRequest("this hub does not record events (it is not running the recorder)".into()).into());
+        return Err(WebError::BadRequest(
+            "this hub does not record events (it is not running the recorder)".into(),
+        )
+        .into());
     };
     if body.detail.to_string().len() > 4096 {
         return Err(WebError::BadRequest("`detail` is larger than 4 KiB".into()).into());
     }
     let camera = match &body.camera {
-        Some(name) => Some(visible_camera(&app, &u.session, &u.visitor, name, "event.trigger").await?.name),
+        Some(name) => Some(
+            visible_camera(&app, &u.session, &u.visitor, name, "event.trigger")
+                .await?
+                .name,
+        ),
         None => {
             require_role(&u.session, &[Role::Owner])?;
             None
         }
     };
-    let detail = if body.detail.is_null() { json!({}) } else { body.detail.clone() };
+    let detail = if body.detail.is_null() {
+        json!({})
+    } else {
+        body.detail.clone()
+    };
     let id = events
         .trigger(porchlight_events::Trigger {
             camera: camera.clone(),
@@ -74,7 +90,9 @@ async fn trigger(
         .await
         .map_err(|e| match e {
             porchlight_events::EventsError::Invalid(m) => WebError::BadRequest(m),
-            porchlight_events::EventsError::NoCamera(c) => WebError::NotFoundBecause(format!("there is no camera `{c}`")),
+            porchlight_events::EventsError::NoCamera(c) => {
+                WebError::NotFoundBecause(format!("there is no camera `{c}`"))
+            }
             e => WebError::Internal(e.to_string()),
         })?;
     app.vault

@@ -38,12 +38,20 @@ async fn owners_set_zones_and_labels_and_bad_documents_are_refused() {
     assert_eq!(r.json()["alert_labels"], json!(["person", "vehicle"]));
     assert_eq!(r.json()["motion"]["zones"][1]["kind"], "mask");
     assert!((r.json()["motion"]["sensitivity"].as_f64().unwrap() - 0.7).abs() < 1e-6);
-    let audited = h.audit_log().await.into_iter().filter(|e| e.action == "camera.detection").count();
+    let audited = h
+        .audit_log()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "camera.detection")
+        .count();
     assert_eq!(audited, 1);
 
     // Bad documents name what is wrong, and change nothing.
     for (bad, says) in [
-        (json!({"motion": {"zones": [{"name": "a", "polygon": [[0, 0], [1, 1]]}]}}), "at least 3 points"),
+        (
+            json!({"motion": {"zones": [{"name": "a", "polygon": [[0, 0], [1, 1]]}]}}),
+            "at least 3 points",
+        ),
         (json!({"alert_labels": ["unicorn"]}), "unicorn"),
         (json!({"fsp": 5}), "fsp"),
         (json!({"fps": 500}), "fps"),
@@ -52,7 +60,10 @@ async fn owners_set_zones_and_labels_and_bad_documents_are_refused() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
         assert!(r.body.contains(says), "{says}: {}", r.body);
     }
-    assert_eq!(h.get(path, &owner).await.json()["alert_labels"], json!(["person", "vehicle"]));
+    assert_eq!(
+        h.get(path, &owner).await.json()["alert_labels"],
+        json!(["person", "vehicle"])
+    );
 
     // Members: no change, and not another camera's settings.
     let r = h.call("PUT", path, &member, Some(json!({}))).await;
@@ -95,9 +106,13 @@ async fn the_detection_page_shows_and_saves_the_settings_for_owners_only() {
     let cam_page = h.call(&owner, "GET", "/cameras/porch", None, false).await;
     assert!(cam_page.body.contains(r#"href="/cameras/porch/detection""#));
     // The script it loads is served.
-    let js = h.call(&owner, "GET", "/static/js/detection.js", None, false).await;
+    let js = h
+        .call(&owner, "GET", "/static/js/detection.js", None, false)
+        .await;
     assert_eq!(js.status, StatusCode::OK);
-    assert!(js.header(axum::http::header::CONTENT_TYPE).starts_with("text/javascript"));
+    assert!(js
+        .header(axum::http::header::CONTENT_TYPE)
+        .starts_with("text/javascript"));
 
     let zones = r#"[{"name": "porch", "polygon": [[0.1, 0.5], [0.6, 0.5], [0.6, 1], [0.1, 1]], "labels": ["person", "parcel"]},
                     {"name": "road", "kind": "mask", "polygon": [[0, 0], [1, 0], [1, 0.2]]}]"#;
@@ -119,12 +134,19 @@ async fn the_detection_page_shows_and_saves_the_settings_for_owners_only() {
             ("zones".into(), zones.to_owned()),
         ]
     };
-    let refs = |v: &[(String, String)]| v.iter().map(|(a, b)| (a.clone(), b.clone())).collect::<Vec<_>>();
+    let refs = |v: &[(String, String)]| {
+        v.iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect::<Vec<_>>()
+    };
     let post = |fields: Vec<(String, String)>| {
         let h = &h;
         let owner = &owner;
         async move {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let f: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             h.form(owner, page, &f).await
         }
     };
@@ -140,34 +162,65 @@ async fn the_detection_page_shows_and_saves_the_settings_for_owners_only() {
     assert_eq!(saved["alert_labels"], json!(["person", "vehicle"]));
     assert_eq!(saved["preroll_s"], 3);
     assert!((saved["motion"]["min_area"].as_f64().unwrap() - 0.005).abs() < 1e-6);
-    assert_eq!(saved["motion"]["zones"][0]["labels"], json!(["person", "parcel"]));
+    assert_eq!(
+        saved["motion"]["zones"][0]["labels"],
+        json!(["person", "parcel"])
+    );
     assert_eq!(saved["motion"]["zones"][1]["kind"], "mask");
     let corner = &saved["motion"]["zones"][1]["polygon"][2];
     let (x, y) = (corner[0].as_f64().unwrap(), corner[1].as_f64().unwrap());
-    assert!((x - 1.0).abs() < 1e-6 && (y - 0.2).abs() < 1e-6, "the mask's third corner: {corner}");
-    let r = h.call(&owner, "GET", &format!("{page}?saved=1"), None, false).await;
+    assert!(
+        (x - 1.0).abs() < 1e-6 && (y - 0.2).abs() < 1e-6,
+        "the mask's third corner: {corner}"
+    );
+    let r = h
+        .call(&owner, "GET", &format!("{page}?saved=1"), None, false)
+        .await;
     assert!(r.testid("detection-saved").contains("Saved"));
-    assert!(r.body.contains("&quot;road&quot;") || r.body.contains("\"road\""), "the zones text shows the saved zones");
+    assert!(
+        r.body.contains("&quot;road&quot;") || r.body.contains("\"road\""),
+        "the zones text shows the saved zones"
+    );
 
     // Refused with the settings code's own reasons; nothing saved.
     for (zones, says) in [
-        (r#"[{"name": "tiny", "polygon": [[0.1, 0.1], [0.5, 0.5]]}]"#, "at least 3 points"),
-        (r#"[{"name": "far", "polygon": [[0.1, 0.1], [1.5, 0.5], [0.2, 0.9]]}]"#, "outside 0..1"),
-        (r#"[{"name": "road", "kind": "mask", "polygon": [[0, 0], [1, 0], [1, 0.2]], "labels": ["person"]}]"#, "road"),
+        (
+            r#"[{"name": "tiny", "polygon": [[0.1, 0.1], [0.5, 0.5]]}]"#,
+            "at least 3 points",
+        ),
+        (
+            r#"[{"name": "far", "polygon": [[0.1, 0.1], [1.5, 0.5], [0.2, 0.9]]}]"#,
+            "outside 0..1",
+        ),
+        (
+            r#"[{"name": "road", "kind": "mask", "polygon": [[0, 0], [1, 0], [1, 0.2]], "labels": ["person"]}]"#,
+            "road",
+        ),
         ("not json", "not a JSON list"),
     ] {
         let r = post(refs(&form(&owner.csrf, zones))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{zones}: {}", r.body);
-        assert!(r.testid("detection-error").contains(says), "{zones}: {}", r.testid("detection-error"));
+        assert!(
+            r.testid("detection-error").contains(says),
+            "{zones}: {}",
+            r.testid("detection-error")
+        );
         // The submitted text comes back to be fixed.
         let shown = zones.replace('"', "&quot;");
-        assert!(r.body.contains(&shown) || r.body.contains(zones), "{zones} is shown again");
+        assert!(
+            r.body.contains(&shown) || r.body.contains(zones),
+            "{zones} is shown again"
+        );
     }
     let mut bad_number = form(&owner.csrf, zones);
     bad_number[4].1 = "fast".into();
     let r = post(bad_number).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.testid("detection-error").contains("fast"), "{}", r.testid("detection-error"));
+    assert!(
+        r.testid("detection-error").contains("fast"),
+        "{}",
+        r.testid("detection-error")
+    );
     let after = h.call(&owner, "GET", api, None, false).await.json();
     assert_eq!(after, saved, "refused posts changed nothing");
 
@@ -189,7 +242,15 @@ async fn the_detection_page_shows_and_saves_the_settings_for_owners_only() {
     assert_eq!(h.call(&owner, "GET", api, None, false).await.json(), saved);
     let cam_page = h.call(&member, "GET", "/cameras/porch", None, false).await;
     assert_eq!(cam_page.status, StatusCode::OK);
-    assert!(!cam_page.body.contains("/cameras/porch/detection"), "no link for members");
-    let audited = h.audit_log().await.into_iter().filter(|e| e.action == "camera.detection").count();
+    assert!(
+        !cam_page.body.contains("/cameras/porch/detection"),
+        "no link for members"
+    );
+    let audited = h
+        .audit_log()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "camera.detection")
+        .count();
     assert_eq!(audited, 1, "one change saved, one audited");
 }

@@ -327,11 +327,15 @@ async fn demo_detection(vault: &Vault) -> anyhow::Result<()> {
         let cfg = match scene {
             Scene::FrontDoor => serde_json::json!({"stream": "main", "motion": {"zones": [clock,
                 {"name": "porch", "polygon": [[0.45, 0.15], [0.9, 0.15], [0.9, 0.95], [0.45, 0.95]]}]}}),
-            Scene::Driveway => serde_json::json!({"stream": "main", "alert_labels": ["person", "vehicle"],
-                "motion": {"zones": [clock]}}),
+            Scene::Driveway => {
+                serde_json::json!({"stream": "main", "alert_labels": ["person", "vehicle"],
+                "motion": {"zones": [clock]}})
+            }
         };
         porchlight_events::CameraDetection::from_json(&cfg)?;
-        store.set_camera_detection(cam.id, &cfg, vault.now()).await?;
+        store
+            .set_camera_detection(cam.id, &cfg, vault.now())
+            .await?;
     }
     Ok(())
 }

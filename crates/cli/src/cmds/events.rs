@@ -46,16 +46,17 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
     let store = ctx.open_existing_store().await?;
     let now = jiff::Timestamp::now();
     let from = match &a.since {
-        Some(t) => Some(porchlight_base::clock::parse_instant(t, now).map_err(|e| anyhow!("--since: {e}"))?),
+        Some(t) => Some(
+            porchlight_base::clock::parse_instant(t, now).map_err(|e| anyhow!("--since: {e}"))?,
+        ),
         None => None,
     };
     let cams = store.cameras().await?;
     let cameras = match &a.camera {
         Some(name) => {
-            let c = cams
-                .iter()
-                .find(|c| &c.name == name)
-                .ok_or_else(|| anyhow!("there is no camera `{name}` (see `porchlight camera list`)"))?;
+            let c = cams.iter().find(|c| &c.name == name).ok_or_else(|| {
+                anyhow!("there is no camera `{name}` (see `porchlight camera list`)")
+            })?;
             Some(vec![c.id])
         }
         None => None,
@@ -64,10 +65,19 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
         return Err(anyhow!("--limit must be between 1 and 100000"));
     }
     let rows = store
-        .events(&EventFilter { cameras, kind: a.kind.clone(), from, to: None, limit: a.limit })
+        .events(&EventFilter {
+            cameras,
+            kind: a.kind.clone(),
+            from,
+            to: None,
+            limit: a.limit,
+        })
         .await
         .context("reading events")?;
-    let cam_name = |id: Option<i64>| id.and_then(|id| cams.iter().find(|c| c.id == id)).map(|c| c.name.clone());
+    let cam_name = |id: Option<i64>| {
+        id.and_then(|id| cams.iter().find(|c| c.id == id))
+            .map(|c| c.name.clone())
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
         let v: Vec<serde_json::Value> = rows
@@ -75,7 +85,11 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
             .map(|e| {
                 let mut v = serde_json::to_value(e).unwrap_or_default();
                 v["camera"] = serde_json::json!(cam_name(e.camera_id));
-                v["labels"] = e.detail.get("labels").cloned().unwrap_or(serde_json::json!([]));
+                v["labels"] = e
+                    .detail
+                    .get("labels")
+                    .cloned()
+                    .unwrap_or(serde_json::json!([]));
                 v
             })
             .collect();
@@ -86,9 +100,16 @@ async fn list(a: ListArgs, ctx: &Context) -> anyhow::Result<()> {
         writeln!(out, "No events.")?;
         return Ok(());
     }
-    writeln!(out, "{:<6} {:<20} {:<12} {:<18} {:<9} {:<8} SNAPSHOT", "ID", "START", "CAMERA", "KIND", "REVIEW", "SECONDS")?;
+    writeln!(
+        out,
+        "{:<6} {:<20} {:<12} {:<18} {:<9} {:<8} SNAPSHOT",
+        "ID", "START", "CAMERA", "KIND", "REVIEW", "SECONDS"
+    )?;
     for e in &rows {
-        let secs = e.end.map(|end| format!("{:.1}", end.duration_since(e.start).as_secs_f64())).unwrap_or_else(|| "ongoing".into());
+        let secs = e
+            .end
+            .map(|end| format!("{:.1}", end.duration_since(e.start).as_secs_f64()))
+            .unwrap_or_else(|| "ongoing".into());
         writeln!(
             out,
             "{:<6} {:<20} {:<12} {:<18} {:<9} {:<8} {}",

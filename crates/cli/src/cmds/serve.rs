@@ -143,7 +143,11 @@ impl Server {
             self.rtsp.local_addr()
         );
         if let Some(r) = &self.remote {
-            lines.push_str(&format!("HTTPS at {}/ (listening on {})\n", r.lan_base(), r.addr));
+            lines.push_str(&format!(
+                "HTTPS at {}/ (listening on {})\n",
+                r.lan_base(),
+                r.addr
+            ));
         }
         out.write_all(lines.as_bytes())?;
         out.flush()?;
@@ -210,20 +214,23 @@ impl Server {
             Some(u) if u.starts_with("https://") => u,
             _ => "mailto:porchlight@localhost".to_owned(),
         };
-        let notifier =
-            match porchlight_notify::Notifier::open(vault.store().clone(), &ctx.data_dir, contact) {
-                // `[web] push_allow_loopback_http`: a push service on this
-                // machine (the browser tests'); never http:// elsewhere.
-                Ok(n) if ctx.config.web.push_allow_loopback_http => {
-                    tracing::warn!("Web Push accepts http:// endpoints on 127.0.0.1 and [::1] (web.push_allow_loopback_http)");
-                    Some(n.allow_loopback_http_endpoints())
-                }
-                Ok(n) => Some(n),
-                Err(e) => {
-                    tracing::warn!("Web Push is off: {e}");
-                    None
-                }
-            };
+        let notifier = match porchlight_notify::Notifier::open(
+            vault.store().clone(),
+            &ctx.data_dir,
+            contact,
+        ) {
+            // `[web] push_allow_loopback_http`: a push service on this
+            // machine (the browser tests'); never http:// elsewhere.
+            Ok(n) if ctx.config.web.push_allow_loopback_http => {
+                tracing::warn!("Web Push accepts http:// endpoints on 127.0.0.1 and [::1] (web.push_allow_loopback_http)");
+                Some(n.allow_loopback_http_endpoints())
+            }
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("Web Push is off: {e}");
+                None
+            }
+        };
         // porchlight-events (issue 5): detection, events, snapshots, MQTT.
         let hub_events = crate::hub_events::HubEvents::start(
             vault.store().clone(),
@@ -266,9 +273,8 @@ impl Server {
         if let Some(n) = notifier.clone() {
             app = app.with_notifier(n);
         }
-        let remote = remote.map(|r| {
-            crate::remote_access::start(r, app.router(), vault.clone(), notifier.clone())
-        });
+        let remote = remote
+            .map(|r| crate::remote_access::start(r, app.router(), vault.clone(), notifier.clone()));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(porchlight_web::serve(app, listener, async move {
             let _ = stop_rx.await;
@@ -331,7 +337,10 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
         return None;
     }
     let url = cfg.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", ctx.data_dir.join("neighborhood.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            ctx.data_dir.join("neighborhood.db").display()
+        )
     });
     let n = match porchlight_neighborhood::Neighborhood::open(&url).await {
         Ok(n) => n,
@@ -348,7 +357,11 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
                     .iter()
                     .map(|a| format!("{} / {}", a.username, a.password))
                     .collect();
-                tracing::info!("demo neighborhood: {} posts; accounts: {}", demo.posts, who.join(", "));
+                tracing::info!(
+                    "demo neighborhood: {} posts; accounts: {}",
+                    demo.posts,
+                    who.join(", ")
+                );
             }
             Err(e) => tracing::warn!("seeding the demo neighborhood: {e}"),
         }
@@ -356,7 +369,10 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!("the neighborhood server is off: cannot listen on {}: {e}", cfg.listen);
+            tracing::warn!(
+                "the neighborhood server is off: cannot listen on {}: {e}",
+                cfg.listen
+            );
             return None;
         }
     };

@@ -332,8 +332,20 @@ pub fn db_rows(db: &Path, sql: &str, binds: &[&str]) -> Vec<sqlx::sqlite::Sqlite
 #[allow(dead_code)]
 pub fn probe_rtsp(url: &str) -> (bool, serde_json::Value, String) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", "tcp", "-rw_timeout", "15000000"])
-        .args(["-show_entries", "stream=codec_name,width,height", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-rw_timeout",
+            "15000000",
+        ])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+        ])
         .arg(url)
         .output()
         .expect("run ffprobe");

@@ -16,9 +16,9 @@
 use std::collections::VecDeque;
 use std::sync::Once;
 
-use ffmpeg_next as ff;
 use ff::codec::decoder::Check;
 use ff::format::Pixel;
+use ffmpeg_next as ff;
 use porchlight_media::Codec;
 
 use super::{is_key_frame, push_annexb, split_nal_units, DecodeError, Decoded, Frame, ParamSets};
@@ -115,8 +115,9 @@ impl LibavDecoder {
         });
         let mut dec = ctx.decoder();
         dec.check(Check::CRC | Check::EXPLODE);
-        dec.video()
-            .map_err(|e| DecodeError::Corrupt(format!("cannot start libavcodec's {name} decoder: {e}")))
+        dec.video().map_err(|e| {
+            DecodeError::Corrupt(format!("cannot start libavcodec's {name} decoder: {e}"))
+        })
     }
 
     fn try_decode(

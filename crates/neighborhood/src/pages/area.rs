@@ -40,7 +40,10 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{category_label, csrf_field, page_with, see_other, svg, Form, Nav, PageError, PageResult, Session};
+use super::{
+    category_label, csrf_field, page_with, see_other, svg, Form, Nav, PageError, PageResult,
+    Session,
+};
 use crate::area::{self, SvgOptions};
 use crate::posts::{AGENCY_CATEGORIES, RESIDENT_CATEGORIES};
 use crate::push::{BrowserKeys, BrowserSubscription};
@@ -64,11 +67,16 @@ fn coarse(lat: &str, lng: &str) -> Result<(f64, f64), PageError> {
             .parse::<f64>()
             .map_err(|_| bad(format!("The {what} {s:?} is not a number of degrees.")))
     };
-    area::coarse_point(parse(lat, "latitude")?, parse(lng, "longitude")?).map_err(|e| bad(e.to_string()))
+    area::coarse_point(parse(lat, "latitude")?, parse(lng, "longitude")?)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// `GET /area`.
-pub async fn page(State(n): State<Neighborhood>, s: Session, Query(aq): Query<AreaQuery>) -> PageResult {
+pub async fn page(
+    State(n): State<Neighborhood>,
+    s: Session,
+    Query(aq): Query<AreaQuery>,
+) -> PageResult {
     let subscribed = n.subscriptions(s.v.id).await?;
     let devices = n.push_subscription_count(s.v.id).await?;
     let candidate = match aq.cell.as_deref().filter(|c| !c.is_empty()) {
@@ -82,18 +90,38 @@ pub async fn page(State(n): State<Neighborhood>, s: Session, Query(aq): Query<Ar
     // What to draw: around the candidate, the typed rough point, or home.
     let (cells, mark, caption) = if let Some(c) = candidate {
         let (la, ln) = area::cell_centre(c);
-        (area::cells_near(la, ln, 2.0).map_err(|e| bad(e.to_string()))?, Some(c), "The area you picked (dot). Click another hexagon to move it.")
+        (
+            area::cells_near(la, ln, 2.0).map_err(|e| bad(e.to_string()))?,
+            Some(c),
+            "The area you picked (dot). Click another hexagon to move it.",
+        )
     } else if let Some((la, ln)) = point {
-        (area::cells_near(la, ln, 6.0).map_err(|e| bad(e.to_string()))?, None, "Cells around the point you gave. Click the hexagon you live in or near.")
+        (
+            area::cells_near(la, ln, 6.0).map_err(|e| bad(e.to_string()))?,
+            None,
+            "Cells around the point you gave. Click the hexagon you live in or near.",
+        )
     } else if let Some(home) = s.v.home_cell {
         let (la, ln) = area::cell_centre(home);
-        (area::cells_near(la, ln, 2.0).map_err(|e| bad(e.to_string()))?, None, "Your area (outlined). Click another hexagon to move it.")
+        (
+            area::cells_near(la, ln, 2.0).map_err(|e| bad(e.to_string()))?,
+            None,
+            "Your area (outlined). Click another hexagon to move it.",
+        )
     } else {
         (Vec::new(), None, "")
     };
     let label = "Hexagon picker: each hexagon is an area you can choose";
     let drawing = (!cells.is_empty()).then(|| {
-        area::draw_cells(&cells, SvgOptions { home: s.v.home_cell, mark, link_prefix: Some("/area?cell="), label })
+        area::draw_cells(
+            &cells,
+            SvgOptions {
+                home: s.v.home_cell,
+                mark,
+                link_prefix: Some("/area?cell="),
+                label,
+            },
+        )
     });
     let radius = s.v.radius_km;
     let body = html! {
@@ -176,14 +204,24 @@ pub async fn page(State(n): State<Neighborhood>, s: Session, Query(aq): Query<Ar
         }
     };
     let body = html! { (body) (notifications) };
-    Ok(page_with("My area", &s, Nav::Area, &["/nb-assets/area.js", "/nb-assets/push.js"], body).into_response())
+    Ok(page_with(
+        "My area",
+        &s,
+        Nav::Area,
+        &["/nb-assets/area.js", "/nb-assets/push.js"],
+        body,
+    )
+    .into_response())
 }
 
 /// `POST /area`.
 pub async fn save(State(n): State<Neighborhood>, f: Form) -> PageResult {
     f.s.v.require_not_suspended()?;
     let radius = match f.get("radius_km").filter(|r| !r.is_empty()) {
-        Some(r) => Some(r.parse::<f64>().map_err(|_| bad(format!("The radius {r:?} is not a number of kilometres.")))?),
+        Some(r) => Some(
+            r.parse::<f64>()
+                .map_err(|_| bad(format!("The radius {r:?} is not a number of kilometres.")))?,
+        ),
         None => None,
     };
     n.set_area(f.s.v.id, f.text("cell"), radius).await?;
@@ -194,7 +232,10 @@ pub async fn save(State(n): State<Neighborhood>, f: Form) -> PageResult {
 /// rounded (again, here) to one decimal, with their centres, for the
 /// browser to choose from locally.
 pub async fn candidates(_s: Session, Query(aq): Query<AreaQuery>) -> PageResult {
-    let (lat, lng) = coarse(aq.lat.as_deref().unwrap_or(""), aq.lng.as_deref().unwrap_or(""))?;
+    let (lat, lng) = coarse(
+        aq.lat.as_deref().unwrap_or(""),
+        aq.lng.as_deref().unwrap_or(""),
+    )?;
     // The rounding box reaches ~7.9 km from its centre at the equator.
     let cells = area::cells_near(lat, lng, 8.5).map_err(|e| bad(e.to_string()))?;
     let list: Vec<_> = cells
@@ -211,21 +252,36 @@ pub async fn candidates(_s: Session, Query(aq): Query<AreaQuery>) -> PageResult 
 /// user's notification choices.
 pub async fn save_notifications(State(n): State<Neighborhood>, f: Form) -> PageResult {
     f.s.v.require_not_suspended()?;
-    let chosen: Vec<String> = f.fields.iter().filter(|(k, _)| k == "category").map(|(_, v)| v.clone()).collect();
+    let chosen: Vec<String> = f
+        .fields
+        .iter()
+        .filter(|(k, _)| k == "category")
+        .map(|(_, v)| v.clone())
+        .collect();
     n.set_subscriptions(f.s.v.id, &chosen).await?;
     Ok(see_other("/area#notifications"))
 }
 
 /// `POST /push/subscribe` (from `push.js`): this browser's subscription,
 /// as form fields `endpoint`, `p256dh`, `auth`.
-pub async fn push_subscribe(State(n): State<Neighborhood>, headers: axum::http::HeaderMap, f: Form) -> PageResult {
+pub async fn push_subscribe(
+    State(n): State<Neighborhood>,
+    headers: axum::http::HeaderMap,
+    f: Form,
+) -> PageResult {
     f.s.v.require_not_suspended()?;
     let sub = BrowserSubscription {
         endpoint: f.text("endpoint").to_string(),
         expiration_time: None,
-        keys: BrowserKeys { p256dh: f.text("p256dh").to_string(), auth: f.text("auth").to_string() },
+        keys: BrowserKeys {
+            p256dh: f.text("p256dh").to_string(),
+            auth: f.text("auth").to_string(),
+        },
     };
-    let ua = headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     n.subscribe_push(f.s.v.id, &sub, ua).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,7 +7,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::{bare, clear_cookie, cookie, is_https, origin_ok, same, see_other, session_cookie, Form, PageError, CSRF_COOKIE, SESSION_COOKIE};
+use super::{
+    bare, clear_cookie, cookie, is_https, origin_ok, same, see_other, session_cookie, Form,
+    PageError, CSRF_COOKIE, SESSION_COOKIE,
+};
 use crate::{Error, Neighborhood};
 
 fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
@@ -31,11 +34,19 @@ fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
 
 fn csrf_cookie_value(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match cookie(headers, CSRF_COOKIE) {
-        Some(v) if v.len() >= 16 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => (v, None),
+        Some(v)
+            if v.len() >= 16
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            (v, None)
+        }
         _ => {
             let v = porchlight_base::secret::url_token(18);
-            let set = HeaderValue::from_str(&format!("{CSRF_COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict"))
-                .ok();
+            let set = HeaderValue::from_str(&format!(
+                "{CSRF_COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict"
+            ))
+            .ok();
             (v, set)
         }
     }
@@ -58,10 +69,17 @@ pub async fn signin_page(headers: HeaderMap) -> Response {
 pub async fn signin(State(n): State<Neighborhood>, req: Request) -> Response {
     let headers = req.headers().clone();
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), 16 * 1024).await else {
-        return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response();
+        return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
+            .into_response();
     };
     let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
     let expected = cookie(&headers, CSRF_COOKIE);
     if !origin_ok(&headers) || !expected.as_deref().is_some_and(|e| same(e, get("csrf"))) {
         return PageError::csrf().into_response();
@@ -72,7 +90,10 @@ pub async fn signin(State(n): State<Neighborhood>, req: Request) -> Response {
     match n.login(username, get("password"), totp).await {
         Ok(token) => {
             let mut r = see_other("/feed");
-            r.headers_mut().append(header::SET_COOKIE, session_cookie(&token, is_https(&headers)));
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                session_cookie(&token, is_https(&headers)),
+            );
             r
         }
         Err(Error::Db(e)) => PageError::from(Error::Db(e)).into_response(),
@@ -83,7 +104,10 @@ pub async fn signin(State(n): State<Neighborhood>, req: Request) -> Response {
                 _ => StatusCode::UNAUTHORIZED,
             };
             let msg = super::capitalise(&e.to_string());
-            with_cookie((status, form(&csrf, username, Some(&msg))).into_response(), set)
+            with_cookie(
+                (status, form(&csrf, username, Some(&msg))).into_response(),
+                set,
+            )
         }
     }
 }
@@ -94,6 +118,7 @@ pub async fn signout(State(n): State<Neighborhood>, f: Form) -> Response {
         return PageError::from(e).into_response();
     }
     let mut r = see_other("/signin");
-    r.headers_mut().append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
+    r.headers_mut()
+        .append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
     r
 }

@@ -8,7 +8,9 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{author_json, category_label, page, q, see_other, svg, Nav, PageError, PageResult, Session};
+use super::{
+    author_json, category_label, page, q, see_other, svg, Nav, PageError, PageResult, Session,
+};
 use crate::posts::{AGENCY_CATEGORIES, RESIDENT_CATEGORIES};
 use crate::{area, Neighborhood};
 
@@ -23,24 +25,38 @@ pub struct FeedQuery {
 }
 
 fn km_label(r: f64) -> String {
-    if r.fract() == 0.0 { format!("{} km", r as u32) } else { format!("{r} km") }
+    if r.fract() == 0.0 {
+        format!("{} km", r as u32)
+    } else {
+        format!("{r} km")
+    }
 }
 
 /// `GET /feed`.
-pub async fn feed(State(n): State<Neighborhood>, s: Session, Query(fq): Query<FeedQuery>) -> PageResult {
+pub async fn feed(
+    State(n): State<Neighborhood>,
+    s: Session,
+    Query(fq): Query<FeedQuery>,
+) -> PageResult {
     let Some(home) = s.v.home_cell else {
         return Ok(see_other("/area?first=1"));
     };
     let radius = match fq.radius_km.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => Some(r.parse::<f64>().map_err(|_| {
-            PageError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, format!("The radius {r:?} is not a number of kilometres."))
+            PageError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The radius {r:?} is not a number of kilometres."),
+            )
         })?),
         None => None,
     };
     let category = fq.category.as_deref().filter(|c| !c.is_empty());
     let before = match fq.before.as_deref().filter(|b| !b.is_empty()) {
         Some(b) => Some(b.parse::<i64>().map_err(|_| {
-            PageError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "The page cursor is not a post number.")
+            PageError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "The page cursor is not a post number.",
+            )
         })?),
         None => None,
     };
@@ -48,7 +64,11 @@ pub async fn feed(State(n): State<Neighborhood>, s: Session, Query(fq): Query<Fe
     let radius = f["radius_km"].as_f64().unwrap_or(s.v.radius_km);
     let posts = f["posts"].as_array().cloned().unwrap_or_default();
     let next = f["next_before"].as_i64();
-    let categories: Vec<&str> = RESIDENT_CATEGORIES.iter().chain(AGENCY_CATEGORIES).copied().collect();
+    let categories: Vec<&str> = RESIDENT_CATEGORIES
+        .iter()
+        .chain(AGENCY_CATEGORIES)
+        .copied()
+        .collect();
     let body = html! {
         h1 { "Around you" }
         form.filters method="get" action="/feed" {

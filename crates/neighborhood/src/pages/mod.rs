@@ -122,16 +122,28 @@ pub fn routes() -> Router<Neighborhood> {
         .route("/notices/{id}/appeal", post(moderation::appeal))
         .route("/moderation", get(moderation::queue))
         .route("/moderation/{kind}/{id}/{action}", post(moderation::act))
-        .route("/nb-assets/neighborhood.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
-        .route("/nb-assets/area.js", get(|| async { asset("text/javascript; charset=utf-8", AREA_JS) }))
-        .route("/nb-assets/push.js", get(|| async { asset("text/javascript; charset=utf-8", PUSH_JS) }))
+        .route(
+            "/nb-assets/neighborhood.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/nb-assets/area.js",
+            get(|| async { asset("text/javascript; charset=utf-8", AREA_JS) }),
+        )
+        .route(
+            "/nb-assets/push.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PUSH_JS) }),
+        )
         // The service worker must sit at the root to get the root scope; it
         // is not cached long so a new version reaches browsers soon.
         .route(
             "/sw.js",
             get(|| async {
                 (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
                     SERVICE_WORKER,
                 )
                     .into_response()
@@ -142,7 +154,10 @@ pub fn routes() -> Router<Neighborhood> {
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         body,
     )
         .into_response()
@@ -150,10 +165,19 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -185,7 +209,11 @@ pub fn csrf_for(session_token: &str) -> String {
 }
 
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn origin_ok(headers: &HeaderMap) -> bool {
@@ -228,11 +256,16 @@ impl FromRequestParts<Neighborhood> for Session {
             return Err(Redirect::to("/signin").into_response());
         };
         match n.viewer_for_token(&token).await {
-            Ok(v) => Ok(Session { csrf: csrf_for(&token), v, token }),
+            Ok(v) => Ok(Session {
+                csrf: csrf_for(&token),
+                v,
+                token,
+            }),
             Err(Error::Db(e)) => Err(PageError::from(Error::Db(e)).into_response()),
             Err(_) => {
                 let mut r = Redirect::to("/signin").into_response();
-                r.headers_mut().insert(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
+                r.headers_mut()
+                    .insert(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
                 Err(r)
             }
         }
@@ -244,7 +277,12 @@ impl FromRequestParts<Neighborhood> for Session {
 /// says `X-Forwarded-Proto: https`. A client can only use this to make its
 /// own cookie stricter.
 pub fn is_https(headers: &HeaderMap) -> bool {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     h("origin").starts_with("https://") || h("x-forwarded-proto").eq_ignore_ascii_case("https")
 }
 
@@ -260,8 +298,10 @@ pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
 
 /// `Set-Cookie` that deletes cookie `name`.
 pub fn clear_cookie(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
-        .unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
+    HeaderValue::from_str(&format!(
+        "{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
 }
 
 /// Refuses a POST whose `csrf` field does not match the session's token.
@@ -281,7 +321,10 @@ pub struct Form {
 impl Form {
     /// The first value of field `name`, trimmed of nothing.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     /// Field `name`, or "" when absent.
     pub fn text(&self, name: &str) -> &str {
@@ -297,11 +340,14 @@ impl FromRequest<Neighborhood> for Form {
     async fn from_request(req: Request, n: &Neighborhood) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let s = Session::from_request_parts(&mut parts, n).await?;
-        let bytes = axum::body::to_bytes(body, FORM_LIMIT)
-            .await
-            .map_err(|_| PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response())?;
+        let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response()
+        })?;
         let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-        let given = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+        let given = fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str());
         check_csrf(&s, &parts.headers, given).map_err(IntoResponse::into_response)?;
         Ok(Form { s, fields })
     }
@@ -320,7 +366,10 @@ pub struct PageError {
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        PageError { status, message: message.into() }
+        PageError {
+            status,
+            message: message.into(),
+        }
     }
     fn csrf() -> Self {
         PageError::new(
@@ -342,7 +391,10 @@ impl From<Error> for PageError {
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Db(err) => {
                 tracing::error!(error = %err, "neighborhood database error (page)");
-                return PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server. Please try again.");
+                return PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on the server. Please try again.",
+                );
             }
         };
         let message = match &e {
@@ -454,7 +506,8 @@ pub fn page_with(title: &str, s: &Session, nav: Nav, scripts: &[&str], body: Mar
 }
 
 fn agency_of(v: &Viewer) -> Option<&str> {
-    (v.role == Role::Agency && v.agency_verified).then(|| v.agency_name.as_deref().unwrap_or("Agency"))
+    (v.role == Role::Agency && v.agency_verified)
+        .then(|| v.agency_name.as_deref().unwrap_or("Agency"))
 }
 
 /// The hidden CSRF field.
@@ -482,7 +535,11 @@ pub fn author_json(a: &serde_json::Value) -> Markup {
     let name = a["display_name"].as_str().unwrap_or("someone");
     let badge = a["badge"].as_str();
     if badge == Some("verified agency") {
-        author_line(name, Some(a["agency_name"].as_str().unwrap_or("Agency")), None)
+        author_line(
+            name,
+            Some(a["agency_name"].as_str().unwrap_or("Agency")),
+            None,
+        )
     } else {
         author_line(name, None, badge)
     }

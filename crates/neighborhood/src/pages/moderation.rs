@@ -17,7 +17,13 @@ fn bad(msg: impl Into<String>) -> PageError {
     PageError::new(StatusCode::UNPROCESSABLE_ENTITY, msg)
 }
 
-fn action_form(csrf: &str, path: &str, label: &str, with_hours: bool, extra: Option<(&str, &str)>) -> Markup {
+fn action_form(
+    csrf: &str,
+    path: &str,
+    label: &str,
+    with_hours: bool,
+    extra: Option<(&str, &str)>,
+) -> Markup {
     html! {
         form.action method="post" action=(path) {
             (csrf_field(csrf))
@@ -96,26 +102,44 @@ pub async fn queue(State(n): State<Neighborhood>, s: Session) -> PageResult {
 }
 
 /// `POST /moderation/{kind}/{id}/{action}`.
-pub async fn act(State(n): State<Neighborhood>, Path((kind, id, action)): Path<(String, i64, String)>, f: Form) -> PageResult {
+pub async fn act(
+    State(n): State<Neighborhood>,
+    Path((kind, id, action)): Path<(String, i64, String)>,
+    f: Form,
+) -> PageResult {
     let v = &f.s.v;
     v.require_moderator()?;
     let reason = f.text("reason");
     match kind.as_str() {
-        "posts" => n.moderate_content(v, "post", id, ContentAction::parse(&action)?, reason).await?,
-        "comments" => n.moderate_content(v, "comment", id, ContentAction::parse(&action)?, reason).await?,
+        "posts" => {
+            n.moderate_content(v, "post", id, ContentAction::parse(&action)?, reason)
+                .await?
+        }
+        "comments" => {
+            n.moderate_content(v, "comment", id, ContentAction::parse(&action)?, reason)
+                .await?
+        }
         "users" => {
             let hours = match f.get("hours").filter(|h| !h.is_empty()) {
-                Some(h) => Some(h.parse::<i64>().map_err(|_| bad(format!("{h:?} is not a number of hours.")))?),
+                Some(h) => Some(
+                    h.parse::<i64>()
+                        .map_err(|_| bad(format!("{h:?} is not a number of hours.")))?,
+                ),
                 None => None,
             };
-            n.moderate_user(v, id, UserAction::parse(&action)?, reason, hours).await?
+            n.moderate_user(v, id, UserAction::parse(&action)?, reason, hours)
+                .await?
         }
         "reports" if action == "dismiss" => n.dismiss_report(v, id, reason).await?,
         "appeals" => {
             let grant = match action.as_str() {
                 "grant" => true,
                 "deny" => false,
-                o => return Err(bad(format!("Unknown decision {o:?}: expected grant or deny."))),
+                o => {
+                    return Err(bad(format!(
+                        "Unknown decision {o:?}: expected grant or deny."
+                    )))
+                }
             };
             n.decide_appeal(v, id, grant, reason).await?
         }
@@ -123,11 +147,20 @@ pub async fn act(State(n): State<Neighborhood>, Path((kind, id, action)): Path<(
             let approve = match action.as_str() {
                 "approve" => true,
                 "reject" => false,
-                o => return Err(bad(format!("Unknown decision {o:?}: expected approve or reject."))),
+                o => {
+                    return Err(bad(format!(
+                        "Unknown decision {o:?}: expected approve or reject."
+                    )))
+                }
             };
             n.decide_registration(v.id, id, approve).await?
         }
-        other => return Err(PageError::new(StatusCode::NOT_FOUND, format!("There is no moderation action for {other:?}."))),
+        other => {
+            return Err(PageError::new(
+                StatusCode::NOT_FOUND,
+                format!("There is no moderation action for {other:?}."),
+            ))
+        }
     }
     Ok(see_other("/moderation"))
 }

@@ -10,9 +10,14 @@ use axum::RequestExt;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{author_json, category_label, check_csrf, csrf_field, page, see_other, svg, Form, Nav, PageError, PageResult, Session};
+use super::{
+    author_json, category_label, check_csrf, csrf_field, page, see_other, svg, Form, Nav,
+    PageError, PageResult, Session,
+};
 use crate::accounts::Role;
-use crate::posts::{NewPost, AGENCY_CATEGORIES, REACTION_KINDS, REPORT_REASONS, RESIDENT_CATEGORIES};
+use crate::posts::{
+    NewPost, AGENCY_CATEGORIES, REACTION_KINDS, REPORT_REASONS, RESIDENT_CATEGORIES,
+};
 use crate::{area, Error, Neighborhood};
 
 fn bad(msg: impl Into<String>) -> PageError {
@@ -51,12 +56,19 @@ fn photo_id(url: &str) -> Option<i64> {
     url.rsplit('/').next()?.parse().ok()
 }
 
-async fn render_post(n: &Neighborhood, s: &Session, id: i64, draft: Draft<'_>) -> Result<Markup, PageError> {
+async fn render_post(
+    n: &Neighborhood,
+    s: &Session,
+    id: i64,
+    draft: Draft<'_>,
+) -> Result<Markup, PageError> {
     let p = n.post(&s.v, id).await?;
     let cat = p["category"].as_str().unwrap_or("");
     let mine = p["mine"].as_bool().unwrap_or(false);
     let agency_viewer = s.v.role == Role::Agency;
-    let cell = p["cell"].as_str().and_then(|c| c.parse::<h3o::CellIndex>().ok());
+    let cell = p["cell"]
+        .as_str()
+        .and_then(|c| c.parse::<h3o::CellIndex>().ok());
     let drawing = match (s.v.home_cell, cell) {
         (Some(home), Some(c)) => {
             let d = area::distance_km(home, c);
@@ -66,7 +78,12 @@ async fn render_post(n: &Neighborhood, s: &Session, id: i64, draft: Draft<'_>) -
         _ => None,
     };
     let comments = p["comments"].as_array().cloned().unwrap_or_default();
-    let photos: Vec<i64> = p["photos"].as_array().into_iter().flatten().filter_map(|u| u.as_str().and_then(photo_id)).collect();
+    let photos: Vec<i64> = p["photos"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str().and_then(photo_id))
+        .collect();
     let can_comment = !agency_viewer || mine;
     let body = html! {
         @if let Some(note) = draft.note { p.notice role="status" { (note) } }
@@ -166,12 +183,19 @@ async fn render_post(n: &Neighborhood, s: &Session, id: i64, draft: Draft<'_>) -
             }
         }
     };
-    Ok(page(p["title"].as_str().unwrap_or("Post"), s, Nav::None, body))
+    Ok(page(
+        p["title"].as_str().unwrap_or("Post"),
+        s,
+        Nav::None,
+        body,
+    ))
 }
 
 /// `GET /posts/{id}`.
 pub async fn show(State(n): State<Neighborhood>, s: Session, Path(id): Path<i64>) -> PageResult {
-    Ok(render_post(&n, &s, id, Draft::default()).await?.into_response())
+    Ok(render_post(&n, &s, id, Draft::default())
+        .await?
+        .into_response())
 }
 
 /// `POST /posts/{id}/comments`: a hostile-reading comment comes back with
@@ -183,7 +207,17 @@ pub async fn comment(State(n): State<Neighborhood>, Path(id): Path<i64>, f: Form
     match n.add_comment(&f.s.v, id, text, confirm).await {
         Ok(_) => Ok(see_other(&format!("/posts/{id}#comments"))),
         Err(Error::Kindness { reminder }) => {
-            let m = render_post(&n, &f.s, id, Draft { text, reminder: Some(&reminder), note: None }).await?;
+            let m = render_post(
+                &n,
+                &f.s,
+                id,
+                Draft {
+                    text,
+                    reminder: Some(&reminder),
+                    note: None,
+                },
+            )
+            .await?;
             Ok((StatusCode::CONFLICT, m).into_response())
         }
         Err(e) => Err(e.into()),
@@ -199,8 +233,18 @@ pub async fn react(State(n): State<Neighborhood>, Path(id): Path<i64>, f: Form) 
 
 /// `POST /posts/{id}/reports`.
 pub async fn report(State(n): State<Neighborhood>, Path(id): Path<i64>, f: Form) -> PageResult {
-    n.report(&f.s.v, "post", id, f.text("reason"), f.text("note")).await?;
-    let m = render_post(&n, &f.s, id, Draft { note: Some("Thank you. Moderators will look at your report."), ..Draft::default() }).await?;
+    n.report(&f.s.v, "post", id, f.text("reason"), f.text("note"))
+        .await?;
+    let m = render_post(
+        &n,
+        &f.s,
+        id,
+        Draft {
+            note: Some("Thank you. Moderators will look at your report."),
+            ..Draft::default()
+        },
+    )
+    .await?;
     Ok(m.into_response())
 }
 
@@ -214,7 +258,10 @@ pub async fn delete(State(n): State<Neighborhood>, Path(id): Path<i64>, f: Form)
 pub async fn photo(State(n): State<Neighborhood>, s: Session, Path(id): Path<i64>) -> PageResult {
     let bytes = n.photo(&s.v, id).await?;
     Ok((
-        [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
         bytes,
     )
         .into_response())
@@ -243,8 +290,17 @@ const FAIR_GUIDE: &str = "Describe what the person did first — what happened, 
     age range, vehicle. A description that mentions race or ethnicity needs at least two of those \
     other details, or it will be sent back to you.";
 
-fn new_post_form(s: &Session, d: &PostDraft, error: Option<&str>, revise: Option<(&[String], &str)>) -> Markup {
-    let cats: &[&str] = if s.v.role == Role::Agency { AGENCY_CATEGORIES } else { RESIDENT_CATEGORIES };
+fn new_post_form(
+    s: &Session,
+    d: &PostDraft,
+    error: Option<&str>,
+    revise: Option<(&[String], &str)>,
+) -> Markup {
+    let cats: &[&str] = if s.v.role == Role::Agency {
+        AGENCY_CATEGORIES
+    } else {
+        RESIDENT_CATEGORIES
+    };
     let body = html! {
         h1 { "New post" }
         @if let Some((reasons, guidance)) = revise {
@@ -329,16 +385,26 @@ pub async fn create(State(n): State<Neighborhood>, s: Session, req: Request) -> 
     let mut d = PostDraft::default();
     let mut csrf = String::new();
     let mut photos: Vec<Vec<u8>> = Vec::new();
-    while let Some(field) = mp.next_field().await.map_err(|e| bad(format!("The form could not be read: {e}")))? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("The form could not be read: {e}")))?
+    {
         let name = field.name().unwrap_or("").to_string();
         if name == "photo" {
-            let bytes = field.bytes().await.map_err(|e| bad(format!("The photo could not be read: {e}")))?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("The photo could not be read: {e}")))?;
             if !bytes.is_empty() {
                 photos.push(bytes.to_vec());
             }
             continue;
         }
-        let text = field.text().await.map_err(|e| bad(format!("The form could not be read: {e}")))?;
+        let text = field
+            .text()
+            .await
+            .map_err(|e| bad(format!("The form could not be read: {e}")))?;
         match name.as_str() {
             "csrf" => csrf = text,
             "category" => d.category = text,
@@ -355,8 +421,15 @@ pub async fn create(State(n): State<Neighborhood>, s: Session, req: Request) -> 
     }
     check_csrf(&s, &headers, Some(&csrf))?;
     if photos.len() as i64 > crate::posts::MAX_PHOTOS_PER_POST {
-        let msg = format!("A post can carry at most {} photos.", crate::posts::MAX_PHOTOS_PER_POST);
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, new_post_form(&s, &d, Some(&msg), None)).into_response());
+        let msg = format!(
+            "A post can carry at most {} photos.",
+            crate::posts::MAX_PHOTOS_PER_POST
+        );
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            new_post_form(&s, &d, Some(&msg), None),
+        )
+            .into_response());
     }
     let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
     let aid = d.category == "mutual_aid";
@@ -394,6 +467,19 @@ pub async fn create(State(n): State<Neighborhood>, s: Session, req: Request) -> 
     if refused.is_empty() {
         return Ok(see_other(&format!("/posts/{id}")));
     }
-    let note = format!("Your post is published, but a photo was not added: {}", refused.join(" "));
-    Ok(render_post(&n, &s, id, Draft { note: Some(&note), ..Draft::default() }).await?.into_response())
+    let note = format!(
+        "Your post is published, but a photo was not added: {}",
+        refused.join(" ")
+    );
+    Ok(render_post(
+        &n,
+        &s,
+        id,
+        Draft {
+            note: Some(&note),
+            ..Draft::default()
+        },
+    )
+    .await?
+    .into_response())
 }

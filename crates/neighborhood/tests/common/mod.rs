@@ -65,7 +65,10 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(schema) = self.schema.take() {
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     sqlx::any::install_default_drivers();
@@ -89,8 +92,17 @@ async fn open(backend: Backend) -> Option<(Ctx, Guard)> {
     let (url, guard) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("neighborhood.db").display());
-            (url, Guard { schema: None, _dir: Some(dir) })
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("neighborhood.db").display()
+            );
+            (
+                url,
+                Guard {
+                    schema: None,
+                    _dir: Some(dir),
+                },
+            )
         }
         Backend::Postgres => {
             use sqlx::Connection;
@@ -101,17 +113,34 @@ async fn open(backend: Backend) -> Option<(Ctx, Guard)> {
                     eprintln!("NOTICE: PostgreSQL at {PG_BASE} unreachable ({e}); skipping the PostgreSQL run");
                     return None;
                 }
-                Err(e) => panic!("PostgreSQL at {PG_BASE} is required (PORCHLIGHT_REQUIRE_TOOLS=1): {e}"),
+                Err(e) => {
+                    panic!("PostgreSQL at {PG_BASE} is required (PORCHLIGHT_REQUIRE_TOOLS=1): {e}")
+                }
             };
             let schema = format!("nb_{}", hex::encode(rand::random::<[u8; 6]>()));
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await.expect("create schema");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut c)
+                .await
+                .expect("create schema");
             let _ = c.close().await;
             let url = format!("{PG_BASE}?options=-c%20search_path%3D{schema}");
-            (url, Guard { schema: Some(schema), _dir: None })
+            (
+                url,
+                Guard {
+                    schema: Some(schema),
+                    _dir: None,
+                },
+            )
         }
     };
-    let n = Neighborhood::open_with(&url, KdfParams::insecure_for_tests()).await.expect("open neighborhood");
-    n.set_limits(Limits { posts_per_hour: 1000, comments_per_hour: 1000, login_failures: 5 });
+    let n = Neighborhood::open_with(&url, KdfParams::insecure_for_tests())
+        .await
+        .expect("open neighborhood");
+    n.set_limits(Limits {
+        posts_per_hour: 1000,
+        comments_per_hour: 1000,
+        login_failures: 5,
+    });
     let app = porchlight_neighborhood::router(n.clone());
     Some((Ctx { n, app, url }, guard))
 }
@@ -122,7 +151,9 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some((ctx, guard)) = open(backend).await else { return };
+    let Some((ctx, guard)) = open(backend).await else {
+        return;
+    };
     let n = ctx.n.clone();
     body(ctx).await;
     n.close().await;
@@ -144,25 +175,54 @@ impl Resp {
 
 impl std::fmt::Debug for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.bytes[..self.bytes.len().min(400)]))
+        write!(
+            f,
+            "{} {}",
+            self.status,
+            String::from_utf8_lossy(&self.bytes[..self.bytes.len().min(400)])
+        )
     }
 }
 
 impl Ctx {
     /// One HTTP request through the router.
-    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Resp {
-        let mut b = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
         }
-        let resp = self.app.clone().oneshot(b.body(Body::from(body)).unwrap()).await.unwrap();
+        let resp = self
+            .app
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Resp { status, headers, bytes }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            bytes,
+        }
     }
 
     /// A JSON request (`body` `Value::Null` sends no body).
@@ -170,14 +230,26 @@ impl Ctx {
         if body.is_null() {
             self.send(method, path, token, None, Vec::new()).await
         } else {
-            self.send(method, path, token, Some("application/json"), serde_json::to_vec(&body).unwrap()).await
+            self.send(
+                method,
+                path,
+                token,
+                Some("application/json"),
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
         }
     }
 
     /// Signs in through the API.
     pub async fn login(&self, username: &str) -> String {
         let r = self
-            .req("POST", "/api/v1/sessions", None, serde_json::json!({"username": username, "password": PASSWORD}))
+            .req(
+                "POST",
+                "/api/v1/sessions",
+                None,
+                serde_json::json!({"username": username, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "login {username}: {r:?}");
         r.json()["token"].as_str().unwrap().to_string()
@@ -185,14 +257,26 @@ impl Ctx {
 
     /// Creates a user with `role` (agencies verified), sets their area when
     /// given, and signs them in.
-    pub async fn user(&self, username: &str, role: Role, home: Option<h3o::CellIndex>) -> (UserId, String) {
+    pub async fn user(
+        &self,
+        username: &str,
+        role: Role,
+        home: Option<h3o::CellIndex>,
+    ) -> (UserId, String) {
         let agency = (role == Role::Agency).then_some("City Fire Department");
-        let id = self.n.create_user(username, PASSWORD, username, role, agency).await.expect("create user");
+        let id = self
+            .n
+            .create_user(username, PASSWORD, username, role, agency)
+            .await
+            .expect("create user");
         if role == Role::Agency {
             self.n.verify_agency(None, id).await.unwrap();
         }
         if let Some(h) = home {
-            self.n.set_area(id, &h.to_string(), Some(3.0)).await.unwrap();
+            self.n
+                .set_area(id, &h.to_string(), Some(3.0))
+                .await
+                .unwrap();
         }
         (id, self.login(username).await)
     }
@@ -200,7 +284,9 @@ impl Ctx {
 
 /// The test area's home cell (resolution 8).
 pub fn home() -> h3o::CellIndex {
-    h3o::LatLng::new(47.6205, -122.3493).unwrap().to_cell(h3o::Resolution::Eight)
+    h3o::LatLng::new(47.6205, -122.3493)
+        .unwrap()
+        .to_cell(h3o::Resolution::Eight)
 }
 
 /// A resolution-8 cell whose centre is between `min` and `max` km from

@@ -56,7 +56,15 @@ pub(super) async fn page(
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "detection").await?;
     let settings = crate::detection::load(&app, &cam).await?;
     let zones = zones_text(&settings);
-    Ok(render(&u.session, &cam, &settings, &zones, flash.saved.is_some(), None).into_response())
+    Ok(render(
+        &u.session,
+        &cam,
+        &settings,
+        &zones,
+        flash.saved.is_some(),
+        None,
+    )
+    .into_response())
 }
 
 pub(super) async fn post(
@@ -88,7 +96,14 @@ pub(super) async fn post(
         .into_response()),
         Err(WebError::BadRequest(why)) => Ok((
             StatusCode::BAD_REQUEST,
-            render(&u.session, &cam, &current, &zones_submitted, false, Some(&why)),
+            render(
+                &u.session,
+                &cam,
+                &current,
+                &zones_submitted,
+                false,
+                Some(&why),
+            ),
         )
             .into_response()),
         Err(e) => Err(e.into()),
@@ -112,9 +127,12 @@ fn from_form(current: &CameraDetection, form: &[(String, String)]) -> Result<Val
     let number = |k: &str, what: &str| -> Result<Option<f64>, WebError> {
         match get(k) {
             None => Ok(None),
-            Some(v) => v.parse::<f64>().ok().filter(|x| x.is_finite()).map(Some).ok_or_else(|| {
-                WebError::BadRequest(format!("{what}: “{v}” is not a number"))
-            }),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| WebError::BadRequest(format!("{what}: “{v}” is not a number"))),
         }
     };
     let mut doc = json!(current);
@@ -136,7 +154,9 @@ fn from_form(current: &CameraDetection, form: &[(String, String)]) -> Result<Val
     for (k, what) in [("preroll_s", "pre-roll"), ("postroll_s", "post-roll")] {
         if let Some(x) = number(k, what)? {
             if x.fract() != 0.0 || !(0.0..=3600.0).contains(&x) {
-                return Err(WebError::BadRequest(format!("{what}: {x} is not a whole number of seconds")));
+                return Err(WebError::BadRequest(format!(
+                    "{what}: {x} is not a whole number of seconds"
+                )));
             }
             doc[k] = json!(x as u32);
         }
@@ -174,7 +194,11 @@ fn render(
     error: Option<&str>,
 ) -> Markup {
     let doc = serde_json::to_string(d).unwrap_or_else(|_| "{}".into());
-    let alert = |l: &str| d.alert_labels.iter().any(|a| a == l || (l == "parcel" && a == "package"));
+    let alert = |l: &str| {
+        d.alert_labels
+            .iter()
+            .any(|a| a == l || (l == "parcel" && a == "package"))
+    };
     let min_area_pct = (f64::from(d.motion.min_area) * 10000.0).round() / 100.0;
     let round2 = |x: f32| (f64::from(x) * 100.0).round() / 100.0;
     page_in(

@@ -10,7 +10,7 @@ use maud::html;
 use super::layout::{page_in, time_el, Tab};
 use crate::access::visible_cameras;
 use crate::error::PageError;
-use crate::events::{events_between, resolve_query, EventsQ, detection_available, KINDS};
+use crate::events::{detection_available, events_between, resolve_query, EventsQ, KINDS};
 use crate::session::PageUser;
 use crate::App;
 
