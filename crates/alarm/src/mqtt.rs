@@ -251,8 +251,9 @@ fn explain(e: &rumqttc::ConnectionError, has_client_cert: bool, tls_setup: bool)
     // the connection before its "certificate required" alert is read (in
     // TLS 1.3 the client's handshake is over when it sends its last
     // message; the alert comes after, and a reset can overtake it).
+    // The same race hides the "unknown CA" or "bad certificate" alert when
+    // the broker rejects the certificate we did send.
     let dropped_in_setup = tls_setup
-        && !has_client_cert
         && matches!(e, rumqttc::ConnectionError::Io(io) if matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionReset
@@ -260,6 +261,9 @@ fn explain(e: &rumqttc::ConnectionError, has_client_cert: bool, tls_setup: bool)
                 | std::io::ErrorKind::UnexpectedEof
                 | std::io::ErrorKind::BrokenPipe
         ));
+    if dropped_in_setup && has_client_cert {
+        return format!("the broker closed the connection during TLS set-up, after we sent our client certificate; it most likely refused our client certificate (is it signed by a CA the broker trusts, and not expired?): {text}");
+    }
     if dropped_in_setup {
         return format!("the broker closed the connection during TLS set-up; if it requires a client certificate, set mqtt.client_cert_file and mqtt.client_key_file: {text}");
     }
@@ -445,6 +449,9 @@ mod tests {
         // Not without TLS, not once connected, not when we sent a certificate.
         assert!(!explain(&reset(), false, false).contains("certificate"));
         assert!(!explain(&reset(), true, true).contains(hint));
+        // When we did send one, the drop is most likely its refusal.
+        assert!(explain(&reset(), true, true).contains("refused our client certificate"));
+        assert!(!explain(&reset(), true, false).contains("certificate"));
         // Any other I/O error is rumqttc's text alone.
         let refused = rumqttc::ConnectionError::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused,
