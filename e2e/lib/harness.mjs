@@ -34,6 +34,9 @@ export async function startHub(cmd = "serve", extraEnv = {}, opts = {}) {
   // The first line names the web address, the second the RTSP restream.
   const lines = createInterface({ input: proc.stdout });
   let rtsp = null;
+  // The demo prints an RTSP token made for the run (RTSP never takes an
+  // account password): `live at rtsp://demo-owner:TOKEN@…`.
+  let rtspToken = null;
   const url = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`hub did not start in 30 s:\n${stderr}`)), 30000);
     proc.on("exit", (code) => fail(new Error(`hub exited with ${code}:\n${stderr}`)));
@@ -42,10 +45,13 @@ export async function startHub(cmd = "serve", extraEnv = {}, opts = {}) {
       if (m) { clearTimeout(timer); ok(m[1]); }
       const r = line.match(/RTSP restream at (rtsp:\/\/\S+?)\/?$/);
       if (r) rtsp = r[1];
+      const t = line.match(/live at rtsp:\/\/[^:\s]+:([^@\s]+)@/);
+      if (t) rtspToken = t[1];
     });
   });
   for (let i = 0; i < 20 && !rtsp; i++) await new Promise((r) => setTimeout(r, 50));
-  return { url, rtsp, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
+  for (let i = 0; i < 40 && cmd === "demo" && !rtspToken; i++) await new Promise((r) => setTimeout(r, 50));
+  return { url, rtsp, rtspToken, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
 }
 
 export async function launchBrowser() {

@@ -91,7 +91,10 @@ async function startDemo() {
   const hub = await startHub("demo", ENV, { args: ["--rtsp-listen", "127.0.0.1:0"] });
   const owner = { username: "demo-owner", password: "porchlight-demo" };
   if (!hub.rtsp) throw new Error("the demo did not say where its RTSP restream is");
-  return { ...hub, owner, testCamera: { url: `${hub.rtsp}/${CAMERAS[0]}`, ...owner } };
+  if (!hub.rtspToken) throw new Error("the demo did not print its RTSP token");
+  // The restream takes a per-device RTSP token, never the account password.
+  const testCamera = { url: `${hub.rtsp}/${CAMERAS[0]}`, username: owner.username, password: hub.rtspToken };
+  return { ...hub, owner, testCamera };
 }
 
 /** Starts the hub; resolves with {url, rtsp, owner, testCamera, dataDir, stop}. */

@@ -1007,7 +1007,9 @@ impl Core {
 
     /// Inserts an event row and tells [`AlarmHandle::event_notices`].
     async fn record_event(&self, ev: &NewEvent, now: Timestamp, what: &str) {
-        match self.store.insert_event(ev, now).await {
+        // Sealed to the owners (the alarm's transitions) or the doorbell
+        // camera's recipients: only the index is in clear.
+        match porchlight_vault::details::insert_event(&self.store, ev, now).await {
             Ok(id) => {
                 // No receiver is fine.
                 let _ = self.notices.send(EventNotice {

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use porchlight_alarm::{Alarm, AlarmHandle, AlarmOptions, Command, Delays, Mode, Topics};
-use porchlight_store::{EventFilter, NewCamera, NewSensor, Store};
+use porchlight_store::{
+    EventFilter, EventRow, NewCamera, NewSensor, NewUser, Role, Store, UserKeys,
+};
+use porchlight_vault::keys::MemberKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
@@ -166,13 +169,48 @@ struct Hub {
     prefix: String,
     topics: Topics,
     delays: Delays,
+    /// The owner's key: the alarm's events are sealed to the owners.
+    owner: MemberKey,
 }
 
 impl Hub {
+    /// Events of `camera_id` of `kind`, opened with the owner's key.
+    async fn events_of(&self, camera_id: i64, kind: &str, limit: i64) -> Vec<EventRow> {
+        let f = EventFilter {
+            cameras: Some(vec![camera_id]),
+            limit,
+            ..Default::default()
+        };
+        porchlight_vault::details::events(&self.store, &f, Some(kind), Some(&self.owner))
+            .await
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.expect("the owner opens every event"))
+            .collect()
+    }
+
     async fn new(tag: &str, delays: Delays) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let dir_path = dir.path().to_owned();
         let store = Store::open(&dir_path).await.unwrap();
+        let owner = MemberKey::generate();
+        store
+            .create_user(
+                NewUser {
+                    username: "owner",
+                    role: Role::Owner,
+                    password_hash: "unused",
+                    keys: Some(UserKeys {
+                        recipient: owner.recipient_string(),
+                        by_password: Vec::new(),
+                        by_recovery: Vec::new(),
+                    }),
+                },
+                jiff::Timestamp::now(),
+            )
+            .await
+            .unwrap();
         let prefix = unique(tag);
         let topics = Topics {
             base: format!("{prefix}/porchlight"),
@@ -187,6 +225,7 @@ impl Hub {
             prefix,
             topics,
             delays,
+            owner,
         }
     }
 
@@ -425,16 +464,7 @@ async fn entry_delay_runs_out_and_the_siren_sounds() {
             "{a} missing from {actions:?}"
         );
     }
-    let events = hub
-        .store
-        .events(&EventFilter {
-            cameras: Some(vec![cam.id]),
-            kind: Some("alarm".into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = hub.events_of(cam.id, "alarm", 100).await;
     let tos: Vec<String> = events
         .iter()
         .map(|e| e.detail["to"].as_str().unwrap_or_default().to_owned())
@@ -730,16 +760,7 @@ async fn doorbell_press_records_an_event_on_its_camera() {
         serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["event_type"],
         "press"
     );
-    let events = hub
-        .store
-        .events(&EventFilter {
-            cameras: Some(vec![cam.id]),
-            kind: Some("doorbell".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = hub.events_of(cam.id, "doorbell", 10).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].detail["sensor"], "bell");
     assert_eq!(

@@ -12,7 +12,8 @@
 //!   (checked by `porchlight_alarm::trigger`), recorded through the same
 //!   [`EventsHandle::trigger`] as `POST /api/v1/events` — snapshot,
 //!   announcement and push alike — and audited as `event.trigger` by
-//!   `mqtt`.
+//!   `mqtt` (with the event id and topic; the kind is sealed with the
+//!   event's details).
 
 use std::sync::Arc;
 
@@ -197,7 +198,9 @@ async fn mqtt_triggers(
                     actor: "mqtt".into(),
                     action: "event.trigger".into(),
                     target: t.camera.clone(),
-                    detail: serde_json::json!({ "event": id, "kind": t.kind, "topic": t.topic }),
+                    // No kind: it is sealed with the event's details
+                    // (design/keys.md); the id leads there.
+                    detail: serde_json::json!({ "event": id, "topic": t.topic }),
                     client: String::new(),
                 };
                 if let Err(e) = store.append_audit(&entry, jiff::Timestamp::now()).await {

@@ -359,6 +359,94 @@ fn check_finds_a_private_key_in_clear() {
     );
 }
 
+/// The scan reads every file in every subfolder, not only the database.
+#[test]
+fn check_finds_a_private_key_text_in_a_subfolder() {
+    let f = Folder::new();
+    add_user(&f.dir, "alice", "owner");
+    ok(&f.dir, &["check"], "");
+    let deep = f.dir.join("recordings").join("3");
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut data = vec![0u8; 300_000];
+    data.extend_from_slice(b"Age-Secret-Key-1QQQQQQQQQQ");
+    std::fs::write(deep.join("notes.bin"), &data).unwrap();
+    let o = failed(&f.dir, &["check"], "");
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL no private key in clear"))
+        .unwrap_or_else(|| panic!("{o:?}"));
+    assert!(line.contains("recordings/3/notes.bin"), "{line}");
+}
+
+/// A raw 32-byte key looks like any other bytes: `check` finds a member's
+/// raw key (and its hex) when it holds that key (`--verify-as`).
+#[test]
+fn check_finds_a_members_raw_key_with_verify_as() {
+    let f = Folder::new();
+    add_user(&f.dir, "alice", "owner");
+    add_user(&f.dir, "bob", "member");
+    let o = ok(
+        &f.dir,
+        &["check", "--verify-as", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(o.stdout.contains("also for bob's key"), "{o:?}");
+    // Bob's household key, unwrapped as the hub would.
+    let blob = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = porchlight_store::Store::open(&f.dir).await.unwrap();
+            let u = store.user_by_name("bob").await.unwrap().unwrap();
+            let blob = u.keys.unwrap().by_password;
+            store.close().await;
+            blob
+        })
+    };
+    let key = porchlight_vault::keys::unwrap_with_password(&blob, PASSWORD).unwrap();
+    let deep = f.dir.join("snapshots").join("1");
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut data = vec![7u8; 70_000];
+    data.extend_from_slice(&key.secret_scalar()[..]);
+    data.extend_from_slice(&[7u8; 70_000]);
+    std::fs::write(deep.join("9.jpg.age"), &data).unwrap();
+    let o = failed(
+        &f.dir,
+        &["check", "--verify-as", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL no private key in clear"))
+        .unwrap_or_else(|| panic!("{o:?}"));
+    assert!(
+        line.contains("snapshots/1/9.jpg.age") && line.contains("raw bytes"),
+        "{line}"
+    );
+    // In hex, upper case, elsewhere.
+    std::fs::remove_file(deep.join("9.jpg.age")).unwrap();
+    let hex: String = key
+        .secret_scalar()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    std::fs::write(f.dir.join("export-notes.txt"), hex).unwrap();
+    let o = failed(
+        &f.dir,
+        &["check", "--verify-as", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        o.stdout
+            .contains("export-notes.txt contains the member's private key in hex"),
+        "{o:?}"
+    );
+}
+
 #[test]
 fn check_finds_a_neighborhood_account_holding_a_key() {
     let f = Folder::new();
@@ -446,6 +534,19 @@ fn check_names_removed_newest_audit_entries() {
     let f = folder_with_history();
     let o = tamper(&f, "DELETE FROM audit_log WHERE seq >= 4;");
     assert!(o.all().contains("entries #4..#5 were removed"), "{o:?}");
+}
+
+#[test]
+fn check_names_removed_newest_audit_entries_with_their_anchor() {
+    let f = folder_with_history();
+    // The intruder deletes the newest entries and the anchor that would
+    // have named them.
+    std::fs::remove_file(f.dir.join("audit.head")).unwrap();
+    let o = tamper(&f, "DELETE FROM audit_log WHERE seq >= 4;");
+    assert!(
+        o.all().contains("audit.head is missing") && o.all().contains("ends at entry #3"),
+        "{o:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

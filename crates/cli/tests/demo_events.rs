@@ -97,10 +97,20 @@ fn the_demo_front_door_makes_person_and_package_events() {
     let want = ["person", "package_delivered", "package_taken"];
     let t0 = Instant::now();
     let events = loop {
+        // Event details are sealed: the demo owner's password opens them.
         let out = ok(
             &dir,
-            &["events", "list", "--camera", "front-door", "--json"],
-            "",
+            &[
+                "events",
+                "list",
+                "--camera",
+                "front-door",
+                "--json",
+                "--user",
+                "demo-owner",
+                "--password-stdin",
+            ],
+            "porchlight-demo\n",
         );
         let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         let kinds: HashSet<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
@@ -131,8 +141,11 @@ fn the_demo_front_door_makes_person_and_package_events() {
             "--kind",
             "package_delivered",
             "--json",
+            "--user",
+            "demo-owner",
+            "--password-stdin",
         ],
-        "",
+        "porchlight-demo\n",
     );
     assert_eq!(out.trim(), "[]");
     // The snapshot files are encrypted (age), never a JPEG on disk.

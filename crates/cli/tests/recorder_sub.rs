@@ -138,8 +138,22 @@ fn a_camera_with_a_sub_url_keeps_both_streams_and_serves_the_sub_stream() {
         "the main stream (2 Mbit/s) outweighs the sub-stream (500 kbit/s): {main:?} {sub:?}"
     );
 
-    // Subscribers get each stream's own pictures.
-    let user = format!("alice:{ALICE_PW}");
+    // Subscribers get each stream's own pictures, signed in with an RTSP
+    // token (RTSP never takes an account password).
+    let token: serde_json::Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "user",
+            "rtsp-token",
+            "alice",
+            "--label",
+            "ffprobe",
+            "--json",
+        ],
+        "",
+    ))
+    .unwrap();
+    let user = format!("alice:{}", token["secret"].as_str().unwrap());
     assert_eq!(
         probe_size(&format!("rtsp://{user}@{rtsp}/porch/sub")),
         Ok((640, 360)),
@@ -196,6 +210,17 @@ fn the_demo_cameras_have_sub_streams() {
         .and_then(|s| s.strip_suffix('/'))
         .unwrap_or_else(|| panic!("second line {second:?}"))
         .to_owned();
+    // The RTSP token the demo made for this run, from the line naming the
+    // demo cameras (RTSP never takes an account password).
+    let mut token = None;
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if let Some((_, rest)) = l.split_once("rtsp://demo-owner:") {
+            token = rest.split_once('@').map(|(t, _)| t.to_owned());
+            break;
+        }
+    }
+    let token = token.expect("the demo prints its RTSP token");
     // Keep reading stdout so the demo never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
@@ -214,7 +239,7 @@ fn the_demo_cameras_have_sub_streams() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    let owner = format!("demo-owner:porchlight-demo@{rtsp}");
+    let owner = format!("demo-owner:{token}@{rtsp}");
     assert_eq!(
         probe_size(&format!("rtsp://{owner}/front-door/sub")),
         Ok((320, 180))

@@ -123,6 +123,13 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
             .any(|l| l.contains("demo-owner") && l.contains("porchlight-demo")),
         "{text:#?}"
     );
+    // The RTSP token the demo made for this run (RTSP takes no passwords).
+    let token = text
+        .last()
+        .and_then(|l| l.split_once("rtsp://demo-owner:"))
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(t, _)| t.to_owned())
+        .unwrap_or_else(|| panic!("no RTSP token in {text:#?}"));
     assert!(web.starts_with("127.0.0.1:"), "{web}");
 
     // An external camera, restreamed too.
@@ -149,7 +156,7 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
     }
 
     // The restream, as a viewer sees it.
-    let owner = format!("rtsp://demo-owner:porchlight-demo@{rtsp}");
+    let owner = format!("rtsp://demo-owner:{token}@{rtsp}");
     let (good, stream, err) = probe_rtsp(&format!("{owner}/front-door"));
     assert!(good, "ffprobe failed: {err}");
     assert_eq!(stream["codec_name"], "h264", "{stream}");
@@ -162,11 +169,18 @@ fn demo_cameras_record_through_the_restream_and_play_in_ffmpeg() {
     assert!(!good, "a wrong password must fail");
     assert!(err.contains("401"), "{err}");
     let (good, _, err) = probe_rtsp(&format!(
-        "rtsp://demo-neighbor:porchlight-neighbor@{rtsp}/driveway"
+        "rtsp://demo-owner:porchlight-demo@{rtsp}/front-door"
     ));
+    assert!(!good, "the account password is no RTSP credential");
+    assert!(err.contains("401"), "{err}");
+    let (code, _, err) = support::run(
+        &dir,
+        &["user", "rtsp-token", "demo-neighbor", "--label", "x"],
+        "",
+    );
     assert!(
-        !good && err.contains("403"),
-        "a neighbor sees no camera: {err}"
+        code != 0 && err.contains("only owners and members watch cameras"),
+        "a neighbor gets no RTSP token: {err}"
     );
 
     // Three seconds copied to an MP4 decode without an error.

@@ -44,8 +44,8 @@ use std::time::Duration;
 use porchlight_base::clock::SharedClock;
 use porchlight_detect::Detector;
 use porchlight_recorder::LiveHub;
-use porchlight_store::{EventUpdate, NewEvent, Store};
-use porchlight_vault::snapshot;
+use porchlight_store::{NewEvent, Store};
+use porchlight_vault::{details, snapshot};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -109,6 +109,8 @@ impl EventsOptions {
 pub enum EventsError {
     #[error(transparent)]
     Store(#[from] porchlight_store::StoreError),
+    #[error(transparent)]
+    Seal(#[from] details::SealError),
     #[error("no camera named {0:?}")]
     NoCamera(String),
     #[error("{0}")]
@@ -331,22 +333,21 @@ impl EventsHandle {
             None => None,
         };
         let now = s.clock.now();
-        let id = s
-            .store
-            .insert_event(
-                &NewEvent {
-                    camera_id: camera.as_ref().map(|c| c.id),
-                    kind: kind.to_owned(),
-                    source: t.source.clone(),
-                    alert: t.alert,
-                    start: Some(now),
-                    end: Some(now),
-                    detail: t.detail.clone(),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
+        let id = details::insert_event(
+            &s.store,
+            &NewEvent {
+                camera_id: camera.as_ref().map(|c| c.id),
+                kind: kind.to_owned(),
+                source: t.source.clone(),
+                alert: t.alert,
+                start: Some(now),
+                end: Some(now),
+                detail: t.detail.clone(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
         if let Some(cam) = &camera {
             self.attach_snapshot(id, cam.id).await;
         }
@@ -687,22 +688,21 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                 let detail = serde_json::json!({
                     "labels": [], "preroll_s": st.settings.preroll_s, "postroll_s": st.settings.postroll_s
                 });
-                match s
-                    .store
-                    .insert_event(
-                        &NewEvent {
-                            camera_id: Some(cam_id),
-                            kind: kind.clone(),
-                            source: "detection".into(),
-                            alert: *alert,
-                            start: Some(micros_ts(*start_us)),
-                            zones: zones.clone(),
-                            detail,
-                            ..Default::default()
-                        },
-                        now,
-                    )
-                    .await
+                match details::insert_event(
+                    &s.store,
+                    &NewEvent {
+                        camera_id: Some(cam_id),
+                        kind: kind.clone(),
+                        source: "detection".into(),
+                        alert: *alert,
+                        start: Some(micros_ts(*start_us)),
+                        zones: zones.clone(),
+                        detail,
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await
                 {
                     Ok(id) => {
                         st.open = Some(OpenEvent {
@@ -749,16 +749,20 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
                     "labels": open.labels, "objects": open.objects,
                     "preroll_s": st.settings.preroll_s, "postroll_s": st.settings.postroll_s,
                 });
-                let u = EventUpdate {
-                    kind: Some(kind.clone()),
-                    alert: Some(*alert),
+                // The whole current state, sealed again to the recipients
+                // of now (nobody on the hub can read the old details).
+                let u = NewEvent {
+                    camera_id: Some(cam_id),
+                    kind: kind.clone(),
+                    source: "detection".into(),
+                    alert: *alert,
                     score: score.map(|s| s as f64),
-                    zones: Some(zones.clone()),
-                    detail: Some(detail),
-                    end: None,
+                    zones: zones.clone(),
+                    detail,
+                    ..Default::default()
                 };
                 let id = open.id;
-                if let Err(e) = s.store.update_event(id, &u).await {
+                if let Err(e) = details::update_event(&s.store, id, &u).await {
                     tracing::warn!(camera = %name, "cannot update event {id}: {e}");
                 }
                 announce(s, st, "update");
@@ -838,7 +842,7 @@ async fn handle_output(s: &Shared, st: &mut CameraState, out: Output) {
             detail,
             ..Default::default()
         };
-        match s.store.insert_event(&ev, now).await {
+        match details::insert_event(&s.store, &ev, now).await {
             Ok(id) => {
                 if let Some(p) = &out.pictures {
                     write_snapshot(s, cam_id, id, p).await;

@@ -395,14 +395,18 @@ async fn synthetic_scenes_through_rtsp() {
                 motion_on.lock().unwrap().entry(cam).or_insert(at);
             }
         }
-        let taken = store
-            .events(&EventFilter {
+        let taken = porchlight_vault::details::events(
+            &store,
+            &EventFilter {
                 cameras: Some(vec![ids["parcel"]]),
-                kind: Some("package_taken".into()),
                 ..Default::default()
-            })
-            .await
-            .unwrap();
+            },
+            Some("package_taken"),
+            Some(&owner_key),
+        )
+        .await
+        .unwrap()
+        .events;
         if !taken.is_empty()
             && cams[0].1.started + jiff::SignedDuration::from_secs(22) < jiff::Timestamp::now()
         {
@@ -415,13 +419,22 @@ async fn synthetic_scenes_through_rtsp() {
     let _ = rtsp_task.await;
     let _ = listener.disconnect().await;
 
-    let all = store
-        .events(&EventFilter {
+    // Details are sealed to the camera's recipients: the owner opens them.
+    let all: Vec<porchlight_store::EventRow> = porchlight_vault::details::events(
+        &store,
+        &EventFilter {
             limit: 1000,
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+        None,
+        Some(&owner_key),
+    )
+    .await
+    .unwrap()
+    .events
+    .into_iter()
+    .map(|e| e.expect("the owner opens every event"))
+    .collect();
     let of = |name: &str| -> Vec<&porchlight_store::EventRow> {
         all.iter()
             .filter(|e| e.camera_id == Some(ids[name]))

@@ -5,7 +5,10 @@
 //! sub-stream is not recorded: design/storage.md says why), and reconnects with
 //! exponential backoff (1 s doubling, capped at 10 s; back to 1 s after a
 //! connection that delivered video) when the camera goes away, stalls, or
-//! sends something unusable. Nothing a camera sends can take the hub down:
+//! sends something unusable. Each segment is encrypted to the camera's
+//! recipients as they are when it opens, and a change of them ends the
+//! running segment at the next key frame ([`crate::recipients`]); the
+//! task itself keeps no list. Nothing a camera sends can take the hub down:
 //! every failure ends in this loop's error arm, recorded as that stream's
 //! `last_error`. The two streams of a camera are independent: either may be
 //! down while the other runs.
@@ -45,6 +48,8 @@ pub(crate) struct CameraTask {
     pub status: Arc<StatusBoard>,
     pub live: Arc<crate::LiveHub>,
     pub batcher: Arc<crate::readbatch::ReadBatcher>,
+    /// The store's recipient change counter, as the recorder polls it.
+    pub recipient_changes: crate::recipients::RecipientChanges,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -199,7 +204,9 @@ impl CameraTask {
                         if let Some(w) = writer.take() {
                             w.finish().await?;
                         }
-                        let recipients = self.recipients().await?;
+                        let recipients = crate::recipients::Recipients::Camera {
+                            changes: self.recipient_changes.clone(),
+                        };
                         writer = Some(
                             StreamWriter::new(
                                 self.store.clone(),
@@ -255,20 +262,6 @@ impl CameraTask {
             }
         }
         result
-    }
-
-    async fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, RecorderError> {
-        let keys = self.store.camera_recipients(self.camera.id).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            out.push(k.parse::<age::x25519::Recipient>().map_err(|e| {
-                RecorderError::Internal(format!("stored public key `{k}` is unreadable: {e}"))
-            })?);
-        }
-        if out.is_empty() {
-            return Err(RecorderError::NoRecipients);
-        }
-        Ok(out)
     }
 }
 

@@ -11,6 +11,9 @@
 //!   live view and detection ([`LiveHub::subscribe_detect`]).
 //! * [`writer`] — frames → sealed records → segment files + index rows, with
 //!   the fsync ordering of design/storage.md.
+//! * [`recipients`] — who each new segment is encrypted to; a grant,
+//!   revoke, disable or enable (from any process) ends running segments at
+//!   their next key frame.
 //! * [`recovery`] — start-up repair after a crash (before recording).
 //! * [`retention`] — age, size and free-space limits; oldest first.
 //! * [`export`] — any time range as an MP4, decrypted with a member's key.
@@ -23,7 +26,9 @@
 //! writes sealed records); a camera can never take the hub down (every
 //! failure ends in its own task's reconnect loop); the set of cameras is
 //! re-read from the store every few seconds, so `porchlight camera add`
-//! on a running hub takes effect without a restart.
+//! on a running hub takes effect without a restart; every segment is
+//! encrypted to the camera's recipients as they are when it opens, and a
+//! change of them ends the running segment at the next key frame.
 //!
 //! Not here: decoding and detection (the detection crate), HTTP (web).
 
@@ -32,6 +37,7 @@ pub mod export;
 pub mod ingest;
 pub mod live;
 pub mod readbatch;
+pub mod recipients;
 pub mod recovery;
 pub mod retention;
 pub mod status;
@@ -100,6 +106,10 @@ pub struct RecorderOptions {
     /// are now joined on the camera's timeline ([`wallclock`]), so delivery
     /// delays no longer show in the recordings.
     pub read_batch: Duration,
+    /// How often the store's recipient change counter is read
+    /// ([`recipients`]): the longest a grant, revoke, disable or enable
+    /// waits before running segments end at their next key frame.
+    pub recipients_poll: Duration,
 }
 
 impl Default for RecorderOptions {
@@ -109,6 +119,7 @@ impl Default for RecorderOptions {
             min_free_bytes: 1 << 30,
             housekeeping_interval: Duration::from_secs(5),
             read_batch: read_batch_from_env(),
+            recipients_poll: recipients::DEFAULT_POLL,
         }
     }
 }
@@ -162,6 +173,13 @@ impl Recorder {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ingest = IngestRuntime::start()?;
         let batcher = Arc::new(readbatch::ReadBatcher::default());
+        let recipient_changes = recipients::RecipientChanges::new(store.recipient_changes().await?);
+        tokio::spawn(recipients::poll(
+            store.clone(),
+            recipient_changes.clone(),
+            opts.recipients_poll,
+            shutdown_rx.clone(),
+        ));
         tokio::spawn(batcher.clone().run(opts.read_batch, shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervise(
             ingest,
@@ -172,6 +190,7 @@ impl Recorder {
             status.clone(),
             live.clone(),
             batcher,
+            recipient_changes,
             shutdown_rx,
         ));
         Ok((
@@ -281,6 +300,7 @@ struct CameraTasks {
 
 /// Keeps one task per enabled camera stream, publishes statuses, runs
 /// retention.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     ingest: IngestRuntime,
     store: Store,
@@ -290,6 +310,7 @@ async fn supervise(
     status: Arc<StatusBoard>,
     live: Arc<LiveHub>,
     batcher: Arc<readbatch::ReadBatcher>,
+    recipient_changes: recipients::RecipientChanges,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks: HashMap<i64, CameraTasks> = HashMap::new();
@@ -365,6 +386,7 @@ async fn supervise(
                                 status: status.clone(),
                                 live: live.clone(),
                                 batcher: batcher.clone(),
+                                recipient_changes: recipient_changes.clone(),
                                 shutdown: stop_rx.clone(),
                             };
                             ingest.handle.spawn(task.run())

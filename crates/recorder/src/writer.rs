@@ -48,8 +48,17 @@
 //! at most ±1000 ppm ([`crate::wallclock`]): a run's segments join without
 //! gaps or overlaps however bursty the delivery (read batching).
 //!
+//! **Recipients.** Each segment file is encrypted to the recipients read
+//! as it opens (after its row is inserted), not to a list kept for the
+//! run; and at a key frame after the store's recipient counter moved
+//! (a grant, revoke, disable, enable or removal), the segment ends early
+//! when the camera's list is now different ([`crate::recipients`]). So a
+//! revoked member gets no footage from about a second plus one GOP after
+//! the change, and a newly granted one from then on too.
+//!
 //! Ordering per segment (design/storage.md):
-//! 1. insert the row as `open` (recovery will look for its file);
+//! 1. insert the row as `open` (recovery will look for its file); then
+//!    read the segment's recipients;
 //! 2. create the file and write the header; fsync file and directory;
 //! 3. append records; start an fsync at least every `flush_interval`;
 //! 4. on rotation: fsync the file, then mark the row `closed` with its index.
@@ -61,6 +70,7 @@ use porchlight_media::segment::{self, SegmentWriter};
 use porchlight_media::{index, FrameInfo, VideoSampleEntry, TIMESCALE};
 use porchlight_store::{ClosedRecording, NewRecording, Store};
 
+use crate::recipients::{camera_recipients, Recipients};
 use crate::wallclock::RunClock;
 use crate::RecorderError;
 
@@ -131,7 +141,13 @@ pub struct StreamWriter {
     stream: &'static str,
     run_id: i64,
     sample_entry_id: i64,
-    recipients: Vec<age::x25519::Recipient>,
+    /// Where each segment's recipients come from.
+    recipients: Recipients,
+    /// The open segment's recipients.
+    seg_recipients: Vec<age::x25519::Recipient>,
+    /// The store's recipient change counter as it was when the open
+    /// segment's recipients were read (or last found unchanged).
+    seen_changes: i64,
     opts: WriterOptions,
     /// The frame whose duration is not yet known.
     pending: Option<Frame>,
@@ -164,10 +180,11 @@ impl StreamWriter {
         camera_id: i64,
         stream: &'static str,
         entry: &VideoSampleEntry,
-        recipients: Vec<age::x25519::Recipient>,
+        recipients: impl Into<Recipients>,
         opts: WriterOptions,
     ) -> Result<StreamWriter, RecorderError> {
-        if recipients.is_empty() {
+        let recipients = recipients.into();
+        if matches!(&recipients, Recipients::Fixed(list) if list.is_empty()) {
             return Err(RecorderError::NoRecipients);
         }
         let codec = match entry.codec {
@@ -195,6 +212,8 @@ impl StreamWriter {
             run_id,
             sample_entry_id,
             recipients,
+            seg_recipients: Vec::new(),
+            seen_changes: 0,
             stagger_secs: (camera_id as u64 * 17 + if stream == "sub" { 7 } else { 0 })
                 % opts.segment_target.as_secs().max(1),
             opts,
@@ -254,13 +273,15 @@ impl StreamWriter {
         arrival: jiff::Timestamp,
     ) -> Result<(), RecorderError> {
         if f.key
-            && self
+            && (self
                 .segment
                 .as_ref()
                 .is_none_or(|s| s.duration_90k >= s.target_90k)
+                || self.recipients_changed().await?)
         {
             // Rotation only at a key frame, with the buffer empty: the
-            // new file's record 0 starts with this key frame.
+            // new file's record 0 starts with this key frame. (Also early,
+            // when who may see the camera changed.)
             self.flush_record().await?;
             // Joined to the run's previous segment, not simply the key
             // frame's arrival (crate::wallclock).
@@ -341,6 +362,45 @@ impl StreamWriter {
         Ok(())
     }
 
+    /// Did the camera's recipients change since the open segment's were
+    /// read? Only asks the store when its change counter moved (one atomic
+    /// load otherwise); called at key frames.
+    async fn recipients_changed(&mut self) -> Result<bool, RecorderError> {
+        let Recipients::Camera { changes } = &self.recipients else {
+            return Ok(false);
+        };
+        let now = changes.current();
+        if now == self.seen_changes {
+            return Ok(false);
+        }
+        match camera_recipients(&self.store, self.camera_id).await {
+            Ok(list) if list == self.seg_recipients => {
+                // Someone else's grant: nothing to do for this camera.
+                self.seen_changes = now;
+                Ok(false)
+            }
+            // Changed, or nobody left: end the segment here (opening the
+            // next one reads the list again, and stops on an empty one).
+            Ok(_) | Err(RecorderError::NoRecipients) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The recipients of a segment opening now (see the module docs).
+    async fn read_recipients(&mut self) -> Result<Vec<age::x25519::Recipient>, RecorderError> {
+        match &self.recipients {
+            Recipients::Fixed(list) => Ok(list.clone()),
+            Recipients::Camera { changes } => {
+                // The counter first, then the list: a change committed
+                // after this read moves the counter past what we keep.
+                let seen = changes.current();
+                let list = camera_recipients(&self.store, self.camera_id).await?;
+                self.seen_changes = seen;
+                Ok(list)
+            }
+        }
+    }
+
     /// Closes the current segment (if any) and opens the next one.
     async fn rotate(&mut self, start: jiff::Timestamp) -> Result<(), RecorderError> {
         self.close_segment().await?;
@@ -361,10 +421,26 @@ impl StreamWriter {
                 file_name: &file_name,
             })
             .await?;
+        // Read after the row is in: a segment whose row was inserted after
+        // a change committed is encrypted to the new list.
+        let recipients = match self.read_recipients().await {
+            Ok(r) => r,
+            Err(e) => {
+                // No file was made: the row goes too (recovery would
+                // remove it at the next start otherwise).
+                if let Err(e2) = self.store.abandon_recording(row_id).await {
+                    tracing::warn!(
+                        camera = self.camera_id,
+                        "forgetting a segment that did not start: {e2}"
+                    );
+                }
+                return Err(e);
+            }
+        };
+        self.seg_recipients = recipients.clone();
         let path = self
             .dir
             .join(format!("{}-{}.seg", self.stream, start.as_microsecond()));
-        let recipients = self.recipients.clone();
         let dir = self.dir.clone();
         let file = tokio::task::spawn_blocking(move || -> Result<SegmentWriter, RecorderError> {
             let mut w = SegmentWriter::create(&path, &recipients)?;

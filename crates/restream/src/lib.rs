@@ -20,14 +20,21 @@
 //!
 //! Who may watch: cameras need HTTP Basic credentials of a hub user who may
 //! see that camera (an owner, or a member granted it), checked by the
-//! injected [`Authorizer`] (the CLI implements it with the vault: Argon2id,
-//! and one `live.restream` audit entry per `PLAY`). A successful check is
-//! cached for the connection, so Argon2 runs once per client, not once per
-//! request. A client without valid credentials learns nothing, not even
-//! whether a camera of that name exists (401 comes before 404). Sources
-//! carry their own static credentials. Basic credentials travel in clear:
-//! the listener defaults to 127.0.0.1, and exposing it on a network is a
-//! deliberate choice of the household.
+//! injected [`Authorizer`]. The CLI implements it with the vault: the
+//! password is a per-device RTSP token, never the account password (RTSP
+//! clients cannot do a second factor); every sign-in, refusal, `PLAY` and
+//! end of a stream is audited. A successful check is cached for the
+//! connection, so the secret is checked once per client, not once per
+//! request — and the right to watch is checked again at every `PLAY` and
+//! every [`server::RECHECK_EVERY`] while the client stays connected: a
+//! revoked token, a disabled user or a withdrawn grant closes the
+//! connection within seconds ([`Authorizer::recheck`]). A client without
+//! valid credentials learns nothing, not even whether a camera of that
+//! name exists (401 comes before 404). Sources carry their own static
+//! credentials. Basic credentials travel in clear: the listener defaults
+//! to 127.0.0.1, and exposing it on a network is a deliberate choice of
+//! the household (a token sniffed there shows its cameras until revoked;
+//! it opens no account and no recording).
 //!
 //! Invariants:
 //! * The recorder is never slowed down by a viewer: frames come from a
@@ -63,11 +70,14 @@ use tokio::sync::broadcast;
 /// A boxed future, as the [`Authorizer`]'s methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A hub user who proved their password.
+/// A hub user who proved a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user_id: i64,
     pub name: String,
+    /// Which of the user's credentials (the CLI: the RTSP token's id), so
+    /// a re-check can tell that this one was revoked.
+    pub credential: i64,
 }
 
 /// Why a request is refused.
@@ -81,6 +91,20 @@ pub enum Denied {
     NotFound,
     /// Something on the hub failed (the store, the audit log): 503.
     Unavailable(String),
+    /// A right that held before is gone (token revoked, user disabled,
+    /// grant withdrawn); the reason is for the log and the audit entry.
+    Revoked(String),
+}
+
+/// How a stream that [`Authorizer::played`] recorded came to an end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The client sent `TEARDOWN`.
+    Teardown,
+    /// The client went away (closed, timed out, or an error).
+    Left(String),
+    /// The server cut it: a re-check found the right to watch gone.
+    Cut(String),
 }
 
 /// Decides who may watch which camera. Implemented by the CLI with the
@@ -101,6 +125,7 @@ pub trait Authorizer: Send + Sync + 'static {
         &'a self,
         who: &'a Principal,
         name: &'a str,
+        client: SocketAddr,
     ) -> BoxFuture<'a, Result<i64, Denied>>;
 
     /// Records that `who` started watching `name` (one audit entry per
@@ -112,6 +137,27 @@ pub trait Authorizer: Send + Sync + 'static {
         name: &'a str,
         client: SocketAddr,
     ) -> BoxFuture<'a, Result<(), Denied>>;
+
+    /// Is `who`'s credential still good, and (with `camera`, the id
+    /// [`Authorizer::authorize`] returned) may they still watch it? The
+    /// server asks at each `PLAY` and every [`server::RECHECK_EVERY`]
+    /// while a client that proved credentials stays connected; any error
+    /// closes the connection. Cheap (a database read, no password hash).
+    fn recheck<'a>(
+        &'a self,
+        who: &'a Principal,
+        camera: Option<i64>,
+    ) -> BoxFuture<'a, Result<(), Denied>>;
+
+    /// Records the end of a stream that [`Authorizer::played`] recorded.
+    /// Cannot refuse anything: the stream is over either way.
+    fn stopped<'a>(
+        &'a self,
+        who: &'a Principal,
+        name: &'a str,
+        client: SocketAddr,
+        end: StreamEnd,
+    ) -> BoxFuture<'a, ()>;
 }
 
 /// The cameras of the store, live from the recorder.

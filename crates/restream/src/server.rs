@@ -4,6 +4,15 @@
 //! client's interleaved RTCP), answers them, and — once playing — turns
 //! frames from the broadcast channel into interleaved RTP on the same
 //! socket. One session (one track) per connection.
+//!
+//! Re-authorization: once a client has proved hub credentials, the
+//! connection task asks the [`crate::Authorizer`] again at every `PLAY`
+//! and every [`RECHECK_EVERY`] (a timer, never per frame) whether the
+//! credential and the right to the camera being streamed still hold; when
+//! not, it closes the connection (RTSP/1.0 has no server-sent teardown
+//! that clients honour) and reports the cut through
+//! [`crate::Authorizer::stopped`], as it reports a `TEARDOWN` or a client
+//! that left.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +32,7 @@ use tokio::task::JoinSet;
 use crate::request::{self, Incoming, ParseError, Request, Response};
 use crate::rtp::{self, Packetizer};
 use crate::sdp::{self, ParameterSets, TRACK_CONTROL};
-use crate::{Cameras, Credentials, Denied, LiveFrame, Principal, Source};
+use crate::{Cameras, Credentials, Denied, LiveFrame, Principal, Source, StreamEnd};
 
 /// A session with no request (and no RTCP from the client) for this long
 /// ends, and its connection closes.
@@ -37,6 +46,8 @@ pub const DESCRIBE_WAIT: Duration = Duration::from_secs(6);
 pub const MAX_CONNECTIONS: usize = 64;
 /// Failed password checks allowed per connection before it is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;
+/// How often a connected client's right to watch is checked again.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(2);
 /// RTCP sender report interval.
 const SR_INTERVAL: Duration = Duration::from_secs(5);
 /// Read buffer limit: a full head plus body, or one interleaved frame.
@@ -166,6 +177,9 @@ struct Session {
     /// Added to the 90 kHz presentation times (RTP times start at random).
     ts_offset: u32,
     playing: Option<Playing>,
+    /// A `PLAY` of a camera was recorded ([`crate::Authorizer::played`]):
+    /// its end must be too.
+    played: bool,
 }
 
 struct Playing {
@@ -185,6 +199,8 @@ struct Conn {
     session: Option<Session>,
     /// Close the connection after the current response.
     close: bool,
+    /// Why a re-check closed the connection.
+    cut: Option<String>,
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -202,12 +218,15 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         auth_failures: 0,
         session: None,
         close: false,
+        cut: None,
     };
     tracing::debug!(%peer, "RTSP client connected");
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_seen = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
     let result: Result<(), String> = 'conn: loop {
         let playing = conn.session.as_ref().is_some_and(|s| s.playing.is_some());
         tokio::select! {
@@ -273,6 +292,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     break Err(format!("idle for {} s", IDLE_TIMEOUT.as_secs()));
                 }
             }
+            _ = recheck.tick() => {
+                if let Err(why) = conn.recheck().await {
+                    tracing::info!(%peer, "RTSP: closing the connection: {why}");
+                    conn.cut = Some(why.clone());
+                    break Err(why);
+                }
+            }
         }
     };
     // Close gently: stop sending, then read (and discard) what the client
@@ -290,6 +316,17 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     })
     .await;
+    // A stream whose start was audited gets its end audited too.
+    if let (Some(session), Some(cameras)) = (conn.session.take(), conn.shared.cameras.clone()) {
+        if let (true, Stream::Camera { name, who, .. }) = (session.played, session.stream) {
+            let end = match (conn.cut.take(), &result) {
+                (Some(why), _) => StreamEnd::Cut(why),
+                (None, Ok(())) => StreamEnd::Left("the client closed the connection".into()),
+                (None, Err(e)) => StreamEnd::Left(e.clone()),
+            };
+            cameras.authorizer.stopped(&who, &name, peer, end).await;
+        }
+    }
     match result {
         Ok(()) => tracing::debug!(%peer, "RTSP client left"),
         Err(e) => tracing::debug!(%peer, "RTSP connection closed: {e}"),
@@ -321,6 +358,10 @@ fn unauthorized() -> Response {
 fn denied(d: Denied) -> Response {
     match d {
         Denied::BadCredentials => unauthorized(),
+        Denied::Revoked(why) => {
+            tracing::info!("RTSP request refused: {why}");
+            unauthorized()
+        }
         Denied::Forbidden => Response::new(403),
         Denied::NotFound => Response::new(404),
         Denied::Unavailable(why) => {
@@ -355,6 +396,31 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Conn {
+    /// Asks the authorizer whether the hub user who proved credentials on
+    /// this connection may still be here — and still watch the camera of
+    /// the session, if any. `Err`: why not (the connection must close).
+    async fn recheck(&mut self) -> Result<(), String> {
+        let Some(cameras) = self.shared.cameras.clone() else {
+            return Ok(());
+        };
+        let (who, camera) = match (&self.session, &self.auth) {
+            (
+                Some(Session {
+                    stream: Stream::Camera { id, who, .. },
+                    ..
+                }),
+                _,
+            ) => (who.clone(), Some(*id)),
+            (_, Some((_, who))) => (who.clone(), None),
+            _ => return Ok(()),
+        };
+        match cameras.authorizer.recheck(&who, camera).await {
+            Ok(()) => Ok(()),
+            Err(Denied::Revoked(why)) | Err(Denied::Unavailable(why)) => Err(why),
+            Err(d) => Err(format!("{d:?}")),
+        }
+    }
+
     async fn handle(&mut self, req: &Request) -> Response {
         match req.method.as_str() {
             "OPTIONS" => Response::new(200).header("Public", PUBLIC),
@@ -362,7 +428,7 @@ impl Conn {
             "SETUP" => self.setup(req).await.unwrap_or_else(|r| r),
             "PLAY" => self.play(req).await.unwrap_or_else(|r| r),
             "PAUSE" => self.pause(req).unwrap_or_else(|r| r),
-            "TEARDOWN" => self.teardown(req).unwrap_or_else(|r| r),
+            "TEARDOWN" => self.teardown(req).await.unwrap_or_else(|r| r),
             "GET_PARAMETER" => match (req.session(), &self.session) {
                 (Some(id), Some(s)) if id == s.id => {
                     Response::new(200).header("Session", session_header(&s.id))
@@ -401,7 +467,7 @@ impl Conn {
             Some(name) if !name.is_empty() => (name, true),
             _ => (path, false),
         };
-        match cameras.authorizer.authorize(&who, name).await {
+        match cameras.authorizer.authorize(&who, name, self.peer).await {
             // A camera without a sub-stream has nothing at `NAME/sub`.
             Ok(id) if sub && !cameras.live.has_sub(id) => Err(Response::new(404)),
             Ok(id) => Ok(Stream::Camera {
@@ -544,6 +610,7 @@ impl Conn {
                 seq: rng.gen(),
                 ts_offset: rng.gen(),
                 playing: None,
+                played: false,
             },
         };
         let resp = Response::new(200)
@@ -575,17 +642,24 @@ impl Conn {
         };
         let base = self.base_url(req, &path);
         if !already {
-            if let Stream::Camera { name, who, .. } = &stream {
+            if let Stream::Camera { id, name, who, .. } = &stream {
                 let cameras = self
                     .shared
                     .cameras
                     .clone()
                     .ok_or_else(|| Response::new(404))?;
+                if let Err(d) = cameras.authorizer.recheck(who, Some(*id)).await {
+                    // Whatever was proved on this connection no longer
+                    // holds: say so and hang up.
+                    self.close = true;
+                    return Err(denied(d));
+                }
                 cameras
                     .authorizer
                     .played(who, name, self.peer)
                     .await
                     .map_err(denied)?;
+                self.session_of(req)?.played = true;
                 tracing::info!(peer = %self.peer, camera = %name, user = %who.name, "RTSP restream started");
             }
             let rx = self.subscribe(&stream).ok_or_else(|| Response::new(404))?;
@@ -618,9 +692,16 @@ impl Conn {
         Ok(Response::new(200).header("Session", session_header(&session.id)))
     }
 
-    fn teardown(&mut self, req: &Request) -> Result<Response, Response> {
+    async fn teardown(&mut self, req: &Request) -> Result<Response, Response> {
         self.session_of(req)?;
-        self.session = None;
+        if let (Some(session), Some(cameras)) = (self.session.take(), self.shared.cameras.clone()) {
+            if let (true, Stream::Camera { name, who, .. }) = (session.played, session.stream) {
+                cameras
+                    .authorizer
+                    .stopped(&who, &name, self.peer, StreamEnd::Teardown)
+                    .await;
+            }
+        }
         Ok(Response::new(200))
     }
 

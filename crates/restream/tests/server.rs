@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use porchlight_media::{Codec, VideoSampleEntry};
 use porchlight_restream::{
     Authorizer, BoxFuture, Cameras, Credentials, Denied, LiveFrame, LiveHub, Principal, RtspServer,
-    Source,
+    Source, StreamEnd,
 };
 use tokio::sync::broadcast;
 
@@ -21,6 +21,10 @@ use tokio::sync::broadcast;
 struct FakeAuth {
     authentications: AtomicUsize,
     plays: AtomicUsize,
+    /// Credentials a re-check refuses.
+    revoked: std::sync::Mutex<Vec<i64>>,
+    /// How streams ended, in order.
+    ends: std::sync::Mutex<Vec<StreamEnd>>,
 }
 
 impl Authorizer for FakeAuth {
@@ -36,10 +40,12 @@ impl Authorizer for FakeAuth {
                 ("alice", "alice-pw") => Ok(Principal {
                     user_id: 1,
                     name: "alice".into(),
+                    credential: 11,
                 }),
                 ("nina", "nina-pw") => Ok(Principal {
                     user_id: 2,
                     name: "nina".into(),
+                    credential: 12,
                 }),
                 _ => Err(Denied::BadCredentials),
             }
@@ -50,6 +56,7 @@ impl Authorizer for FakeAuth {
         &'a self,
         who: &'a Principal,
         name: &'a str,
+        _client: SocketAddr,
     ) -> BoxFuture<'a, Result<i64, Denied>> {
         Box::pin(async move {
             match (name, who.user_id) {
@@ -68,6 +75,31 @@ impl Authorizer for FakeAuth {
     ) -> BoxFuture<'a, Result<(), Denied>> {
         self.plays.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Ok(()) })
+    }
+
+    fn recheck<'a>(
+        &'a self,
+        who: &'a Principal,
+        _camera: Option<i64>,
+    ) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(async move {
+            if self.revoked.lock().unwrap().contains(&who.credential) {
+                Err(Denied::Revoked("the token was revoked".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn stopped<'a>(
+        &'a self,
+        _who: &'a Principal,
+        _name: &'a str,
+        _client: SocketAddr,
+        end: StreamEnd,
+    ) -> BoxFuture<'a, ()> {
+        self.ends.lock().unwrap().push(end);
+        Box::pin(async {})
     }
 }
 
@@ -608,4 +640,122 @@ async fn a_slow_client_skips_to_key_frames_and_never_blocks_the_source() {
         gaps >= 2,
         "the client lagged and skipped ahead ({gaps} gaps)"
     );
+}
+
+/// SETUP and PLAY camera `cam` as alice on a new connection; returns it and
+/// the session id.
+fn play_cam(addr: SocketAddr) -> (Raw, String) {
+    let base = format!("rtsp://{addr}");
+    let alice = basic("alice", "alice-pw");
+    let mut c = Raw::connect(addr);
+    let tcp = [
+        ("Authorization", alice.as_str()),
+        ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+    ];
+    let (st, head) = c.req("SETUP", &format!("{base}/cam/trackID=0"), &tcp);
+    assert_eq!(st, 200, "{head}");
+    let id = header(&head, "Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (st, head) = c.req(
+        "PLAY",
+        &format!("{base}/cam"),
+        &[("Session", &id), ("Authorization", &alice)],
+    );
+    assert_eq!(st, 200, "{head}");
+    (c, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_viewer_is_cut_off_and_every_stream_end_is_reported() {
+    let running = start(vec![]).await;
+    let addr = running.addr;
+    let auth = running.auth.clone();
+    tokio::task::spawn_blocking(move || {
+        // TEARDOWN: reported as such.
+        let (mut c, id) = play_cam(addr);
+        let (st, _) = c.req(
+            "TEARDOWN",
+            &format!("rtsp://{addr}/cam"),
+            &[("Session", &id)],
+        );
+        assert_eq!(st, 200);
+        assert_eq!(*auth.ends.lock().unwrap(), [StreamEnd::Teardown]);
+
+        // A client that just leaves: reported too.
+        let (c, _) = play_cam(addr);
+        drop(c);
+        let t0 = std::time::Instant::now();
+        while auth.ends.lock().unwrap().len() < 2 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no end reported");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            matches!(auth.ends.lock().unwrap()[1], StreamEnd::Left(_)),
+            "{:?}",
+            auth.ends.lock().unwrap()
+        );
+
+        // Still allowed: the connection outlives a re-check.
+        let (mut c, _) = play_cam(addr);
+        std::thread::sleep(porchlight_restream::server::RECHECK_EVERY + Duration::from_millis(500));
+        c.s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        match c.s.read(&mut b) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            other => panic!("the connection should still be open: {other:?}"),
+        }
+
+        // Revoked: the server closes the connection within 5 s, and says
+        // why it ended the stream.
+        auth.revoked.lock().unwrap().push(11);
+        c.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t0 = std::time::Instant::now();
+        assert!(c.closed(), "the connection must close");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let t0 = std::time::Instant::now();
+        while auth.ends.lock().unwrap().len() < 3 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no end reported");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            auth.ends.lock().unwrap()[2],
+            StreamEnd::Cut("the token was revoked".into())
+        );
+
+        // And a revoked credential cannot PLAY on a connection that had
+        // proved it before the revoke (the cached check is not trusted).
+        auth.revoked.lock().unwrap().clear();
+        let base = format!("rtsp://{addr}");
+        let alice = basic("alice", "alice-pw");
+        let mut c = Raw::connect(addr);
+        let tcp = [
+            ("Authorization", alice.as_str()),
+            ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+        ];
+        let (st, head) = c.req("SETUP", &format!("{base}/cam/trackID=0"), &tcp);
+        assert_eq!(st, 200, "{head}");
+        let id = header(&head, "Session")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        auth.revoked.lock().unwrap().push(11);
+        let (st, _) = c.req("PLAY", &format!("{base}/cam"), &[("Session", &id)]);
+        assert_eq!(st, 401);
+        assert_eq!(
+            auth.plays.load(Ordering::SeqCst),
+            3,
+            "the refused PLAY is not one"
+        );
+    })
+    .await
+    .unwrap();
 }

@@ -14,10 +14,18 @@
 //!   rewrite both the database and the anchor can rewrite history; the chain
 //!   makes tampering evident to anyone holding an older copy or export, it
 //!   does not prevent it. See design/audit.md.)
+//! * a removed tail **with the anchor file deleted too** is caught by the
+//!   database's record that an anchor was written (table `audit_anchor`,
+//!   one permanent row): a missing `audit.head` is a fresh folder only when
+//!   that row is absent.
 //!
 //! Triggers in the schema refuse UPDATE and DELETE, so ordinary code paths
 //! cannot change history by mistake; appends take SQLite's write lock
-//! (`BEGIN IMMEDIATE`) so the hub and the CLI never fork the chain.
+//! (`BEGIN IMMEDIATE`) so the hub and the CLI never fork the chain. The
+//! anchor is read, compared and replaced under an exclusive lock on
+//! `audit.head.lock` (`flock`, so also between processes), so of two
+//! writers racing — the hub and the CLI, or two tasks — the one with the
+//! newer entry always wins and the anchor never moves back.
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -26,6 +34,8 @@ use crate::{from_micros, micros, Doing, Result, Store, StoreError};
 
 /// The anchor file in the data folder.
 pub const ANCHOR_FILE: &str = "audit.head";
+/// The lock file that serialises updates of the anchor.
+pub const ANCHOR_LOCK_FILE: &str = "audit.head.lock";
 
 /// An entry to append.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +101,9 @@ pub enum AuditProblem {
     AnchorMismatch { seq: i64 },
     /// The anchor file is unreadable.
     BadAnchor(String),
+    /// The anchor file is gone, though the database records that one was
+    /// written: the newest entries may have been removed with it.
+    AnchorMissing { last: i64 },
 }
 
 impl std::fmt::Display for AuditProblem {
@@ -103,6 +116,7 @@ impl std::fmt::Display for AuditProblem {
             AuditProblem::Truncated { last, anchor } => write!(f, "audit log ends at entry #{last} but entry #{anchor} was written: entries #{}..#{anchor} were removed", last + 1),
             AuditProblem::AnchorMismatch { seq } => write!(f, "audit entry #{seq} differs from the one recorded in {ANCHOR_FILE}"),
             AuditProblem::BadAnchor(m) => write!(f, "{ANCHOR_FILE}: {m}"),
+            AuditProblem::AnchorMissing { last } => write!(f, "the anchor file {ANCHOR_FILE} is missing, but the database records that it was written: the newest audit entries may have been removed with it (the log now ends at entry #{last})"),
         }
     }
 }
@@ -151,6 +165,12 @@ impl Store {
             at_us,
             [&e.actor, &e.action, &e.target, &detail, &e.client],
         );
+        // The anchor exists (from an earlier append): make sure the
+        // database says so, in case recording it after it was created
+        // failed. A no-op once the row is there.
+        if self.anchor_path().exists() {
+            record_anchor(&mut *tx, at_us).await?;
+        }
         sqlx::query(
             "INSERT INTO audit_log (seq, at, actor, action, target, detail, client, prev_hash, hash)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -168,7 +188,9 @@ impl Store {
         .await
         .doing("appending to the audit log")?;
         tx.commit().await.doing("committing an audit entry")?;
-        self.advance_anchor(seq, &hash)?;
+        if self.advance_anchor(seq, &hash)? {
+            record_anchor(&self.pool, at_us).await?;
+        }
         Ok(seq)
     }
 
@@ -194,6 +216,15 @@ impl Store {
     /// Returns the number of entries checked alongside.
     pub async fn verify_audit_chain(&self) -> Result<(i64, Option<AuditProblem>)> {
         use futures_lite::StreamExt;
+        // The anchor first, then the log: an anchor is written only after
+        // its entry is committed, so a hub appending meanwhile cannot make
+        // the anchor look ahead of the log we read.
+        let anchor = self.read_anchor();
+        let anchor_recorded: Option<i64> =
+            sqlx::query_scalar("SELECT written_at FROM audit_anchor WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .doing("reading whether the audit anchor was written")?;
         let mut rows = sqlx::query(
             "SELECT seq, at, actor, action, target, detail, client, prev_hash, hash FROM audit_log ORDER BY seq",
         )
@@ -245,8 +276,11 @@ impl Store {
             count += 1;
         }
         drop(rows);
-        match self.read_anchor() {
+        match anchor {
             Err(m) => return Ok((count, Some(AuditProblem::BadAnchor(m)))),
+            Ok(None) if anchor_recorded.is_some() => {
+                return Ok((count, Some(AuditProblem::AnchorMissing { last: prev_seq })))
+            }
             Ok(None) => {}
             Ok(Some((aseq, ahash))) => {
                 if aseq > prev_seq {
@@ -276,7 +310,8 @@ impl Store {
         self.dir.join(ANCHOR_FILE)
     }
 
-    /// `Ok(None)` when there is no anchor yet (a fresh folder).
+    /// `Ok(None)` when there is no anchor file (a fresh folder, unless the
+    /// database records that one was written).
     fn read_anchor(&self) -> std::result::Result<Option<(i64, Vec<u8>)>, String> {
         let text = match std::fs::read_to_string(self.anchor_path()) {
             Ok(t) => t,
@@ -295,23 +330,88 @@ impl Store {
     }
 
     /// Moves the anchor forward (never back: a slower writer racing a newer
-    /// append must not hide entries from the truncation check).
-    fn advance_anchor(&self, seq: i64, hash: &[u8]) -> Result<()> {
+    /// append must not hide entries from the truncation check), under the
+    /// anchor lock. Returns whether the anchor file was created now (then
+    /// file and folder are fsynced, so the database never records an anchor
+    /// that a power cut can take back).
+    fn advance_anchor(&self, seq: i64, hash: &[u8]) -> Result<bool> {
         let path = self.anchor_path();
-        if let Ok(Some((cur, _))) = self.read_anchor() {
-            if cur >= seq {
-                return Ok(());
+        let fail = |message: String| StoreError::Anchor {
+            path: path.clone(),
+            message,
+        };
+        let _lock = AnchorLock::take(&self.dir.join(ANCHOR_LOCK_FILE))
+            .map_err(|e| fail(format!("cannot lock {ANCHOR_LOCK_FILE}: {e}")))?;
+        let created = match self.read_anchor() {
+            Ok(Some((cur, _))) if cur >= seq => return Ok(false),
+            Ok(Some(_)) => false,
+            Ok(None) => true,
+            // Unreadable: replaced by a good one (check has reported it, or
+            // will, if the log ends before it).
+            Err(_) => false,
+        };
+        // One writer at a time holds the lock, so the name need not be unique.
+        let tmp = self.dir.join(format!("{ANCHOR_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{seq} {}\n", hex::encode(hash)).as_bytes())?;
+            if created {
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            if created {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| fail(e.to_string()))?;
+        Ok(created)
+    }
+}
+
+/// Records, once, that the anchor file was written.
+async fn record_anchor<'e, E>(db: E, at_us: i64) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query("INSERT OR IGNORE INTO audit_anchor (id, written_at) VALUES (1, ?)")
+        .bind(at_us)
+        .execute(db)
+        .await
+        .doing("recording that the audit anchor was written")?;
+    Ok(())
+}
+
+/// An exclusive `flock` on the anchor's lock file, released on drop (and
+/// by the kernel if the process dies). `flock` locks belong to the open
+/// file, so two handles in one process exclude each other as two processes
+/// do. Elsewhere than Unix the lock file is only opened: appends there
+/// still never fork the chain (SQLite's lock), but the anchor may lag.
+struct AnchorLock(#[allow(dead_code)] std::fs::File);
+
+impl AnchorLock {
+    fn take(path: &std::path::Path) -> std::io::Result<AnchorLock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            loop {
+                // SAFETY: flock on a file descriptor we own, open for the
+                // lifetime of `f`.
+                if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                    break;
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
         }
-        let tmp = self
-            .dir
-            .join(format!("{ANCHOR_FILE}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, format!("{seq} {}\n", hex::encode(hash)))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| StoreError::Anchor {
-                path,
-                message: e.to_string(),
-            })
+        Ok(AnchorLock(f))
     }
 }
 
@@ -454,6 +554,131 @@ mod tests {
             store.verify_audit_chain().await.unwrap().1,
             Some(AuditProblem::AnchorMismatch { seq: 3 })
         );
+    }
+
+    #[tokio::test]
+    async fn removed_tail_with_the_anchor_file_is_caught() {
+        let (d, store) = store_with(10).await;
+        tamper(&store, "DELETE FROM audit_log WHERE seq >= 9").await;
+        std::fs::remove_file(d.path().join(ANCHOR_FILE)).unwrap();
+        let problem = store.verify_audit_chain().await.unwrap().1.unwrap();
+        assert_eq!(problem, AuditProblem::AnchorMissing { last: 8 });
+        assert!(
+            problem.to_string().contains("audit.head is missing"),
+            "{problem}"
+        );
+        // The record of the anchor cannot be removed by ordinary code.
+        assert!(sqlx::query("DELETE FROM audit_anchor")
+            .execute(&store.pool)
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_folder_needs_no_anchor() {
+        let (d, store) = store_with(0).await;
+        assert!(!d.path().join(ANCHOR_FILE).exists());
+        assert_eq!(store.verify_audit_chain().await.unwrap(), (0, None));
+        // The first entry writes the anchor and records that it did.
+        let (d, store) = store_with(1).await;
+        assert!(d.path().join(ANCHOR_FILE).exists());
+        std::fs::remove_file(d.path().join(ANCHOR_FILE)).unwrap();
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap().1,
+            Some(AuditProblem::AnchorMissing { last: 1 })
+        );
+    }
+
+    /// Several handles on one folder (as the hub and CLI processes are),
+    /// each appending from its own thread: the anchor ends at the last
+    /// entry, never behind it, and no append fails over the anchor.
+    #[test]
+    fn racing_writers_never_move_the_anchor_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        rt().block_on(Store::open(dir.path())).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    rt().block_on(async {
+                        let store = Store::open(&path).await.unwrap();
+                        for i in 0..60 {
+                            let e = NewAuditEntry {
+                                actor: format!("t{t}"),
+                                action: format!("test.{i}"),
+                                ..Default::default()
+                            };
+                            store
+                                .append_audit(&e, jiff::Timestamp::now())
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        rt().block_on(async {
+            let store = Store::open(dir.path()).await.unwrap();
+            assert_eq!(store.verify_audit_chain().await.unwrap(), (240, None));
+            let (seq, hash) = store.read_anchor().unwrap().unwrap();
+            assert_eq!(seq, 240, "the anchor fell behind the log");
+            let newest = store.audit_entries(None, 1).await.unwrap();
+            assert_eq!(hash, newest[0].hash);
+        });
+    }
+
+    /// The anchor is replaced only under its lock: while another handle
+    /// holds it, an append commits its entry but waits to move the anchor.
+    #[test]
+    fn the_anchor_waits_for_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = rt.block_on(async {
+            let store = Store::open(dir.path()).await.unwrap();
+            let e = NewAuditEntry::default();
+            store
+                .append_audit(&e, jiff::Timestamp::now())
+                .await
+                .unwrap();
+            store
+        });
+        let held = AnchorLock::take(&dir.path().join(ANCHOR_LOCK_FILE)).unwrap();
+        let s2 = store.clone();
+        let appender = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(s2.append_audit(&NewAuditEntry::default(), jiff::Timestamp::now()))
+                .unwrap()
+        });
+        // The entry is committed, the anchor still names entry 1.
+        let t0 = std::time::Instant::now();
+        while rt.block_on(store.audit_entries(None, 1)).unwrap()[0].seq < 2 {
+            assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(store.read_anchor().unwrap().unwrap().0, 1);
+        assert!(
+            !appender.is_finished(),
+            "the append did not wait for the anchor lock"
+        );
+        drop(held);
+        assert_eq!(appender.join().unwrap(), 2);
+        assert_eq!(store.read_anchor().unwrap().unwrap().0, 2);
     }
 
     #[tokio::test]

@@ -190,6 +190,20 @@ impl Store {
         .doing("reading a camera's recipients")
     }
 
+    /// A number that grows whenever anything that decides a camera's
+    /// recipients changes (a grant, a revoke, an account added, removed,
+    /// disabled, enabled, its role or its key), in the same transaction as
+    /// the change: triggers keep it (migration 12), whichever process made
+    /// the change. The recorder polls it to re-key running segments
+    /// (design/keys.md, "When a change of recipients takes effect"). One
+    /// row, one page: cheap to read every second.
+    pub async fn recipient_changes(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT n FROM recipient_changes WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .doing("reading the recipient change counter")
+    }
+
     pub async fn grant_camera(&self, camera_id: i64, user_id: i64, granted: bool) -> Result<()> {
         let q = if granted {
             "INSERT OR IGNORE INTO camera_grants (camera_id, user_id) VALUES (?, ?)"

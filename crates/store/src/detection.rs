@@ -1,6 +1,7 @@
-//! Detection settings per camera, and the updates an ongoing detection
-//! event goes through (its kind sharpens from `motion` to `person`, it
-//! gains labels, zones and a better snapshot, and finally an end).
+//! Detection settings per camera, and closing the detection events a crash
+//! or stop left open. (An ongoing event's kind, labels, zones and score
+//! change by sealing its details again: `Store::reseal_event`, through
+//! `porchlight_vault::details`.)
 //!
 //! The settings are stored as an opaque JSON document: the detection crates
 //! own its schema and validate it before it is written here.
@@ -8,17 +9,6 @@
 use sqlx::Row;
 
 use crate::{micros, Doing, Result, Store};
-
-/// What changes on an ongoing event. `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct EventUpdate {
-    pub kind: Option<String>,
-    pub alert: Option<bool>,
-    pub score: Option<f64>,
-    pub zones: Option<Vec<String>>,
-    pub detail: Option<serde_json::Value>,
-    pub end: Option<jiff::Timestamp>,
-}
 
 impl Store {
     /// The camera's detection settings (JSON), if any were saved.
@@ -67,35 +57,6 @@ impl Store {
         .execute(&self.pool)
         .await
         .doing("saving detection settings")?;
-        Ok(())
-    }
-
-    /// Applies `u` to event `id`.
-    pub async fn update_event(&self, id: i64, u: &EventUpdate) -> Result<()> {
-        sqlx::query(
-            "UPDATE events SET
-               kind = COALESCE(?, kind),
-               review = COALESCE(?, review),
-               score = COALESCE(?, score),
-               zones = COALESCE(?, zones),
-               detail = COALESCE(?, detail),
-               end_us = COALESCE(?, end_us)
-             WHERE id = ?",
-        )
-        .bind(&u.kind)
-        .bind(u.alert.map(|a| if a { "alert" } else { "detection" }))
-        .bind(u.score)
-        .bind(
-            u.zones
-                .as_ref()
-                .map(|z| serde_json::to_string(z).unwrap_or_else(|_| "[]".into())),
-        )
-        .bind(u.detail.as_ref().map(|d| d.to_string()))
-        .bind(u.end.map(micros))
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .doing("updating an event")?;
         Ok(())
     }
 
@@ -150,61 +111,15 @@ mod tests {
             Some(serde_json::json!({"sensitivity": 0.2}))
         );
 
-        let id = store
-            .insert_event(
-                &NewEvent {
-                    camera_id: Some(cam.id),
-                    kind: "motion".into(),
-                    source: "detection".into(),
-                    start: Some(t(10)),
-                    ..Default::default()
-                },
-                t(10),
-            )
-            .await
-            .unwrap();
-        store
-            .update_event(
-                id,
-                &EventUpdate {
-                    kind: Some("person".into()),
-                    alert: Some(true),
-                    score: Some(0.8),
-                    zones: Some(vec!["porch".into()]),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let e = store.event(id).await.unwrap().unwrap();
-        assert_eq!(
-            (e.kind.as_str(), e.review.as_str(), e.score, e.end),
-            ("person", "alert", Some(0.8), None)
-        );
-        assert_eq!(e.zones, serde_json::json!(["porch"]));
-        // An update without a field keeps it.
-        store
-            .update_event(
-                id,
-                &EventUpdate {
-                    end: Some(t(20)),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let e = store.event(id).await.unwrap().unwrap();
-        assert_eq!((e.kind.as_str(), e.end), ("person", Some(t(20))));
-
         let open = store
-            .insert_event(
+            .insert_sealed_event(
                 &NewEvent {
                     camera_id: Some(cam.id),
-                    kind: "motion".into(),
                     source: "detection".into(),
                     start: Some(t(30)),
                     ..Default::default()
                 },
+                b"sealed",
                 t(30),
             )
             .await

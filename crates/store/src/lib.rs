@@ -40,6 +40,7 @@ pub mod events;
 mod migrate;
 pub mod push;
 pub mod recordings;
+pub mod rtsp_tokens;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -55,11 +56,11 @@ use sqlx::sqlite::{
 pub use alarm::{AlarmLink, AlarmRequest, AlarmStateRow, NewSensor, Sensor, SensorTelemetry};
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
-pub use detection::EventUpdate;
-pub use events::{EventFilter, EventRow, NewEvent};
+pub use events::{EventDetails, EventFilter, EventRow, NewEvent, StoredDetails, StoredEvent};
 pub use migrate::{MigrationStatus, MIGRATIONS};
 pub use push::{NotificationRules, PushSubscription, QuietHours};
 pub use recordings::{ClosedRecording, NewRecording, RecordingRow, SampleEntryRow};
+pub use rtsp_tokens::RtspTokenRow;
 pub use sessions::NewSession;
 pub use sessions::{SessionRow, SessionStage};
 pub use throttle::{ThrottleRow, ThrottleScope};
@@ -146,6 +147,9 @@ impl Store {
             // what video is durable.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted and overwritten content is zeroed in the page, not left
+            // in free space where a stolen disk could read it (design/keys.md).
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

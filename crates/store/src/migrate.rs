@@ -66,9 +66,29 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sensor_modes",
         sql: include_str!("../migrations/sqlite/0009_sensor_modes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sessions_never_reuse_ids",
+        sql: include_str!("../migrations/sqlite/0010_sessions_never_reuse_ids.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "rtsp_tokens",
+        sql: include_str!("../migrations/sqlite/0011_rtsp_tokens.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "recipient_changes_and_audit_anchor",
+        sql: include_str!("../migrations/sqlite/0012_recipient_changes_and_audit_anchor.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "sealed_event_details",
+        sql: include_str!("../migrations/sqlite/0013_sealed_event_details.sql"),
+    },
 ];
 
-fn checksum(sql: &str) -> String {
+pub(crate) fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 

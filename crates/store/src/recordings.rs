@@ -158,6 +158,17 @@ impl Store {
         Ok(id)
     }
 
+    /// Forgets a row from [`Store::begin_recording`] whose file was never
+    /// created (the segment could not start). Only an `open` row goes.
+    pub async fn abandon_recording(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM recordings WHERE id = ? AND state = 'open'")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .doing("forgetting a recording that did not start")?;
+        Ok(())
+    }
+
     /// The last step: the file is complete and synced; record its index.
     pub async fn close_recording(&self, id: i64, c: &ClosedRecording) -> Result<()> {
         sqlx::query(

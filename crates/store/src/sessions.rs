@@ -1,5 +1,10 @@
 //! Sign-in sessions. The store knows only the SHA-256 of each token, so a
 //! copy of the database cannot be replayed as cookies.
+//!
+//! A session id is never handed out twice (`AUTOINCREMENT`, migration 10):
+//! whatever is keyed by an id — an audit entry, a cache — cannot come to
+//! mean another sign-in. Memory that holds secrets for a session keys them
+//! by the token hash all the same (see `porchlight-vault`'s keyring).
 
 use sqlx::Row;
 
@@ -51,11 +56,14 @@ pub struct SessionRow {
     pub expires_at: jiff::Timestamp,
     pub client_addr: String,
     pub user_agent: String,
+    /// SHA-256 of the session's token: unique to this sign-in for ever.
+    #[serde(skip)]
+    pub token_hash: Vec<u8>,
 }
 
 const SESSION_SELECT: &str =
     "SELECT s.id, s.user_id, u.username, u.role, u.disabled, s.stage, s.csrf_token, \
-     s.created_at, s.last_seen_at, s.expires_at, s.client_addr, s.user_agent \
+     s.created_at, s.last_seen_at, s.expires_at, s.client_addr, s.user_agent, s.token_hash \
      FROM sessions s JOIN users u ON u.id = s.user_id";
 
 fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRow> {
@@ -76,6 +84,7 @@ fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRow> {
         expires_at: from_micros(row.get("expires_at")),
         client_addr: row.get("client_addr"),
         user_agent: row.get("user_agent"),
+        token_hash: row.get("token_hash"),
     })
 }
 
@@ -197,6 +206,15 @@ impl Store {
     /// keys of sessions that are gone, e.g. ended by the CLI).
     pub async fn live_session_ids(&self) -> Result<Vec<i64>> {
         sqlx::query_scalar("SELECT id FROM sessions")
+            .fetch_all(&self.pool)
+            .await
+            .doing("listing live sessions")
+    }
+
+    /// Token hashes of every session still in the store: what the hub's
+    /// in-memory keys are filed under.
+    pub async fn live_session_token_hashes(&self) -> Result<Vec<Vec<u8>>> {
+        sqlx::query_scalar("SELECT token_hash FROM sessions")
             .fetch_all(&self.pool)
             .await
             .doing("listing live sessions")

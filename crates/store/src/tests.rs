@@ -236,3 +236,218 @@ async fn camera_statuses_are_stored_together_and_skip_removed_cameras() {
         25.0
     );
 }
+
+#[tokio::test]
+async fn session_ids_are_never_handed_out_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let u = store
+        .create_user(
+            NewUser {
+                username: "dora",
+                role: Role::Neighbor,
+                password_hash: "h",
+                keys: None,
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let mk = |hash: &'static [u8]| NewSession {
+        token_hash: hash,
+        user_id: u.id,
+        stage: SessionStage::Full,
+        csrf_token: "c",
+        now: t(10),
+        expires_at: t(1000),
+        client_addr: "127.0.0.1",
+        user_agent: "test",
+    };
+    let first = store.create_session(mk(b"one")).await.unwrap();
+    assert!(store.delete_session(first).await.unwrap());
+    // The newest session is gone; its id must not come back.
+    let second = store.create_session(mk(b"two")).await.unwrap();
+    assert!(second > first, "{second} after {first}");
+}
+
+/// A data folder as the release before migration 10 left it: ids that
+/// were handed out and ended (the audit log names them) stay used up.
+#[tokio::test]
+async fn the_upgrade_keeps_live_sessions_and_never_reuses_an_audited_id() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join(DB_FILE))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+             checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version < 10) {
+            sqlx::raw_sql(m.sql).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, ?, ?, 0)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(crate::migrate::checksum(m.sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO users (id, username, role, password_hash, created_at) VALUES (1, 'eve', 'neighbor', 'h', 0);
+             INSERT INTO sessions (id, token_hash, user_id, stage, csrf_token, created_at, last_seen_at, expires_at, client_addr, user_agent)
+                VALUES (3, x'03', 1, 'full', 'c', 0, 0, 9999999999999, '127.0.0.1', 't');
+             INSERT INTO login_throttle VALUES ('account', 'eve', 2, 5, 5);
+             INSERT INTO audit_log (seq, at, actor, action, target, detail, client, prev_hash, hash)
+                VALUES (1, 0, 'eve', 'auth.sign_in', 'eve', '{\"session\":7,\"stage\":\"full\"}', 'x', x'00', x'00');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(
+        store.migration_status().await.unwrap(),
+        MigrationStatus::Current {
+            version: MIGRATIONS.last().unwrap().version
+        }
+    );
+    let live = store.session_by_id(3).await.unwrap().expect("kept");
+    assert_eq!(live.token_hash, vec![3u8]);
+    assert_eq!(
+        store
+            .throttle_get(ThrottleScope::Account, "eve")
+            .await
+            .unwrap()
+            .map(|r| r.failures),
+        Some(2),
+        "throttle counters survive"
+    );
+    let id = store
+        .create_session(NewSession {
+            token_hash: b"new",
+            user_id: 1,
+            stage: SessionStage::Full,
+            csrf_token: "c",
+            now: t(10),
+            expires_at: t(1000),
+            client_addr: "127.0.0.1",
+            user_agent: "test",
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 8, "past session 7, which the audit log shows was used");
+    // The new throttle scopes are accepted.
+    let row = ThrottleRow {
+        failures: 1,
+        last_failure_at: t(1),
+        locked_until: t(1),
+    };
+    store
+        .throttle_put(ThrottleScope::CodeAccount, "eve", row)
+        .await
+        .unwrap();
+    store
+        .throttle_put(ThrottleScope::CodeAddress, "10.0.0.1", row)
+        .await
+        .unwrap();
+}
+
+/// Every change that can change a camera's recipients bumps the counter the
+/// recorder polls, through whichever handle (process) it comes; changes
+/// that cannot, do not (design/keys.md).
+#[tokio::test]
+async fn recipient_changes_count_every_grant_and_account_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let other = Store::open(dir.path()).await.unwrap(); // as the CLI would
+    let keys = |r: &str| UserKeys {
+        recipient: r.into(),
+        by_password: vec![1],
+        by_recovery: vec![2],
+    };
+    let n0 = store.recipient_changes().await.unwrap();
+    let cam = store
+        .create_camera(
+            &NewCamera {
+                name: "porch".into(),
+                main_url: "rtsp://x/".into(),
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recipient_changes().await.unwrap(),
+        n0,
+        "a camera alone changes nobody's keys"
+    );
+    let sam = other
+        .create_user(
+            NewUser {
+                username: "sam",
+                role: Role::Member,
+                password_hash: "h",
+                keys: Some(keys("age1sam")),
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let mut n = store.recipient_changes().await.unwrap();
+    assert!(n > n0, "a new account");
+    let mut bumped = |what: &str, now: i64, expect: bool| {
+        assert_eq!(now > n, expect, "{what}");
+        n = now;
+    };
+    other.grant_camera(cam.id, sam.id, true).await.unwrap();
+    bumped("grant", store.recipient_changes().await.unwrap(), true);
+    other.grant_camera(cam.id, sam.id, true).await.unwrap();
+    bumped(
+        "the same grant again",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other.set_disabled(sam.id, true).await.unwrap();
+    bumped("disable", store.recipient_changes().await.unwrap(), true);
+    other.set_disabled(sam.id, false).await.unwrap();
+    bumped("enable", store.recipient_changes().await.unwrap(), true);
+    other.set_role(sam.id, Role::Owner).await.unwrap();
+    bumped("role", store.recipient_changes().await.unwrap(), true);
+    other.set_password(sam.id, "h2", None, false).await.unwrap();
+    bumped(
+        "password only",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other
+        .set_password(sam.id, "h2", Some(&keys("age1sam")), false)
+        .await
+        .unwrap();
+    bumped(
+        "the same key re-wrapped",
+        store.recipient_changes().await.unwrap(),
+        false,
+    );
+    other
+        .set_password(sam.id, "h3", Some(&keys("age1new")), false)
+        .await
+        .unwrap();
+    bumped("a new key", store.recipient_changes().await.unwrap(), true);
+    other.grant_camera(cam.id, sam.id, false).await.unwrap();
+    bumped("revoke", store.recipient_changes().await.unwrap(), true);
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(sam.id)
+        .execute(&other.pool)
+        .await
+        .unwrap();
+    bumped("removal", store.recipient_changes().await.unwrap(), true);
+}

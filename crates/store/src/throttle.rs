@@ -1,4 +1,5 @@
-//! Sign-in throttling state, per account and per client address.
+//! Sign-in throttling state, per account and per client address, kept
+//! apart for passwords and for second-factor codes.
 //!
 //! Kept in the database, not in memory, so it survives restarts and is
 //! shared by every process on the folder (an attacker cannot reset it by
@@ -15,18 +16,39 @@ pub struct ThrottleRow {
     pub locked_until: jiff::Timestamp,
 }
 
-/// Which kind of key a throttle row counts for.
+/// Which kind of key a throttle row counts for, and what failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleScope {
+    /// Wrong passwords for one account (the key is the username).
     Account,
+    /// Wrong passwords from one client address.
     Address,
+    /// Wrong second-factor codes for one account.
+    CodeAccount,
+    /// Wrong second-factor codes from one client address.
+    CodeAddress,
 }
 
 impl ThrottleScope {
+    /// Counts client addresses (rather than accounts).
+    pub fn is_address(self) -> bool {
+        matches!(self, ThrottleScope::Address | ThrottleScope::CodeAddress)
+    }
+
+    /// Counts wrong second-factor codes (rather than passwords).
+    pub fn is_code(self) -> bool {
+        matches!(
+            self,
+            ThrottleScope::CodeAccount | ThrottleScope::CodeAddress
+        )
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             ThrottleScope::Account => "account",
             ThrottleScope::Address => "address",
+            ThrottleScope::CodeAccount => "code_account",
+            ThrottleScope::CodeAddress => "code_address",
         }
     }
 }

@@ -8,20 +8,47 @@
 //!
 //! Sign-in, step by step:
 //!
-//! 1. Both throttles are consulted — the account's and the client address's.
-//!    While either is locked the password is not even checked.
+//! 1. Both password throttles are consulted — the account's and the client
+//!    address's. While either is locked the password is not even checked.
 //! 2. The password is verified with Argon2id (a decoy hash is verified for
-//!    unknown names, so timing does not reveal which names exist).
-//! 3. For hub users the household key is unwrapped with the same password
-//!    and held in memory ([`Keyring`]) under the new session's id.
-//! 4. The session starts at stage `totp` when the account has a second
-//!    factor, `enroll` when it must set one up (owners), else `full`.
-//!    Only `full` sessions get the key.
+//!    unknown names, so timing does not reveal which names exist). A wrong
+//!    one counts against the account and the address.
+//! 3. Without a second factor (or for an owner who must still enrol one,
+//!    stage `enroll`) the sign-in is complete: the account's password
+//!    counter is cleared, and a hub user's household key is unwrapped with
+//!    the password and held in memory ([`Keyring`]).
+//! 4. With a second factor the session starts at stage `totp` and holds no
+//!    key and clears no counter. The password is kept only for the code
+//!    step: in memory, sealed under a key derived from the session token
+//!    (which the hub does not keep; only the client presents it), for at
+//!    most `pending_max`.
+//! 5. [`Vault::second_factor`] consults the code throttles (account and
+//!    address, [`ThrottleScope::CodeAccount`] / [`ThrottleScope::CodeAddress`]);
+//!    while either is locked even a right code is refused. A wrong code
+//!    counts against both. A right code unseals the password, unwraps the
+//!    key, makes the session `full`, and only then clears the account's
+//!    password and code counters.
+//!
+//! Invariants:
+//!
+//! * An unlocked key exists in memory only for a `full` (or `enroll`)
+//!   session, never for a half-finished sign-in.
+//! * The [`Keyring`] files keys under the session's token hash and checks
+//!   the user id on every lookup, so no session id — reused, renumbered or
+//!   forged — can reach another sign-in's key. Whatever is derived from a
+//!   key (a playback plan that decrypts with it) is kept in the same entry
+//!   ([`Vault::session_cache_put`]) and is dropped with the key, the moment
+//!   the session ends.
+//! * Counters are cleared only by a complete sign-in (or `user unlock`),
+//!   never by the password step alone.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use porchlight_base::{secret, SharedClock, Timestamp};
 use porchlight_store::{
     NewAuditEntry, NewSession, NewUser, Role, SessionRow, SessionStage, Store, StoreError,
@@ -52,6 +79,13 @@ pub struct Policy {
     pub kdf: KdfParams,
     /// Owners cannot use the hub until they enrol a second factor.
     pub require_totp_for_owners: bool,
+    /// Wrong second-factor codes allowed per account before it locks (per
+    /// client address: four times as many).
+    pub code_free_attempts: u32,
+    /// How long each wrong code past the allowance locks the account's
+    /// code step. With the defaults (10, 1 h): at most 10 wrong codes in
+    /// any hour, then one an hour.
+    pub code_lockout: Duration,
 }
 
 impl Default for Policy {
@@ -65,6 +99,8 @@ impl Default for Policy {
             lockout_max: Duration::from_secs(3600),
             kdf: KdfParams::default(),
             require_totp_for_owners: true,
+            code_free_attempts: 10,
+            code_lockout: Duration::from_secs(3600),
         }
     }
 }
@@ -83,11 +119,15 @@ pub const RECOVERY_CODES: usize = 10;
 pub enum AuthError {
     #[error("wrong username or password")]
     BadCredentials,
-    #[error("too many failed sign-ins {}; try again in {}", scope_words(*.scope), human_wait(*.retry_after))]
+    #[error("{}", locked_message(*.scope, *.retry_after, *.until))]
     Locked {
         scope: ThrottleScope,
         retry_after: Duration,
+        /// When the lock ends.
+        until: Timestamp,
     },
+    #[error("this account has two-factor sign-in: enter the current code from your authenticator app (or a recovery code) as well")]
+    SecondFactorRequired,
     #[error("that code is not right (or was already used); use the current code from your authenticator app, or one of your recovery codes")]
     BadSecondFactor,
     #[error("your sign-in expired; sign in again")]
@@ -108,11 +148,29 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-fn scope_words(s: ThrottleScope) -> &'static str {
-    match s {
-        ThrottleScope::Account => "for this account",
-        ThrottleScope::Address => "from this network address",
-    }
+fn locked_message(scope: ThrottleScope, retry_after: Duration, until: Timestamp) -> String {
+    let what = if scope.is_code() {
+        "too many wrong codes"
+    } else {
+        "too many failed sign-ins"
+    };
+    let whose = if scope.is_address() {
+        "from this network address"
+    } else {
+        "for this account"
+    };
+    format!(
+        "{what} {whose}; locked until {} (try again in {})",
+        clock_time(until),
+        human_wait(retry_after)
+    )
+}
+
+/// `HH:MM` in the hub's time zone.
+pub fn clock_time(t: Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M")
+        .to_string()
 }
 
 /// "45 seconds", "3 minutes", "1 hour".
@@ -145,29 +203,102 @@ impl Actor {
     }
 }
 
-/// Household keys unlocked for live sessions, in memory only. Dropping an
-/// entry zeroizes the key (see [`MemberKey`]).
+/// Household keys unlocked for live sessions, in memory only, and what
+/// was derived from them. Dropping an entry zeroizes the key (see
+/// [`MemberKey`]) and drops everything cached with it.
+///
+/// Filed under the session's token hash (unique to one sign-in for ever)
+/// and checked against the user id on every lookup.
 #[derive(Default)]
 pub struct Keyring {
-    keys: Mutex<HashMap<i64, Arc<MemberKey>>>,
+    keys: Mutex<HashMap<Vec<u8>, Unlocked>>,
 }
 
+struct Unlocked {
+    user_id: i64,
+    key: Arc<MemberKey>,
+    /// Things built with `key` (playback plans), by name.
+    derived: HashMap<String, Derived>,
+}
+
+struct Derived {
+    expires: Instant,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+/// Most cached items one session keeps; the oldest goes first.
+const MAX_DERIVED: usize = 32;
+
 impl Keyring {
-    fn put(&self, session_id: i64, key: MemberKey) {
-        self.keys.lock().unwrap().insert(session_id, Arc::new(key));
+    fn put(&self, token_hash: &[u8], user_id: i64, key: MemberKey) {
+        self.keys.lock().unwrap().insert(
+            token_hash.to_vec(),
+            Unlocked {
+                user_id,
+                key: Arc::new(key),
+                derived: HashMap::new(),
+            },
+        );
     }
-    fn get(&self, session_id: i64) -> Option<Arc<MemberKey>> {
-        self.keys.lock().unwrap().get(&session_id).cloned()
+    fn get(&self, token_hash: &[u8], user_id: i64) -> Option<Arc<MemberKey>> {
+        let k = self.keys.lock().unwrap();
+        k.get(token_hash)
+            .filter(|u| u.user_id == user_id)
+            .map(|u| u.key.clone())
     }
-    fn remove(&self, session_id: i64) {
-        self.keys.lock().unwrap().remove(&session_id);
+    fn remove(&self, token_hash: &[u8]) {
+        self.keys.lock().unwrap().remove(token_hash);
     }
-    /// Keeps only the keys of the given sessions.
-    fn retain(&self, live: &[i64]) -> usize {
+    /// Keeps only the keys of the given sessions (by token hash).
+    fn retain(&self, live: &[Vec<u8>]) -> usize {
         let mut k = self.keys.lock().unwrap();
         let before = k.len();
-        k.retain(|id, _| live.contains(id));
+        k.retain(|h, _| live.contains(h));
         before - k.len()
+    }
+    fn derived_get(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        name: &str,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let mut k = self.keys.lock().unwrap();
+        let u = k.get_mut(token_hash).filter(|u| u.user_id == user_id)?;
+        let now = Instant::now();
+        u.derived.retain(|_, d| d.expires > now);
+        u.derived.get(name).map(|d| d.value.clone())
+    }
+    fn derived_put(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        name: String,
+        value: Arc<dyn Any + Send + Sync>,
+        ttl: Duration,
+    ) -> bool {
+        let mut k = self.keys.lock().unwrap();
+        let Some(u) = k.get_mut(token_hash).filter(|u| u.user_id == user_id) else {
+            return false;
+        };
+        let now = Instant::now();
+        u.derived.retain(|_, d| d.expires > now);
+        while u.derived.len() >= MAX_DERIVED {
+            let oldest = u
+                .derived
+                .iter()
+                .min_by_key(|(_, d)| d.expires)
+                .map(|(n, _)| n.clone())
+                .expect("not empty");
+            u.derived.remove(&oldest);
+        }
+        u.derived.insert(
+            name,
+            Derived {
+                expires: now + ttl,
+                value,
+            },
+        );
+        true
     }
     /// Number of keys currently unlocked.
     pub fn len(&self) -> usize {
@@ -175,6 +306,88 @@ impl Keyring {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Number of items cached with the unlocked keys, all sessions together.
+    pub fn derived_len(&self) -> usize {
+        self.keys
+            .lock()
+            .unwrap()
+            .values()
+            .map(|u| u.derived.len())
+            .sum()
+    }
+}
+
+/// Passwords of half-finished sign-ins (stage `totp`), each sealed under a
+/// key derived from its session's token, which only the client holds: the
+/// hub's memory alone cannot open them between the two steps. Filed under
+/// the token hash; gone after the code step, sign-out, or `pending_max`.
+#[derive(Default)]
+struct Pending {
+    map: Mutex<HashMap<Vec<u8>, PendingSignIn>>,
+}
+
+struct PendingSignIn {
+    started: Timestamp,
+    nonce: [u8; 24],
+    sealed: Vec<u8>,
+}
+
+/// The key that seals a pending sign-in's password: a hash of the token
+/// under its own label, so it is neither the stored token hash nor
+/// derivable from it.
+fn pending_key(token: &str) -> Zeroizing<[u8; 32]> {
+    let mut h = Sha256::new();
+    h.update(b"porchlight pending sign-in v1\0");
+    h.update(token.as_bytes());
+    Zeroizing::new(h.finalize().into())
+}
+
+impl Pending {
+    fn seal(&self, token: &str, password: &str, now: Timestamp) {
+        let key = pending_key(token);
+        let nonce: [u8; 24] = secret::random_bytes();
+        let sealed = XChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
+            .encrypt(XNonce::from_slice(&nonce), password.as_bytes())
+            .expect("XChaCha20-Poly1305 encryption of a bounded password cannot fail");
+        self.map.lock().unwrap().insert(
+            token_hash(token).to_vec(),
+            PendingSignIn {
+                started: now,
+                nonce,
+                sealed,
+            },
+        );
+    }
+    /// The password of the pending sign-in of `token`, if it is there and
+    /// younger than `max_age`.
+    fn open(&self, token: &str, now: Timestamp, max_age: Duration) -> Option<Zeroizing<String>> {
+        let m = self.map.lock().unwrap();
+        let p = m.get(token_hash(token).as_slice())?;
+        if add(p.started, max_age) <= now {
+            return None;
+        }
+        let key = pending_key(token);
+        let plain = Zeroizing::new(
+            XChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
+                .decrypt(XNonce::from_slice(&p.nonce), p.sealed.as_slice())
+                .ok()?,
+        );
+        std::str::from_utf8(&plain)
+            .ok()
+            .map(|s| Zeroizing::new(s.to_owned()))
+    }
+    fn remove(&self, token_hash: &[u8]) {
+        self.map.lock().unwrap().remove(token_hash);
+    }
+    fn retain(&self, live: &[Vec<u8>], now: Timestamp, max_age: Duration) {
+        self.map
+            .lock()
+            .unwrap()
+            .retain(|h, p| live.contains(h) && add(p.started, max_age) > now);
+    }
+    fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
     }
 }
 
@@ -210,6 +423,7 @@ pub struct Vault {
     clock: SharedClock,
     policy: Policy,
     keyring: Keyring,
+    pending: Pending,
     decoy: String,
 }
 
@@ -246,6 +460,7 @@ impl Vault {
             clock,
             policy,
             keyring: Keyring::default(),
+            pending: Pending::default(),
             decoy,
         }
     }
@@ -338,25 +553,22 @@ impl Vault {
             .ok_or_else(|| AuthError::NoSuchUser(username.into()))
     }
 
-    /// Changes a password knowing the old one. The household key is the
-    /// same key, re-wrapped, so everything recorded for the user still
-    /// opens. Other sessions of the user end.
-    pub async fn change_password(
+    /// The password hash and re-wrapped key for `new`, once `old` is
+    /// verified. The household key is the same key, re-wrapped, so
+    /// everything recorded for the user still opens.
+    async fn rewrap_for(
         &self,
-        username: &str,
-        old_password: &str,
-        new_password: &str,
-        actor: &Actor,
-    ) -> Result<(), AuthError> {
-        let user = self.user(username).await?;
-        password::check_policy(new_password, username).map_err(AuthError::Invalid)?;
+        user: &User,
+        old: &str,
+        new: &str,
+    ) -> Result<(String, Option<UserKeys>), AuthError> {
         let (old, new, kdf) = (
-            Zeroizing::new(old_password.to_owned()),
-            Zeroizing::new(new_password.to_owned()),
+            Zeroizing::new(old.to_owned()),
+            Zeroizing::new(new.to_owned()),
             self.policy.kdf.clone(),
         );
         let u = user.clone();
-        let result = blocking(move || -> Result<(String, Option<UserKeys>), AuthError> {
+        blocking(move || -> Result<(String, Option<UserKeys>), AuthError> {
             if !password::verify(&old, &u.password_hash) {
                 return Err(AuthError::BadCredentials);
             }
@@ -379,10 +591,132 @@ impl Vault {
             };
             Ok((hash, keys))
         })
-        .await;
-        let (hash, keys) = match result {
+        .await
+    }
+
+    /// Stores a changed password, ends every session of the user (their
+    /// keys and caches go at once), clears the account's counters, audits.
+    async fn store_changed_password(
+        &self,
+        user: &User,
+        hash: &str,
+        keys: Option<&UserKeys>,
+        actor: &Actor,
+    ) -> Result<(), AuthError> {
+        self.store.set_password(user.id, hash, keys, true).await?;
+        self.sweep().await?;
+        for scope in [ThrottleScope::Account, ThrottleScope::CodeAccount] {
+            self.store.throttle_clear(scope, &user.username).await?;
+        }
+        self.audit(
+            actor,
+            "user.password",
+            &user.username,
+            serde_json::json!({ "key": "rewrapped" }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The signed-in user of `session` changes their own password (the web
+    /// app). Throttled like a sign-in: while the account's or the client
+    /// address's password throttle is locked nothing is checked, and a
+    /// wrong current password counts against both. An account with
+    /// two-factor sign-in must also give a current code (or a recovery
+    /// code), under the code throttles. The household key is re-wrapped;
+    /// every session of the user ends, this one included.
+    pub async fn change_own_password(
+        &self,
+        session: &SessionRow,
+        current: &str,
+        new: &str,
+        code: Option<&str>,
+        client_addr: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let actor = Actor {
+            name: session.username.clone(),
+            client: client_addr.to_owned(),
+        };
+        let username = session.username.as_str();
+        if let Err(e) = async {
+            self.locked(ThrottleScope::Address, client_addr, now)
+                .await?;
+            self.locked(ThrottleScope::Account, username, now).await
+        }
+        .await
+        {
+            self.audit(
+                &actor,
+                "user.password_refused",
+                username,
+                serde_json::json!({ "reason": e.to_string() }),
+            )
+            .await?;
+            return Err(e);
+        }
+        let user = self
+            .store
+            .user_by_id(session.user_id)
+            .await?
+            .ok_or(AuthError::SignInExpired)?;
+        password::check_policy(new, &user.username).map_err(AuthError::Invalid)?;
+        let code = if user.totp_enabled {
+            self.code_locked(username, client_addr, now).await?;
+            match code.map(str::trim).filter(|c| !c.is_empty()) {
+                Some(c) => Some(c),
+                None => return Err(AuthError::SecondFactorRequired),
+            }
+        } else {
+            None
+        };
+        let (hash, keys) = match self.rewrap_for(&user, current, new).await {
             Ok(v) => v,
             Err(e) => {
+                if matches!(e, AuthError::BadCredentials) {
+                    self.password_failed(username, client_addr, now).await?;
+                }
+                self.audit(
+                    &actor,
+                    "user.password_failed",
+                    username,
+                    serde_json::json!({}),
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        if let Some(c) = code {
+            self.check_code(&user, c, &actor, now).await?;
+        }
+        self.store_changed_password(&user, &hash, keys.as_ref(), &actor)
+            .await
+    }
+
+    /// Changes a password knowing the old one, for the hub's command line
+    /// (`porchlight user passwd`). The account's throttle applies; no
+    /// second factor is asked, because the command line on the hub's own
+    /// machine can reset any password anyway (`--reset`). The web app uses
+    /// [`Vault::change_own_password`]. Every session of the user ends.
+    pub async fn change_password(
+        &self,
+        username: &str,
+        old_password: &str,
+        new_password: &str,
+        actor: &Actor,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let user = self.user(username).await?;
+        self.locked(ThrottleScope::Account, &user.username, now)
+            .await?;
+        password::check_policy(new_password, username).map_err(AuthError::Invalid)?;
+        let (hash, keys) = match self.rewrap_for(&user, old_password, new_password).await {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, AuthError::BadCredentials) {
+                    self.record_failure(ThrottleScope::Account, &user.username, now)
+                        .await?;
+                }
                 self.audit(
                     actor,
                     "user.password_failed",
@@ -393,17 +727,8 @@ impl Vault {
                 return Err(e);
             }
         };
-        self.store
-            .set_password(user.id, &hash, keys.as_ref(), true)
-            .await?;
-        self.audit(
-            actor,
-            "user.password",
-            username,
-            serde_json::json!({ "key": "rewrapped" }),
-        )
-        .await?;
-        Ok(())
+        self.store_changed_password(&user, &hash, keys.as_ref(), actor)
+            .await
     }
 
     /// Restores access with the key recovery code: the key is unwrapped with
@@ -515,13 +840,13 @@ impl Vault {
         Ok(())
     }
 
-    /// Lifts the account's sign-in lockout (the CLI's `user unlock`): the
-    /// way back in for an owner whose account someone locked on purpose.
+    /// Lifts the account's sign-in lockouts, for passwords and for codes
+    /// (the CLI's `user unlock`): the way back in for an owner whose account someone locked on purpose.
     pub async fn unlock_account(&self, username: &str, actor: &Actor) -> Result<(), AuthError> {
         let user = self.user(username).await?;
-        self.store
-            .throttle_clear(ThrottleScope::Account, &user.username)
-            .await?;
+        for scope in [ThrottleScope::Account, ThrottleScope::CodeAccount] {
+            self.store.throttle_clear(scope, &user.username).await?;
+        }
         self.audit(actor, "user.unlock", &user.username, serde_json::json!({}))
             .await?;
         Ok(())
@@ -553,29 +878,37 @@ impl Vault {
 
     // ---- sign-in -----------------------------------------------------
 
-    /// Checks `password` against `user` (or the decoy hash when there is no
-    /// such user, so both take as long) and, when it matches, unwraps the
-    /// user's household key with it.
-    async fn verify_and_unwrap(
-        &self,
-        user: Option<&User>,
-        password: &str,
-    ) -> (bool, Option<Result<MemberKey, keys::KeyError>>) {
+    /// Checks `password` against `user`, or against the decoy hash when
+    /// there is no such user, so both take as long.
+    async fn verify_password(&self, user: Option<&User>, password: &str) -> bool {
         let phc = user
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.decoy.clone());
-        let wrapped = user.and_then(|u| u.keys.as_ref().map(|k| k.by_password.clone()));
         let pw = Zeroizing::new(password.to_owned());
-        blocking(move || {
-            if !password::verify(&pw, &phc) {
-                return (false, None);
-            }
-            (true, wrapped.map(|w| keys::unwrap_with_password(&w, &pw)))
-        })
-        .await
+        blocking(move || password::verify(&pw, &phc)).await
     }
 
-    async fn locked(
+    /// Unwraps `user`'s household key with their (already verified)
+    /// password: `None` for accounts without one.
+    async fn unwrap_key(
+        &self,
+        user: &User,
+        password: &str,
+    ) -> Result<Option<MemberKey>, AuthError> {
+        let Some(wrapped) = user.keys.as_ref().map(|k| k.by_password.clone()) else {
+            return Ok(None);
+        };
+        let pw = Zeroizing::new(password.to_owned());
+        blocking(move || keys::unwrap_with_password(&wrapped, &pw))
+            .await
+            .map(Some)
+            .map_err(|e| AuthError::BrokenKey {
+                user: user.username.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    pub(crate) async fn locked(
         &self,
         scope: ThrottleScope,
         key: &str,
@@ -588,13 +921,34 @@ impl Vault {
                 return Err(AuthError::Locked {
                     scope,
                     retry_after: wait,
+                    until: row.locked_until,
                 });
             }
         }
         Ok(())
     }
 
-    async fn record_failure(
+    /// Free failures, first lock and longest lock of a throttle.
+    fn throttle_rule(&self, scope: ThrottleScope) -> (i64, Duration, Duration) {
+        let p = &self.policy;
+        let (free, base, max) = if scope.is_code() {
+            (
+                p.code_free_attempts,
+                p.code_lockout,
+                p.code_lockout.max(p.lockout_max),
+            )
+        } else {
+            (p.free_attempts, p.lockout_base, p.lockout_max)
+        };
+        let factor = if scope.is_address() {
+            ADDRESS_ALLOWANCE_FACTOR
+        } else {
+            1
+        };
+        (i64::from(free) * factor, base, max)
+    }
+
+    pub(crate) async fn record_failure(
         &self,
         scope: ThrottleScope,
         key: &str,
@@ -605,19 +959,10 @@ impl Vault {
             Some(r) if r.last_failure_at > sub(now, THROTTLE_FORGET) => r.failures + 1,
             _ => 1,
         };
-        let free = i64::from(self.policy.free_attempts)
-            * if scope == ThrottleScope::Address {
-                ADDRESS_ALLOWANCE_FACTOR
-            } else {
-                1
-            };
+        let (free, base, max) = self.throttle_rule(scope);
         let locked_until = if failures >= free {
             let doublings = (failures - free).min(30) as u32;
-            let wait = self
-                .policy
-                .lockout_base
-                .saturating_mul(1u32 << doublings.min(20))
-                .min(self.policy.lockout_max);
+            let wait = base.saturating_mul(1u32 << doublings.min(20)).min(max);
             add(now, wait)
         } else {
             now
@@ -634,6 +979,80 @@ impl Vault {
             )
             .await?;
         Ok(())
+    }
+
+    /// A wrong password: counts against the account and the address.
+    async fn password_failed(
+        &self,
+        username: &str,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        self.record_failure(ThrottleScope::Account, username, now)
+            .await?;
+        self.record_failure(ThrottleScope::Address, client, now)
+            .await
+    }
+
+    /// Refuses while either code throttle (the account's, the address's)
+    /// is locked.
+    async fn code_locked(
+        &self,
+        username: &str,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        self.locked(ThrottleScope::CodeAccount, username, now)
+            .await?;
+        self.locked(ThrottleScope::CodeAddress, client, now).await
+    }
+
+    /// Checks a TOTP code or a one-time recovery code of `user`, consuming
+    /// it when right (a code works once). A wrong one counts against the
+    /// account's and the address's code throttles and is audited.
+    async fn check_code(
+        &self,
+        user: &User,
+        code: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let accepted = match (&user.totp_secret, user.totp_enabled) {
+            (Some(secret), true) => match totp::matching_step(secret, code, now.as_second()) {
+                Some(step) => self.store.consume_totp_step(user.id, step).await?,
+                None => {
+                    let h = recovery_hash(code);
+                    let used = code.trim().len() >= 16
+                        && self.store.consume_recovery_code(user.id, &h, now).await?;
+                    if used {
+                        self.audit(
+                            actor,
+                            "auth.recovery_code_used",
+                            &user.username,
+                            serde_json::json!({}),
+                        )
+                        .await?;
+                    }
+                    used
+                }
+            },
+            _ => false,
+        };
+        if accepted {
+            return Ok(());
+        }
+        self.record_failure(ThrottleScope::CodeAccount, &user.username, now)
+            .await?;
+        self.record_failure(ThrottleScope::CodeAddress, &actor.client, now)
+            .await?;
+        self.audit(
+            actor,
+            "auth.second_factor_failed",
+            &user.username,
+            serde_json::json!({}),
+        )
+        .await?;
+        Err(AuthError::BadSecondFactor)
     }
 
     /// Step one of signing in: username and password.
@@ -666,14 +1085,11 @@ impl Vault {
             return Err(e);
         }
         let user = self.store.user_by_name(username).await?;
-        let (ok, key) = self.verify_and_unwrap(user.as_ref(), password).await;
+        let ok = self.verify_password(user.as_ref(), password).await;
         let user = match user {
             Some(u) if ok => u,
             _ => {
-                self.record_failure(ThrottleScope::Account, username, now)
-                    .await?;
-                self.record_failure(ThrottleScope::Address, client_addr, now)
-                    .await?;
+                self.password_failed(username, client_addr, now).await?;
                 self.audit(
                     &actor,
                     "auth.sign_in_failed",
@@ -694,19 +1110,6 @@ impl Vault {
             .await?;
             return Err(AuthError::Disabled);
         }
-        let key = match key {
-            None => None,
-            Some(Ok(k)) => Some(k),
-            Some(Err(e)) => {
-                return Err(AuthError::BrokenKey {
-                    user: user.username.clone(),
-                    message: e.to_string(),
-                })
-            }
-        };
-        self.store
-            .throttle_clear(ThrottleScope::Account, username)
-            .await?;
         let stage = if user.totp_enabled {
             SessionStage::Totp
         } else if user.role == Role::Owner && self.policy.require_totp_for_owners {
@@ -714,7 +1117,15 @@ impl Vault {
         } else {
             SessionStage::Full
         };
+        // The key only once the sign-in is complete: with a second factor,
+        // that is after the code (`second_factor`).
+        let key = if stage == SessionStage::Totp {
+            None
+        } else {
+            self.unwrap_key(&user, password).await?
+        };
         let token = Zeroizing::new(secret::url_token(32));
+        let hash = token_hash(&token);
         let csrf = secret::url_token(24);
         let expires_at = if stage == SessionStage::Totp {
             add(now, self.policy.pending_max)
@@ -724,7 +1135,7 @@ impl Vault {
         let id = self
             .store
             .create_session(NewSession {
-                token_hash: &token_hash(&token),
+                token_hash: &hash,
                 user_id: user.id,
                 stage,
                 csrf_token: &csrf,
@@ -734,8 +1145,15 @@ impl Vault {
                 user_agent: &user_agent.chars().take(200).collect::<String>(),
             })
             .await?;
+        if stage == SessionStage::Totp {
+            self.pending.seal(&token, password, now);
+        } else {
+            self.store
+                .throttle_clear(ThrottleScope::Account, username)
+                .await?;
+        }
         if let Some(k) = key {
-            self.keyring.put(id, k);
+            self.keyring.put(&hash, user.id, k);
             self.audit(
                 &actor,
                 "key.unwrap",
@@ -759,66 +1177,79 @@ impl Vault {
         Ok(SignedIn { token, session })
     }
 
-    /// Step two: a TOTP code or a one-time recovery code, for a session at
-    /// stage `totp`. Failures count towards the account's throttle.
+    /// Step two: a TOTP code or a one-time recovery code, for the session
+    /// of `token` at stage `totp`, from `client_addr`. Refused while the
+    /// account's or the address's code throttle is locked; a wrong code
+    /// counts against both. A right code unlocks the household key (with
+    /// the password sealed at step one) and completes the sign-in, which
+    /// is when the account's counters are cleared.
     pub async fn second_factor(
         &self,
         session: &SessionRow,
+        token: &str,
         code: &str,
+        client_addr: &str,
     ) -> Result<SessionRow, AuthError> {
         let now = self.clock.now();
         let actor = Actor {
             name: session.username.clone(),
-            client: session.client_addr.clone(),
+            client: client_addr.to_owned(),
         };
         if session.stage != SessionStage::Totp {
             return Err(AuthError::Invalid(
                 "this sign-in is not waiting for a code".into(),
             ));
         }
-        self.locked(ThrottleScope::Account, &session.username, now)
+        if token_hash(token).as_slice() != session.token_hash.as_slice() {
+            return Err(AuthError::SignInExpired);
+        }
+        if let Err(e) = self.code_locked(&session.username, client_addr, now).await {
+            self.audit(
+                &actor,
+                "auth.second_factor_refused",
+                &session.username,
+                serde_json::json!({ "reason": e.to_string() }),
+            )
             .await?;
+            return Err(e);
+        }
         let user = self
             .store
             .user_by_id(session.user_id)
             .await?
             .ok_or(AuthError::SignInExpired)?;
-        let accepted = match (&user.totp_secret, user.totp_enabled) {
-            (Some(secret), true) => match totp::matching_step(secret, code, now.as_second()) {
-                Some(step) => self.store.consume_totp_step(user.id, step).await?,
-                None => {
-                    let h = recovery_hash(code);
-                    let used = code.trim().len() >= 16
-                        && self.store.consume_recovery_code(user.id, &h, now).await?;
-                    if used {
-                        self.audit(
-                            &actor,
-                            "auth.recovery_code_used",
-                            &user.username,
-                            serde_json::json!({}),
-                        )
-                        .await?;
-                    }
-                    used
-                }
-            },
-            _ => false,
+        // Without the sealed password (the hub restarted since step one,
+        // or it is too old) the key could not be unlocked: start again,
+        // before a code is spent.
+        let password = match self.pending.open(token, now, self.policy.pending_max) {
+            Some(p) => p,
+            None if user.keys.is_none() => Zeroizing::new(String::new()),
+            None => {
+                self.end_session(session).await?;
+                return Err(AuthError::SignInExpired);
+            }
         };
-        if !accepted {
-            self.record_failure(ThrottleScope::Account, &user.username, now)
-                .await?;
-            self.audit(
-                &actor,
-                "auth.second_factor_failed",
-                &user.username,
-                serde_json::json!({}),
-            )
-            .await?;
-            return Err(AuthError::BadSecondFactor);
-        }
+        self.check_code(&user, code, &actor, now).await?;
+        let key = self.unwrap_key(&user, &password).await?;
+        drop(password);
+        self.pending.remove(&session.token_hash);
         self.store
             .set_session_stage(session.id, SessionStage::Full)
             .await?;
+        if let Some(k) = key {
+            self.keyring.put(&session.token_hash, user.id, k);
+            self.audit(
+                &actor,
+                "key.unwrap",
+                &user.username,
+                serde_json::json!({ "session": session.id }),
+            )
+            .await?;
+        }
+        // The whole sign-in succeeded: only now are the counters cleared.
+        for scope in [ThrottleScope::Account, ThrottleScope::CodeAccount] {
+            self.store.throttle_clear(scope, &user.username).await?;
+        }
         self.audit(
             &actor,
             "auth.second_factor",
@@ -832,13 +1263,29 @@ impl Vault {
             .ok_or(AuthError::SignInExpired)
     }
 
+    /// Half-finished sign-ins whose password is held (sealed) for the
+    /// code step.
+    pub fn pending_sign_ins(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The session a token belongs to, if it is live: not expired, not idle
     /// too long, user not disabled. Ending sessions found dead on the way.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, AuthError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let Some(s) = self.store.session_by_token_hash(&token_hash(token)).await? else {
+        self.authenticate_hash(&token_hash(token)).await
+    }
+
+    /// [`Vault::authenticate`] by the token's hash: what a long-lived
+    /// stream keeps (not the token) to re-check its session every few
+    /// seconds. A hash is never reused, unlike a session id.
+    pub async fn authenticate_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Authenticated>, AuthError> {
+        let Some(s) = self.store.session_by_token_hash(hash).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -848,7 +1295,7 @@ impl Vault {
             self.policy.session_idle
         };
         if s.expires_at <= now || add(s.last_seen_at, idle_limit) <= now || s.user_disabled {
-            self.end_session(s.id).await?;
+            self.end_session(&s).await?;
             return Ok(None);
         }
         // Write at most once a minute per session: reads stay cheap.
@@ -870,7 +1317,7 @@ impl Vault {
         let now = self.clock.now();
         self.locked(ThrottleScope::Account, username, now).await?;
         let user = self.store.user_by_name(username).await?;
-        let (ok, key) = self.verify_and_unwrap(user.as_ref(), password).await;
+        let ok = self.verify_password(user.as_ref(), password).await;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             Some(u) if ok && u.disabled => return Err(AuthError::Disabled),
@@ -885,15 +1332,8 @@ impl Vault {
         self.store
             .throttle_clear(ThrottleScope::Account, &user.username)
             .await?;
-        let key = match key {
-            None => return Err(AuthError::NoKey(user.username)),
-            Some(Err(e)) => {
-                return Err(AuthError::BrokenKey {
-                    user: user.username,
-                    message: e.to_string(),
-                })
-            }
-            Some(Ok(k)) => k,
+        let Some(key) = self.unwrap_key(&user, password).await? else {
+            return Err(AuthError::NoKey(user.username));
         };
         self.audit(
             actor,
@@ -910,17 +1350,53 @@ impl Vault {
         if session.stage != SessionStage::Full {
             return None;
         }
-        self.keyring.get(session.id)
+        self.keyring.get(&session.token_hash, session.user_id)
     }
 
-    async fn end_session(&self, id: i64) -> Result<(), AuthError> {
-        self.keyring.remove(id);
-        self.store.delete_session(id).await?;
+    /// Something built with `session`'s unlocked key (a playback plan),
+    /// cached under `name` by [`Vault::session_cache_put`]: only ever found
+    /// by the same sign-in of the same user, and gone when it ends.
+    pub fn session_cache_get<T: Any + Send + Sync>(
+        &self,
+        session: &SessionRow,
+        name: &str,
+    ) -> Option<Arc<T>> {
+        if session.stage != SessionStage::Full {
+            return None;
+        }
+        self.keyring
+            .derived_get(&session.token_hash, session.user_id, name)?
+            .downcast::<T>()
+            .ok()
+    }
+
+    /// Keeps `value` with `session`'s unlocked key for at most `ttl`;
+    /// dropped with the key when the session ends. False (nothing kept)
+    /// when the session has no unlocked key.
+    pub fn session_cache_put<T: Any + Send + Sync>(
+        &self,
+        session: &SessionRow,
+        name: String,
+        value: Arc<T>,
+        ttl: Duration,
+    ) -> bool {
+        session.stage == SessionStage::Full
+            && self
+                .keyring
+                .derived_put(&session.token_hash, session.user_id, name, value, ttl)
+    }
+
+    /// Ends a session: its key, whatever was cached with it, and a pending
+    /// sign-in's sealed password go first, then the row.
+    async fn end_session(&self, s: &SessionRow) -> Result<(), AuthError> {
+        self.keyring.remove(&s.token_hash);
+        self.pending.remove(&s.token_hash);
+        self.store.delete_session(s.id).await?;
         Ok(())
     }
 
     pub async fn sign_out(&self, session: &SessionRow) -> Result<(), AuthError> {
-        self.end_session(session.id).await?;
+        self.end_session(session).await?;
         let actor = Actor {
             name: session.username.clone(),
             client: session.client_addr.clone(),
@@ -944,7 +1420,7 @@ impl Vault {
     ) -> Result<(), AuthError> {
         match self.store.session_by_id(session_id).await? {
             Some(s) if s.user_id == user_id => {
-                self.end_session(s.id).await?;
+                self.end_session(&s).await?;
                 self.audit(
                     actor,
                     "session.revoke",
@@ -971,7 +1447,8 @@ impl Vault {
         let now = self.clock.now();
         let idle_before = sub(now, self.policy.session_idle);
         self.store.delete_expired_sessions(now, idle_before).await?;
-        let live = self.store.live_session_ids().await?;
+        let live = self.store.live_session_token_hashes().await?;
+        self.pending.retain(&live, now, self.policy.pending_max);
         Ok(self.keyring.retain(&live))
     }
 

@@ -10,7 +10,10 @@
 //! # Invariants
 //!
 //! * The identity's secret never leaves this module in clear except as an
-//!   [`age::x25519::Identity`] in memory; nothing here writes it anywhere.
+//!   [`age::x25519::Identity`] in memory, or as its raw 32 bytes in a
+//!   [`Zeroizing`] buffer for looking for leaked copies of it
+//!   ([`MemberKey::secret_scalar`], `porchlight check --verify-as`);
+//!   nothing here writes it anywhere.
 //!   [`MemberKey`] has no `Clone`, and its `Debug` prints only the public
 //!   recipient. The secret scalar is zeroized on drop (age's `Identity` wraps
 //!   an `x25519_dalek::StaticSecret`, built with its `zeroize` feature).
@@ -248,6 +251,47 @@ impl MemberKey {
     pub fn identity(&self) -> &age::x25519::Identity {
         &self.identity
     }
+
+    /// The raw 32-byte X25519 secret, in a buffer zeroized on drop: only
+    /// to look for copies of it where none may be (a data-folder scan),
+    /// since a leak need not be in the `AGE-SECRET-KEY-1…` text form.
+    /// Never store or send it.
+    pub fn secret_scalar(&self) -> Zeroizing<[u8; 32]> {
+        use age::secrecy::ExposeSecret;
+        let text = self.identity.to_string();
+        bech32_payload(text.expose_secret())
+            .expect("age writes its own identities as valid Bech32 of 32 bytes")
+    }
+}
+
+/// The 32 data bytes of an age identity's Bech32 text
+/// (`AGE-SECRET-KEY-1` + 52 data characters + 6 checksum characters).
+/// Hand-written rather than through the `bech32` crate so that no
+/// intermediate copy escapes zeroizing; the checksum is not verified (the
+/// text comes from age itself, and a wrong checksum cannot yield another
+/// key's bytes). `None` for anything else.
+fn bech32_payload(text: &str) -> Option<Zeroizing<[u8; 32]>> {
+    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let (_, rest) = text.rsplit_once('1')?;
+    let data = rest.as_bytes().get(..rest.len().checked_sub(6)?)?;
+    if data.len() != 52 {
+        return None;
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    let (mut acc, mut bits, mut n) = (Zeroizing::new(0u32), 0u32, 0usize);
+    for &c in data {
+        let v = CHARSET.iter().position(|&x| x == c.to_ascii_lowercase())? as u32;
+        *acc = (*acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            *out.get_mut(n)? = (*acc >> bits) as u8;
+            n += 1;
+            *acc &= (1 << bits) - 1;
+        }
+    }
+    // 52 × 5 = 260 bits: 32 bytes and 4 zero padding bits.
+    (n == 32 && *acc == 0).then_some(out)
 }
 
 impl fmt::Debug for MemberKey {
@@ -477,6 +521,31 @@ mod tests {
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn secret_scalar_is_the_identitys_raw_bytes() {
+        use bech32::ToBase32 as _;
+        for bytes in [[0u8; 32], [0xff; 32], *b"0123456789abcdef0123456789ABCDEF"] {
+            // Encoded by the bech32 crate as age writes identities.
+            let text = bech32::encode(
+                "age-secret-key-",
+                bytes.to_base32(),
+                bech32::Variant::Bech32,
+            )
+            .unwrap()
+            .to_uppercase();
+            let key = MemberKey::from_identity(text.parse().unwrap());
+            assert_eq!(*key.secret_scalar(), bytes);
+        }
+        let key = MemberKey::generate();
+        assert_eq!(key.secret_scalar().to_vec(), raw_secret(&key));
+        assert!(bech32_payload("age1qqqq").is_none());
+        assert!(bech32_payload("AGE-SECRET-KEY-1").is_none());
+        assert!(
+            bech32_payload(&format!("AGE-SECRET-KEY-1{}", "b".repeat(58))).is_none(),
+            "b is not in the charset"
+        );
     }
 
     #[test]

@@ -10,11 +10,16 @@
 //!   by their password and by a recovery code.
 //! * [`stream`] — encrypting a byte stream to household members and opening
 //!   it again with seeking (what the recorder and playback use).
+//! * [`details`] — event details (kind, labels, zones, the alarm's
+//!   transitions) sealed to the members who may see them; the store keeps
+//!   only the clear index.
 //! * [`sealed`] — per-file random keys wrapped with age to members, and
 //!   independently sealed ChaCha20-Poly1305 records (the crash-safe
 //!   segment files of the media crate).
 //! * [`totp`] — RFC 6238 codes with replay-proof step matching.
 //! * [`password`] — Argon2id hashing and the password policy.
+//! * [`rtsp`] — per-device RTSP tokens for the restream (no account
+//!   password over RTSP) and the checks the restream repeats with them.
 //!
 //! Invariants:
 //!
@@ -28,8 +33,10 @@
 //! keeps the opaque blobs this crate produces).
 
 pub mod accounts;
+pub mod details;
 pub mod keys;
 pub mod password;
+pub mod rtsp;
 pub mod sealed;
 pub mod snapshot;
 pub mod stream;

@@ -199,31 +199,46 @@ async fn totp_accept_reject_replay() {
         f.vault.unlocked_key(&s.session).is_none(),
         "no key before the second factor"
     );
+    assert_eq!(
+        f.vault.keyring().len(),
+        0,
+        "not even held back: nothing is unwrapped at the password step"
+    );
     // Wrong code.
     assert!(matches!(
-        f.vault.second_factor(&s.session, "000000").await,
+        f.vault
+            .second_factor(&s.session, &s.token, "000000", "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // Right code.
     let code = f.code_now(&secret);
-    let full = f.vault.second_factor(&s.session, &code).await.unwrap();
+    let full = f
+        .vault
+        .second_factor(&s.session, &s.token, &code, "1.2.3.4")
+        .await
+        .unwrap();
     assert_eq!(full.stage, SessionStage::Full);
     assert!(f.vault.unlocked_key(&full).is_some());
     // The same code again, in a new sign-in within the same 30 s: replay.
     let s2 = f.vault.sign_in("carol", PW, "1.2.3.4", "t").await.unwrap();
     assert!(matches!(
-        f.vault.second_factor(&s2.session, &code).await,
+        f.vault
+            .second_factor(&s2.session, &s2.token, &code, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // An older code (previous step, still within skew) is also refused.
     let older = totp::code_for_step(&secret, totp::step_at(f.vault.now().as_second()) - 1, 6);
     assert!(matches!(
-        f.vault.second_factor(&s2.session, &older).await,
+        f.vault
+            .second_factor(&s2.session, &s2.token, &older, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     // The next step's code works.
     f.clock.advance(Duration::from_secs(30));
-    let s2 = f
+    let row = f
         .vault
         .authenticate(&s2.token)
         .await
@@ -231,7 +246,65 @@ async fn totp_accept_reject_replay() {
         .unwrap()
         .session;
     f.vault
-        .second_factor(&s2, &f.code_now(&secret))
+        .second_factor(&row, &s2.token, &f.code_now(&secret), "1.2.3.4")
+        .await
+        .unwrap();
+}
+
+/// A code that is wrong at the vault's current time.
+fn wrong_code(f: &Fixture, secret: &[u8]) -> String {
+    let step = totp::step_at(f.vault.now().as_second());
+    let near: Vec<String> = (step - 1..=step + 1)
+        .map(|s| totp::code_for_step(secret, s, 6))
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_codes_count_per_address_across_accounts() {
+    let f = fixture().await;
+    let mut secrets = Vec::new();
+    for i in 0..5 {
+        secrets.push(f.user_with_totp(&format!("t{i}"), Role::Member).await);
+    }
+    // 40 wrong codes from one address (4 × an account's 10), spread so
+    // that no account reaches its own limit.
+    for (i, secret) in secrets.iter().enumerate() {
+        for _ in 0..8 {
+            let s = f
+                .vault
+                .sign_in(&format!("t{i}"), PW, "6.6.6.6", "t")
+                .await
+                .unwrap();
+            assert!(matches!(
+                f.vault
+                    .second_factor(&s.session, &s.token, &wrong_code(&f, secret), "6.6.6.6")
+                    .await,
+                Err(AuthError::BadSecondFactor)
+            ));
+        }
+    }
+    let s = f.vault.sign_in("t0", PW, "6.6.6.6", "t").await.unwrap();
+    let e = f
+        .vault
+        .second_factor(&s.session, &s.token, &f.code_now(&secrets[0]), "6.6.6.6")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, AuthError::Locked { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("wrong codes from this network address"),
+        "{e}"
+    );
+    assert_eq!(f.vault.keyring().len(), 0);
+    // The same account from another address is fine.
+    let s = f.vault.sign_in("t0", PW, "7.7.7.7", "t").await.unwrap();
+    f.vault
+        .second_factor(&s.session, &s.token, &f.code_now(&secrets[0]), "7.7.7.7")
         .await
         .unwrap();
 }
@@ -254,12 +327,14 @@ async fn recovery_codes_are_single_use() {
     let code = codes[3].to_lowercase(); // typed sloppily
     let p1 = f.vault.sign_in("dave", PW, "1.2.3.4", "t").await.unwrap();
     f.vault
-        .second_factor(&p1.session, &code)
+        .second_factor(&p1.session, &p1.token, &code, "1.2.3.4")
         .await
         .expect("first use works");
     let p2 = f.vault.sign_in("dave", PW, "1.2.3.4", "t").await.unwrap();
     assert!(matches!(
-        f.vault.second_factor(&p2.session, &code).await,
+        f.vault
+            .second_factor(&p2.session, &p2.token, &code, "1.2.3.4")
+            .await,
         Err(AuthError::BadSecondFactor)
     ));
     assert_eq!(
@@ -544,10 +619,66 @@ async fn reset_without_old_password_makes_a_new_key() {
     );
 }
 
-#[tokio::test]
-async fn data_folder_holds_no_private_key_in_clear() {
+/// Every file under `dir`, in every subfolder.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A member's private key in the forms a careless implementation could
+/// leave on disk: age's text (any case) and the raw 32-byte X25519 scalar
+/// (also hex-encoded).
+struct Secret {
+    text: String,
+    raw: [u8; 32],
+}
+
+/// Where under `dir` any of `secrets`, or any `AGE-SECRET-KEY-1` text at
+/// all, is found: one line per finding.
+fn key_material_under(dir: &std::path::Path, secrets: &[Secret]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        let upper = bytes.to_ascii_uppercase();
+        let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        if has(&upper, b"AGE-SECRET-KEY-1") {
+            found.push(format!("{}: an age secret key in text", f.display()));
+        }
+        for (i, s) in secrets.iter().enumerate() {
+            if has(&upper, s.text.to_ascii_uppercase().as_bytes()) {
+                found.push(format!("{}: key {i} in text", f.display()));
+            }
+            if has(&bytes, &s.raw) {
+                found.push(format!("{}: key {i} raw", f.display()));
+            }
+            if has(&upper, hex::encode_upper(s.raw).as_bytes()) {
+                found.push(format!("{}: key {i} in hex", f.display()));
+            }
+        }
+    }
+    found
+}
+
+/// Three members signed in (their keys unlocked, as in a running hub), a
+/// snapshot sealed to them in a subfolder; the store closed so SQLite's
+/// files are as a stolen disk would show them. Returns the folder's
+/// fixture and the members' secrets.
+async fn folder_with_unlocked_keys() -> (Fixture, Vec<Secret>) {
     let f = fixture().await;
     let mut secrets = Vec::new();
+    let mut recipients = Vec::new();
     for (i, role) in [Role::Owner, Role::Member, Role::Member]
         .into_iter()
         .enumerate()
@@ -574,29 +705,78 @@ async fn data_folder_holds_no_private_key_in_clear() {
             .session;
         let key = f.vault.unlocked_key(&s).unwrap();
         use age::secrecy::ExposeSecret;
-        secrets.push(key.identity().to_string().expose_secret().to_string());
+        let text = key.identity().to_string().expose_secret().to_string();
+        assert!(text.starts_with("AGE-SECRET-KEY-1"));
+        secrets.push(Secret {
+            text,
+            raw: *key.secret_scalar(),
+        });
+        recipients.push(key.recipient());
     }
+    // Something in a subfolder, as the hub's snapshots and recordings are.
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.extend(std::iter::repeat_n(0x55, 4096));
+    let rel =
+        porchlight_vault::snapshot::relative_path(1, 1, porchlight_vault::snapshot::Kind::Full);
+    porchlight_vault::snapshot::write(f.dir.path(), &rel, &jpeg, &recipients).unwrap();
     // Let SQLite write everything out (WAL included) as a stolen disk would show it.
     f.vault.store().clone().close().await;
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            bytes.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    assert!(bytes.len() > 4096, "scanned the real files");
-    let hay = String::from_utf8_lossy(&bytes).to_uppercase();
+    (f, secrets)
+}
+
+#[tokio::test]
+async fn data_folder_holds_no_private_key_in_clear() {
+    let (f, secrets) = folder_with_unlocked_keys().await;
+    let files = files_under(f.dir.path());
+    let total: u64 = files.iter().map(|p| p.metadata().unwrap().len()).sum();
+    assert!(total > 4096, "scanned the real files");
     assert!(
-        !hay.contains("AGE-SECRET-KEY-1"),
-        "an age secret key prefix is on disk"
+        files.iter().any(|p| p.ends_with("snapshots/1/1.jpg.age")),
+        "the scan reaches subfolders: {files:?}"
     );
-    for s in &secrets {
-        assert!(s.starts_with("AGE-SECRET-KEY-1"));
-        assert!(!hay.contains(&s.to_uppercase()), "a private key is on disk");
-    }
+    assert_eq!(
+        key_material_under(f.dir.path(), &secrets),
+        Vec::<String>::new()
+    );
     // The public halves are there (they are meant to be).
-    assert!(String::from_utf8_lossy(&bytes).contains("age1"));
+    let all: Vec<u8> = files
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(String::from_utf8_lossy(&all).contains("age1"));
+}
+
+/// The scan above can fail: a raw key deep in a subfolder, a key's text in
+/// lower case elsewhere, are both found.
+#[tokio::test]
+async fn the_key_scan_finds_raw_and_text_keys_in_subfolders() {
+    let (f, secrets) = folder_with_unlocked_keys().await;
+    let deep = f.dir.path().join("recordings/7");
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut planted = vec![0u8; 1000];
+    planted.extend_from_slice(&secrets[1].raw);
+    planted.extend_from_slice(&[0u8; 1000]);
+    std::fs::write(deep.join("main-1.seg"), &planted).unwrap();
+    let found = key_material_under(f.dir.path(), &secrets);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("recordings/7/main-1.seg: key 1 raw"),
+        "{found:?}"
+    );
+
+    std::fs::remove_file(deep.join("main-1.seg")).unwrap();
+    std::fs::write(
+        f.dir.path().join("snapshots/1/stray"),
+        secrets[2].text.to_lowercase(),
+    )
+    .unwrap();
+    let found = key_material_under(f.dir.path(), &secrets);
+    assert!(
+        found
+            .iter()
+            .any(|l| l.contains("snapshots/1/stray: key 2 in text")),
+        "{found:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 // Live view: fragmented MP4 over a WebSocket into Media Source Extensions.
 // Keeps well under a second behind live (plays a little faster when
 // behind, jumps ahead when far behind), trims old buffer, and reconnects
-// by itself.
+// by itself — except when the hub closed it because access ended (code
+// 1008: it shows the hub's reason instead).
 "use strict";
 (function () {
   const MAX_LAG = 0.7; // seconds between the newest frame received and the one shown
@@ -48,7 +49,13 @@
         pump();
       };
       ws.onopen = () => { retry = 500; say("live"); };
-      ws.onclose = () => {
+      ws.onclose = (ev) => {
+        if (ev.code === 1008) {
+          // The hub ended this view: access revoked, signed out, account
+          // disabled, camera paused. Say why; reconnecting would be refused.
+          say(`stopped: ${ev.reason || "access ended"}`);
+          return;
+        }
         say("reconnecting…");
         setTimeout(connect, retry);
         retry = Math.min(retry * 2, 5000);

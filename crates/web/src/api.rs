@@ -34,7 +34,10 @@ struct SignInBody {
 }
 
 /// Signs in with username, password and (when the account has it) a TOTP
-/// or recovery code, all in one request.
+/// or recovery code, all in one request. A wrong code ends the half-made
+/// session, but counts against the account's and the address's code
+/// throttles, which only a complete sign-in clears: 10 wrong codes lock the
+/// account's code step (429 naming the time it opens again).
 async fn create_session(
     State(app): State<App>,
     v: Visitor,
@@ -52,7 +55,11 @@ async fn create_session(
                 porchlight_vault::AuthError::BadSecondFactor,
             )));
         };
-        match app.vault.second_factor(&session, code).await {
+        match app
+            .vault
+            .second_factor(&session, &signed.token, code, &v.client)
+            .await
+        {
             Ok(s) => session = s,
             Err(e) => {
                 app.vault.sign_out(&session).await?;

@@ -46,7 +46,10 @@ impl WebError {
             ) => StatusCode::UNAUTHORIZED,
             WebError::Auth(AuthError::Disabled) => StatusCode::FORBIDDEN,
             WebError::Auth(
-                AuthError::Invalid(_) | AuthError::BadRecoveryCode | AuthError::NoSuchUser(_),
+                AuthError::Invalid(_)
+                | AuthError::BadRecoveryCode
+                | AuthError::NoSuchUser(_)
+                | AuthError::SecondFactorRequired,
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Auth(
                 AuthError::Store(_) | AuthError::BrokenKey { .. } | AuthError::NoKey(_),
@@ -77,7 +80,8 @@ impl WebError {
     }
 }
 
-/// A [`WebError`] answered as JSON: `{"error": "…"}`.
+/// A [`WebError`] answered as JSON: `{"error": "…"}`, and for a lockout
+/// also `"locked_until"` (RFC 3339) beside the `Retry-After` header.
 pub struct ApiError(pub WebError);
 
 impl<E: Into<WebError>> From<E> for ApiError {
@@ -89,11 +93,11 @@ impl<E: Into<WebError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.0.log();
-        let mut r = (
-            self.0.status(),
-            axum::Json(serde_json::json!({ "error": self.0.to_string() })),
-        )
-            .into_response();
+        let mut body = serde_json::json!({ "error": self.0.to_string() });
+        if let WebError::Auth(AuthError::Locked { until, .. }) = &self.0 {
+            body["locked_until"] = serde_json::json!(until.to_string());
+        }
+        let mut r = (self.0.status(), axum::Json(body)).into_response();
         if let Some(s) = self.0.retry_after() {
             r.headers_mut().insert("retry-after", s.into());
         }

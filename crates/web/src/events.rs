@@ -2,7 +2,12 @@
 //! source the events page, the home page and the timeline's markers read.
 //!
 //! Events come from the store's `events` table (written by detection, the
-//! alarm and the API); nothing here invents events.
+//! alarm and the API); nothing here invents events. Their details (kind,
+//! labels, zones, score, the alarm's transitions) are sealed to the
+//! members who may see them (`porchlight_vault::details`): they are opened
+//! with the reader's unlocked key, and one the key cannot open is shown as
+//! a bare entry ("sealed to other members", `sealed` in the JSON) instead
+//! of failing the page. Filtering by kind happens after opening, bounded.
 //!
 //! An event may carry a snapshot and a thumbnail: JPEGs encrypted at rest
 //! to the camera's recipients ([`porchlight_vault::snapshot`]). They are
@@ -21,7 +26,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use porchlight_store::{Camera, SessionRow};
+use porchlight_store::{Camera, SessionRow, StoredEvent};
+use porchlight_vault::details::{self, Unreadable};
 use porchlight_vault::snapshot;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -52,6 +58,9 @@ pub(crate) const KINDS: [(&str, &str); 9] = [
     ("doorbell", "Doorbell"),
     ("alarm", "Alarm"),
 ];
+
+/// The word shown for an event whose details the reader cannot open.
+const SEALED_LABEL: &str = "Sealed to other members";
 
 /// Whether this process runs the event path (detection, triggers).
 pub(crate) fn detection_available(app: &App) -> bool {
@@ -86,6 +95,10 @@ pub(crate) struct Event {
     pub preroll_s: i64,
     /// Whether a snapshot (and thumbnail) can be fetched.
     pub snapshot: bool,
+    /// Why the details cannot be shown to this reader ("sealed to other
+    /// members", …); None when they are. When set, `kind` is `sealed` and
+    /// the details are empty.
+    pub sealed: Option<String>,
 }
 
 fn ser_ts<S: serde::Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -127,6 +140,45 @@ impl Event {
             source: r.source,
             score: r.score,
             snapshot: r.snapshot.is_some(),
+            sealed: None,
+        }
+    }
+
+    /// An event whose details this reader cannot open: its index only.
+    pub(crate) fn unreadable(
+        r: &StoredEvent,
+        why: &Unreadable,
+        camera: &Camera,
+        now: jiff::Timestamp,
+    ) -> Event {
+        Event {
+            id: r.id,
+            camera: camera.name.clone(),
+            kind: "sealed".into(),
+            start: r.start,
+            end: r.end.unwrap_or(now).max(r.start),
+            ongoing: r.end.is_none(),
+            review: "detection".into(),
+            source: r.source.clone(),
+            score: None,
+            zones: Vec::new(),
+            labels: Vec::new(),
+            preroll_s: DEFAULT_PREROLL_S,
+            snapshot: r.snapshot.is_some(),
+            sealed: Some(why.to_string()),
+        }
+    }
+
+    /// `r` opened with `key`, or its index and why not.
+    pub(crate) fn open(
+        r: StoredEvent,
+        key: Option<&porchlight_vault::keys::MemberKey>,
+        camera: &Camera,
+        now: jiff::Timestamp,
+    ) -> Event {
+        match details::open_event(&r, key) {
+            Ok(row) => Event::from_row(row, camera, now),
+            Err(why) => Event::unreadable(&r, &why, camera, now),
         }
     }
 
@@ -137,31 +189,44 @@ impl Event {
 }
 
 /// Events of `cameras` (already checked as visible) in [from, to), newest
-/// first, optionally of one kind.
+/// first, opened with `session`'s unlocked key; optionally of one kind
+/// (matched after opening: events this reader cannot open are left out of
+/// a kind filter).
 pub(crate) async fn events_between(
     app: &App,
+    session: &SessionRow,
     cameras: &[Camera],
     kind: Option<&str>,
     from: jiff::Timestamp,
     to: jiff::Timestamp,
 ) -> Result<Vec<Event>, WebError> {
-    let rows = app
-        .vault
-        .store()
-        .events(&porchlight_store::EventFilter {
+    let key = app.vault.unlocked_key(session);
+    let listing = details::events(
+        app.vault.store(),
+        &porchlight_store::EventFilter {
             cameras: Some(cameras.iter().map(|c| c.id).collect()),
-            kind: kind.map(str::to_owned),
             from: Some(from),
             to: Some(to),
             limit: 500,
-        })
-        .await?;
+            ..Default::default()
+        },
+        kind,
+        key.as_deref(),
+    )
+    .await?;
     let now = app.vault.now();
-    Ok(rows
+    Ok(listing
+        .events
         .into_iter()
-        .filter_map(|r| {
-            let cam = cameras.iter().find(|c| Some(c.id) == r.camera_id)?;
-            Some(Event::from_row(r, cam, now))
+        .filter_map(|r| match r {
+            Ok(row) => {
+                let cam = cameras.iter().find(|c| Some(c.id) == row.camera_id)?;
+                Some(Event::from_row(row, cam, now))
+            }
+            Err((stored, why)) => {
+                let cam = cameras.iter().find(|c| Some(c.id) == stored.camera_id)?;
+                Some(Event::unreadable(&stored, &why, cam, now))
+            }
         })
         .collect())
 }
@@ -223,7 +288,7 @@ async fn list(
     Query(q): Query<EventsQ>,
 ) -> Result<Json<Value>, ApiError> {
     let (cameras, kind, from, to) = resolve_query(&app, &u.session, &u.visitor, &q).await?;
-    let events = events_between(&app, &cameras, kind.as_deref(), from, to).await?;
+    let events = events_between(&app, &u.session, &cameras, kind.as_deref(), from, to).await?;
     Ok(Json(json!({
         "detection": if detection_available(&app) { "on" } else { "not set up" },
         "from": from.to_string(),
@@ -241,7 +306,7 @@ pub(crate) async fn visible_event(
     visitor: &Visitor,
     id: &str,
     what: &str,
-) -> Result<(porchlight_store::EventRow, Camera), WebError> {
+) -> Result<(StoredEvent, Camera), WebError> {
     let id: i64 = id
         .parse()
         .ok()
@@ -262,7 +327,13 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (row, cam) = visible_event(&app, &u.session, &u.visitor, &id, "event").await?;
-    Ok(Json(json!(Event::from_row(row, &cam, app.vault.now()))))
+    let key = app.vault.unlocked_key(&u.session);
+    Ok(Json(json!(Event::open(
+        row,
+        key.as_deref(),
+        &cam,
+        app.vault.now()
+    ))))
 }
 
 async fn snapshot_full(
@@ -361,9 +432,9 @@ async fn detail_page(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (row, cam) = visible_event(&app, &u.session, &u.visitor, &id, "event page").await?;
-    let key = app.vault.unlocked_key(&u.session).is_some();
-    let e = Event::from_row(row, &cam, app.vault.now());
-    Ok(detail_markup(&u.session, &e, key).into_response())
+    let key = app.vault.unlocked_key(&u.session);
+    let e = Event::open(row, key.as_deref(), &cam, app.vault.now());
+    Ok(detail_markup(&u.session, &e, key.is_some()).into_response())
 }
 
 fn detail_markup(s: &SessionRow, e: &Event, key: bool) -> maud::Markup {
@@ -393,6 +464,9 @@ fn detail_markup(s: &SessionRow, e: &Event, key: bool) -> maud::Markup {
             div.title-row {
                 h1 { (kind_label(&e.kind)) " at " (e.camera) }
                 @if e.review == "alert" { span.chip.on { "alert" } }
+            }
+            @if let Some(why) = &e.sealed {
+                p.notice data-testid="event-sealed" { "What happened is not shown: " (why) "." }
             }
             @if !key {
                 p.notice data-testid="key-locked" { "Your household key is locked (the hub restarted since you signed in). Sign out and in again to see the snapshot and the video." }
@@ -442,6 +516,9 @@ fn detail_markup(s: &SessionRow, e: &Event, key: bool) -> maud::Markup {
 
 /// A person's word for an event kind.
 pub(crate) fn kind_label(kind: &str) -> String {
+    if kind == "sealed" {
+        return SEALED_LABEL.to_owned();
+    }
     KINDS
         .iter()
         .find(|(id, _)| *id == kind)

@@ -4,6 +4,9 @@
 //! server-rendered pages (maud), the JSON API, and the rules every request
 //! passes through on the way in:
 //!
+//! 0. [`hosts`] refuses (421) any request whose `Host` is not one of the
+//!    hub's own names ([`hosts::AllowedHosts`]): DNS rebinding gets no
+//!    further. Everything after this may trust `Host`.
 //! 1. [`session`] resolves the `pl_session` cookie or an
 //!    `Authorization: Bearer` token to a live session (or none) via the
 //!    vault — this crate never checks passwords or reads session rows.
@@ -41,6 +44,7 @@ pub mod csrf;
 mod detection;
 mod error;
 mod events;
+pub mod hosts;
 mod live;
 mod media;
 mod openapi;
@@ -68,7 +72,9 @@ pub use error::WebError;
 pub struct App {
     pub vault: Arc<Vault>,
     pub config: Arc<Config>,
-    pub(crate) playbacks: Arc<media::Playbacks>,
+    /// The host names requests may name (from the config, plus
+    /// [`App::allow_hosts`]).
+    pub allowed_hosts: Arc<hosts::AllowedHosts>,
     /// Live frames, when this process records (`serve`, `demo`).
     pub live: Option<Arc<porchlight_recorder::LiveHub>>,
     /// Web Push, when the hub sends notifications (`serve`, `demo`).
@@ -86,9 +92,9 @@ pub struct App {
 impl App {
     pub fn new(vault: Arc<Vault>, config: Arc<Config>) -> App {
         App {
+            allowed_hosts: Arc::new(hosts::AllowedHosts::from_config(&config.web)),
             vault,
             config,
-            playbacks: Arc::default(),
             live: None,
             notifier: None,
             alarm: None,
@@ -102,6 +108,20 @@ impl App {
     pub fn with_https_redirect(mut self, base: String) -> App {
         self.https_redirect = Some(base);
         self
+    }
+
+    /// Also answers to these host names (say, the remote-access names),
+    /// besides those from the config. Call before [`App::router`]. Refuses
+    /// what is not a host name, naming it.
+    pub fn allow_hosts<'a>(
+        mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<App, String> {
+        let hosts = Arc::make_mut(&mut self.allowed_hosts);
+        for n in names {
+            hosts.add(n)?;
+        }
+        Ok(self)
     }
 
     /// Enables `POST /api/v1/events` (external triggers) with the event path.
@@ -156,6 +176,12 @@ impl App {
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 session::resolve,
+            ))
+            // Outside the session layer: a misdirected request touches
+            // nothing, not even the session table.
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                hosts::guard,
             ))
             .layer(SetResponseHeaderLayer::overriding(
                 header::CONTENT_SECURITY_POLICY,

@@ -13,6 +13,14 @@
 //!   blocks that, and this is the second lock).
 //! * Only signed-in users who may see the camera; one `live.view` audit
 //!   entry per connection.
+//! * Re-authorized while it runs: every [`RECHECK_EVERY`] (a timer, never
+//!   a query per frame) the stream checks that its session is still live
+//!   (not signed out, revoked or expired; the user not disabled), that the
+//!   user may still see the camera, and that the camera is not paused for
+//!   privacy. When not, it sends a WebSocket close frame (1008, policy
+//!   violation) whose reason says why, writes a `live.cut` audit entry,
+//!   and ends. The browser shows the reason and does not reconnect. A
+//!   check that cannot be made (the store fails) closes it too.
 //! * A viewer that falls behind (the broadcast buffer overflowed, or the
 //!   socket is slow) skips to the next key frame instead of falling
 //!   further behind: live means live.
@@ -92,11 +100,114 @@ async fn live(
         )
         .into());
     };
+    let Some(token_hash) = u.visitor.token_hash else {
+        return Err(WebError::NotSignedIn.into());
+    };
     app.vault
         .audit(&u.visitor.actor(), "live.view", &cam.name, json!({}))
         .await?;
     let rx = hub.subscribe(cam.id);
-    Ok(ws.on_upgrade(move |socket| stream(socket, rx)))
+    let watch = Watch {
+        app: app.clone(),
+        token_hash,
+        user_id: u.session.user_id,
+        camera_id: cam.id,
+        camera: cam.name,
+        actor: u.visitor.actor(),
+    };
+    Ok(ws.on_upgrade(move |socket| stream(socket, rx, watch)))
+}
+
+/// How often a live view re-checks that its viewer may still watch.
+pub const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// WebSocket close code for "your access ended" (RFC 6455: policy
+/// violation).
+pub const CLOSE_ACCESS_ENDED: u16 = 1008;
+
+/// Who is watching what, for the re-checks.
+struct Watch {
+    app: App,
+    token_hash: [u8; 32],
+    user_id: i64,
+    camera_id: i64,
+    camera: String,
+    actor: porchlight_vault::Actor,
+}
+
+impl Watch {
+    /// `None` while the viewer may still watch; else why not, in words for
+    /// the viewer (a close frame's reason: at most 123 bytes).
+    async fn why_not(&self) -> Option<&'static str> {
+        match self.check().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(camera = %self.camera, "cannot re-check a live viewer: {e}");
+                Some("cannot check your access right now")
+            }
+        }
+    }
+
+    async fn check(&self) -> Result<Option<&'static str>, WebError> {
+        let vault = &self.app.vault;
+        let store = vault.store();
+        let session = vault.authenticate_hash(&self.token_hash).await?;
+        let Some(session) = session.filter(|a| {
+            a.session.user_id == self.user_id
+                && a.session.stage == porchlight_store::SessionStage::Full
+        }) else {
+            let disabled = store
+                .user_by_id(self.user_id)
+                .await?
+                .is_none_or(|u| u.disabled);
+            return Ok(Some(if disabled {
+                "your account was disabled"
+            } else {
+                "your session ended (signed out, revoked or expired)"
+            }));
+        };
+        if store.camera_by_id(self.camera_id).await?.is_none() {
+            return Ok(Some("this camera was removed"));
+        }
+        if !store
+            .may_see_camera(session.session.user_id, self.camera_id)
+            .await?
+        {
+            return Ok(Some("you no longer have access to this camera"));
+        }
+        if store.camera_privacy(self.camera_id).await? {
+            return Ok(Some("this camera is paused for privacy"));
+        }
+        Ok(None)
+    }
+
+    /// Ends the stream: the close frame with the reason, and the audit
+    /// entry.
+    async fn cut(&self, socket: &mut WebSocket, why: &'static str) {
+        tracing::info!(camera = %self.camera, user = %self.actor.name, "closing a live view: {why}");
+        if let Err(e) = self
+            .app
+            .vault
+            .audit(
+                &self.actor,
+                "live.cut",
+                &self.camera,
+                json!({ "via": "web", "reason": why }),
+            )
+            .await
+        {
+            tracing::warn!("the end of a live view was not recorded: {e}");
+        }
+        let frame = axum::extract::ws::CloseFrame {
+            code: CLOSE_ACCESS_ENDED,
+            reason: why.into(),
+        };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
 }
 
 /// Nominal frame duration before two frames have been seen (1/15 s).
@@ -138,7 +249,13 @@ impl Drop for Latency {
     }
 }
 
-async fn stream(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Arc<LiveFrame>>) {
+async fn stream(
+    mut socket: WebSocket,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<LiveFrame>>,
+    watch: Watch,
+) {
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECHECK_EVERY, RECHECK_EVERY);
     let mut latency = Latency::default();
     let mut entry: Option<Arc<porchlight_media::VideoSampleEntry>> = None;
     let mut base: Option<i64> = None;
@@ -148,6 +265,13 @@ async fn stream(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<
     let mut need_key = true;
     loop {
         let frame = tokio::select! {
+            _ = recheck.tick() => {
+                if let Some(why) = watch.why_not().await {
+                    watch.cut(&mut socket, why).await;
+                    return;
+                }
+                continue;
+            }
             f = rx.recv() => f,
             msg = socket.recv() => match msg {
                 // The browser only ever closes; anything else is ignored.

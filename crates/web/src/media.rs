@@ -3,12 +3,18 @@
 //! an MP4 built on the fly (with HTTP Range, for `<video>` seeking and for
 //! downloads), decrypted with the signed-in member's unlocked key.
 //!
-//! Every playback is audited once (not once per Range request: a browser
-//! fetches a video in many ranges); a refused one is audited too.
+//! Every playback is audited once per sign-in (not once per Range request:
+//! a browser fetches a video in many ranges); a refused one is audited too.
+//!
+//! A planned playback holds the member's unlocked key, so it is cached for
+//! the Range requests that follow only *with that key*, in the vault's
+//! keyring ([`porchlight_vault::Vault::session_cache_put`]): found only by
+//! the same sign-in (token hash) of the same user, and dropped the moment
+//! the session ends. Another session — whatever its id — plans, and is
+//! audited, on its own.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -33,28 +39,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/v1/cameras/{name}/view.mp4", get(view_mp4))
 }
 
-/// Playbacks planned recently, so Range requests reuse one plan and one
-/// audit entry. Keyed by session, camera and range.
-#[derive(Default)]
-pub struct Playbacks {
-    map: Mutex<HashMap<String, (Instant, SharedExport)>>,
-}
-
-type SharedExport = Arc<tokio::sync::Mutex<Export>>;
+type SharedExport = tokio::sync::Mutex<Export>;
 
 /// How long a planned playback is kept for further Range requests.
 const PLAYBACK_TTL: Duration = Duration::from_secs(300);
-
-impl Playbacks {
-    fn get(&self, k: &str) -> Option<Arc<tokio::sync::Mutex<Export>>> {
-        let mut m = self.map.lock().unwrap();
-        m.retain(|_, (t, _)| t.elapsed() < PLAYBACK_TTL);
-        m.get(k).map(|(_, e)| e.clone())
-    }
-    fn put(&self, k: String, e: Arc<tokio::sync::Mutex<Export>>) {
-        self.map.lock().unwrap().insert(k, (Instant::now(), e));
-    }
-}
 
 fn recordings_dir(app: &App) -> std::path::PathBuf {
     app.vault
@@ -329,15 +317,18 @@ async fn view_mp4(
         .into());
     };
     let download = matches!(q.download.as_deref(), Some("1" | "true" | "yes"));
+    // Per sign-in by construction: the vault files it with this session's key.
     let cache_key = format!(
-        "{}:{}:{}:{}{}",
-        u.session.id,
+        "playback:{}:{}:{}{}",
         cam.id,
         from.as_microsecond(),
         to.as_microsecond(),
         if download { ":download" } else { "" }
     );
-    let export = match app.playbacks.get(&cache_key) {
+    let export = match app
+        .vault
+        .session_cache_get::<SharedExport>(&u.session, &cache_key)
+    {
         Some(e) => e,
         None => {
             let e = porchlight_recorder::export::plan(
@@ -362,11 +353,16 @@ async fn view_mp4(
                         "recording.playback"
                     },
                     &cam.name,
-                    json!({ "from": e.start.to_string(), "to": e.end.to_string() }),
+                    json!({
+                        "from": e.start.to_string(),
+                        "to": e.end.to_string(),
+                        "session": u.session.id,
+                    }),
                 )
                 .await?;
             let e = Arc::new(tokio::sync::Mutex::new(e));
-            app.playbacks.put(cache_key, e.clone());
+            app.vault
+                .session_cache_put(&u.session, cache_key, e.clone(), PLAYBACK_TTL);
             e
         }
     };

@@ -540,7 +540,8 @@ fn components() -> Value {
         "zones": { "type": "array", "items": { "type": "string" } },
         "labels": { "type": "array", "items": { "type": "string" } },
         "preroll_s": { "type": "integer", "description": "Seconds of video worth showing before `start`" },
-        "snapshot": { "type": "boolean", "description": "Whether `snapshot.jpg` and `thumb.jpg` exist" } } });
+        "snapshot": { "type": "boolean", "description": "Whether `snapshot.jpg` and `thumb.jpg` exist" },
+        "sealed": { "type": ["string", "null"], "description": "Why the details cannot be shown to this reader (e.g. `sealed to other members`); `kind` is then `sealed` and the details empty. Null when shown." } } });
     let alarm_outcome = json!({ "type": "object", "required": ["ok", "state"], "properties": {
                 "ok": { "type": "boolean" },
                 "state": { "type": "string", "enum": ["disarmed", "arming", "armed_home", "armed_away", "pending", "triggered"] },

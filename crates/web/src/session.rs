@@ -21,6 +21,9 @@ pub const CSRF_COOKIE: &str = "pl_csrf";
 #[derive(Debug, Clone)]
 pub struct Visitor {
     pub session: Option<SessionRow>,
+    /// SHA-256 of the session's token (with `session`): what a long-lived
+    /// stream keeps to re-check the session ([`porchlight_vault::Vault::authenticate_hash`]).
+    pub token_hash: Option<[u8; 32]>,
     /// Authenticated by `Authorization: Bearer` rather than a cookie.
     pub via_bearer: bool,
     /// The client's address (the proxy's view when trusted).
@@ -115,21 +118,33 @@ fn is_secure(app: &App, req: &Request) -> bool {
     }
 }
 
+/// The session token the request presents (bearer first, else the
+/// cookie), and whether it came as a bearer token. The hub keeps only its
+/// hash; the second-factor step needs the token itself.
+pub fn presented_token(headers: &HeaderMap) -> (Option<String>, bool) {
+    match bearer(headers) {
+        Some(t) => (Some(t), true),
+        None => (cookie(headers, SESSION_COOKIE), false),
+    }
+}
+
 /// Middleware: resolves the requester into a [`Visitor`] extension.
 pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let (token, via_bearer) = match bearer(req.headers()) {
-        Some(t) => (Some(t), true),
-        None => (cookie(req.headers(), SESSION_COOKIE), false),
-    };
-    let session = match token {
-        None => None,
+    let (token, via_bearer) = presented_token(req.headers());
+    let (session, token_hash) = match token {
+        None => (None, None),
         Some(t) => match app.vault.authenticate(&t).await {
-            Ok(a) => a.map(|a| a.session),
+            Ok(Some(a)) => (
+                Some(a.session),
+                Some(porchlight_vault::accounts::token_hash(&t)),
+            ),
+            Ok(None) => (None, None),
             Err(e) => return PageError(e.into()).into_response(),
         },
     };
     let visitor = Visitor {
         session,
+        token_hash,
         via_bearer,
         client: client_addr(&app, &req),
         secure: is_secure(&app, &req),

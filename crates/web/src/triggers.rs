@@ -100,7 +100,9 @@ async fn trigger(
             &u.visitor.actor(),
             "event.trigger",
             camera.as_deref().unwrap_or(""),
-            json!({ "event": id, "kind": body.kind }),
+            // No kind: it is sealed with the event's details
+            // (design/keys.md); the id leads there.
+            json!({ "event": id }),
         )
         .await?;
     let row = app.vault.store().event(id).await?;

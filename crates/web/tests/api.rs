@@ -845,19 +845,19 @@ async fn stored_events_show_only_for_visible_cameras() {
     store.grant_camera(front.id, mid, true).await.unwrap();
     let now = h.vault.now();
     for (cam, kind) in [(front.id, "doorbell"), (back.id, "person")] {
-        store
-            .insert_event(
-                &porchlight_store::NewEvent {
-                    camera_id: Some(cam),
-                    kind: kind.into(),
-                    source: "api".into(),
-                    start: Some(now - jiff::SignedDuration::from_mins(5)),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        porchlight_vault::details::insert_event(
+            store,
+            &porchlight_store::NewEvent {
+                camera_id: Some(cam),
+                kind: kind.into(),
+                source: "api".into(),
+                start: Some(now - jiff::SignedDuration::from_mins(5)),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
     }
     let all = h.get("/api/v1/events", &owner).await.json();
     assert_eq!(all["events"].as_array().unwrap().len(), 2, "{all}");

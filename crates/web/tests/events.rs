@@ -18,23 +18,23 @@ impl Hub {
     async fn event(&self, camera_id: i64, pictures: Option<(&[u8], &[u8])>) -> i64 {
         let store = self.vault.store();
         let now = self.vault.now();
-        let id = store
-            .insert_event(
-                &NewEvent {
-                    camera_id: Some(camera_id),
-                    kind: "person".into(),
-                    source: "detection".into(),
-                    alert: true,
-                    start: Some(now - jiff::SignedDuration::from_mins(3)),
-                    end: Some(now - jiff::SignedDuration::from_mins(2)),
-                    zones: vec!["porch".into()],
-                    detail: json!({ "labels": ["person"], "preroll_s": 7 }),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        let id = porchlight_vault::details::insert_event(
+            store,
+            &NewEvent {
+                camera_id: Some(camera_id),
+                kind: "person".into(),
+                source: "detection".into(),
+                alert: true,
+                start: Some(now - jiff::SignedDuration::from_mins(3)),
+                end: Some(now - jiff::SignedDuration::from_mins(2)),
+                zones: vec!["porch".into()],
+                detail: json!({ "labels": ["person"], "preroll_s": 7 }),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
         if let Some((full, thumb)) = pictures {
             let recipients: Vec<age::x25519::Recipient> = store
                 .camera_recipients(camera_id)

@@ -6,18 +6,23 @@
 //! the first problem. Opening the store applies pending migrations (as any
 //! start would), but a folder that does not exist is reported, never
 //! created.
+//!
+//! The private-key scan reads every file under the folder, subfolders
+//! included (recordings, snapshots, the database, its WAL, the anchor),
+//! for age's secret-key text in any case. A raw 32-byte X25519 secret
+//! looks like any other 32 bytes, so it can only be looked for by someone
+//! who holds it: with `--verify-as USER` the scan also looks for that
+//! member's key as raw bytes and as hex.
 
 use std::io::{Read as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use porchlight_store::{MigrationStatus, Store};
-use porchlight_vault::keys::{inspect, WrapKind};
+use porchlight_vault::keys::{inspect, MemberKey, WrapKind};
+use zeroize::Zeroizing;
 
 use crate::context::{open_store, Context};
-
-/// What a private age key looks like in clear (compared ignoring case).
-const SECRET_KEY_PREFIX: &[u8] = b"AGE-SECRET-KEY-1";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -113,11 +118,23 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     report.line("SQLite integrity", integrity(&store).await)?;
     report.line("audit chain", audit_chain(&store).await)?;
     report.line("household keys", household_keys(&store).await)?;
-    report.line("no private key in clear", plaintext_scan(dir))?;
+    // The member's key, when given: the scan looks for it too.
+    let member = match &args.verify_as {
+        None => None,
+        Some(user) => Some((user.as_str(), unlock(&ctx, user, args.password_stdin).await)),
+    };
+    let scan_for = match &member {
+        Some((user, Ok(key))) => Some((*user, key.as_ref())),
+        _ => None,
+    };
+    report.line("no private key in clear", plaintext_scan(dir, scan_for))?;
     report.line("recordings", recordings(&store, dir).await)?;
-    if let Some(user) = &args.verify_as {
-        let outcome = match authenticity(&ctx, &store, dir, user, args.password_stdin).await {
-            Ok(o) => o,
+    if let Some((user, key)) = member {
+        let outcome = match key {
+            Ok(key) => match authenticity(&store, dir, user, &key).await {
+                Ok(o) => o,
+                Err(e) => Err(crate::one_line(&e)),
+            },
             Err(e) => Err(crate::one_line(&e)),
         };
         report.line(&format!("recording authenticity (as {user})"), outcome)?;
@@ -203,69 +220,124 @@ async fn household_keys(store: &Store) -> Outcome {
     ))
 }
 
-/// No file directly in the folder (the database, its WAL and shared
-/// memory, the audit anchor) contains a private age key in clear.
-fn plaintext_scan(dir: &Path) -> Outcome {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    let mut scanned = 0;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_file() => {}
-            _ => continue,
+/// No file anywhere under the folder (the database, its WAL and shared
+/// memory, the audit anchor, recordings, snapshots, anything else)
+/// contains a private age key in clear: the `AGE-SECRET-KEY-1` text in any
+/// case, and, given a member's key, that key's raw 32 bytes or their hex.
+/// Symbolic links are not followed (nothing outside the folder is read).
+fn plaintext_scan(dir: &Path, member: Option<(&str, &MemberKey)>) -> Outcome {
+    let needles = Needles::new(member.map(|(_, k)| k));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        match entry {
+            Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
+            Ok(_) => {}
+            // Gone since its folder was listed (the WAL, a segment that
+            // retention deleted): nothing to scan.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {}
+            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
         }
-        names.push(path);
     }
-    names.sort();
-    for path in names {
-        match contains_ignoring_case(&path, SECRET_KEY_PREFIX) {
-            Ok(false) => scanned += 1,
-            Ok(true) => {
+    files.sort();
+    let mut scanned = 0;
+    for path in files {
+        match needles.find_in(&path) {
+            Ok(None) => scanned += 1,
+            Ok(Some(what)) => {
                 return Err(format!(
-                    "{} contains a private age key in clear (`AGE-SECRET-KEY-1…`)",
-                    path.display()
+                    "{} contains {what}",
+                    path.strip_prefix(dir).unwrap_or(&path).display()
                 ))
             }
             // The WAL and shared-memory files come and go as connections
-            // close; a file gone between listing and reading is no problem.
+            // close, segments as retention runs; a file gone between
+            // listing and reading is no problem.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         }
     }
-    Ok(format!(
+    let mut detail = format!(
         "{scanned} {} scanned",
         if scanned == 1 { "file" } else { "files" }
-    ))
+    );
+    if let Some((user, _)) = member {
+        detail.push_str(&format!(", also for {user}'s key as raw bytes and hex"));
+    }
+    Ok(detail)
 }
 
-/// Streams the file, so a large one costs no memory.
-fn contains_ignoring_case(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
-    const CHUNK: usize = 64 * 1024;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; CHUNK + needle.len()];
-    let mut kept = 0;
-    loop {
-        let n = match file.read(&mut buf[kept..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+/// What the private-key scan looks for. The member's forms are kept in
+/// zeroized buffers; the finders only borrow them.
+struct Needles {
+    /// Raw 32-byte secret, matched exactly.
+    raw: Option<Zeroizing<[u8; 32]>>,
+    /// Lower-case hex of it, matched ignoring case.
+    hex: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// age's secret-key text, lower case (matched ignoring case).
+const SECRET_KEY_PREFIX_LOWER: &[u8] = b"age-secret-key-1";
+
+impl Needles {
+    fn new(member: Option<&MemberKey>) -> Needles {
+        let raw = member.map(|k| k.secret_scalar());
+        let hex = raw.as_ref().map(|r| {
+            let mut h = Zeroizing::new(vec![0u8; 64]);
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for (i, b) in r.iter().enumerate() {
+                h[2 * i] = DIGITS[usize::from(b >> 4)];
+                h[2 * i + 1] = DIGITS[usize::from(b & 15)];
+            }
+            h
+        });
+        Needles { raw, hex }
+    }
+
+    /// Streams the file (a large one costs no memory); names the first
+    /// form found.
+    fn find_in(&self, path: &Path) -> std::io::Result<Option<&'static str>> {
+        use memchr::memmem::Finder;
+        const CHUNK: usize = 256 * 1024;
+        let prefix = Finder::new(SECRET_KEY_PREFIX_LOWER);
+        let raw = self.raw.as_ref().map(|r| Finder::new(&r[..]));
+        let hex = self.hex.as_ref().map(|h| Finder::new(&h[..]));
+        // Longest needle less one byte is kept between reads, so a match
+        // across two reads is seen.
+        let overlap = if self.hex.is_some() {
+            63
+        } else {
+            SECRET_KEY_PREFIX_LOWER.len() - 1
         };
-        if n == 0 {
-            return Ok(false);
+        let mut file = std::fs::File::open(path)?;
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK + overlap]);
+        let mut lower = Zeroizing::new(Vec::with_capacity(CHUNK + overlap));
+        let mut kept = 0;
+        loop {
+            let n = match file.read(&mut buf[kept..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            let end = kept + n;
+            lower.clear();
+            lower.extend(buf[..end].iter().map(u8::to_ascii_lowercase));
+            if prefix.find(&lower).is_some() {
+                return Ok(Some("a private age key in clear (`AGE-SECRET-KEY-1…`)"));
+            }
+            if raw.as_ref().is_some_and(|f| f.find(&buf[..end]).is_some()) {
+                return Ok(Some("the member's private key as raw bytes"));
+            }
+            if hex.as_ref().is_some_and(|f| f.find(&lower).is_some()) {
+                return Ok(Some("the member's private key in hex"));
+            }
+            kept = overlap.min(end);
+            buf.copy_within(end - kept..end, 0);
         }
-        let end = kept + n;
-        if buf[..end]
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-        {
-            return Ok(true);
-        }
-        // Keep a tail shorter than the needle: a match across two reads.
-        kept = (needle.len() - 1).min(end);
-        buf.copy_within(end - kept..end, 0);
     }
 }
 
@@ -387,14 +459,13 @@ fn segment_files(rec_dir: &Path) -> Vec<String> {
     out
 }
 
-/// Every recording encrypted to `user` decrypts and authenticates.
-async fn authenticity(
+/// `user`'s household key, unlocked with their password (audited as a
+/// key use).
+async fn unlock(
     ctx: &Context,
-    store: &Store,
-    dir: &Path,
     user: &str,
     stdin: bool,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<std::sync::Arc<MemberKey>> {
     let password = if stdin {
         crate::secrets::stdin_lines(&["password"])?.remove(0)
     } else {
@@ -405,13 +476,22 @@ async fn authenticity(
         name: user.into(),
         client: "cli".into(),
     };
-    let key = vault.unlock_key(user, &password, &actor).await?;
+    Ok(vault.unlock_key(user, &password, &actor).await?)
+}
+
+/// Every recording encrypted to `user` decrypts and authenticates.
+async fn authenticity(
+    store: &Store,
+    dir: &Path,
+    user: &str,
+    key: &MemberKey,
+) -> anyhow::Result<Outcome> {
     let rec_dir = dir.join(porchlight_recorder::RECORDINGS_DIR);
     let rows = store.all_recordings().await?;
     let (mut ok, mut skipped) = (0usize, 0usize);
     for r in rows.iter().filter(|r| !r.open) {
         let file = std::fs::File::open(rec_dir.join(&r.file_name))?;
-        let mut reader = match porchlight_media::segment::SegmentReader::open(file, &key) {
+        let mut reader = match porchlight_media::segment::SegmentReader::open(file, key) {
             Ok(rd) => rd,
             Err(porchlight_media::segment::SegmentError::NotARecipient) => {
                 skipped += 1;
@@ -437,13 +517,43 @@ mod tests {
     fn finds_the_prefix_in_any_case_and_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let mut data = vec![b'x'; 64 * 1024 - 5];
+        let none = Needles::new(None);
+        let mut data = vec![b'x'; 256 * 1024 - 5];
         data.extend_from_slice(b"age-secret-key-1QQQ");
         std::fs::write(&path, &data).unwrap();
-        assert!(contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+        assert!(none.find_in(&path).unwrap().is_some());
         std::fs::write(&path, b"AGE-SECRET-KEY-").unwrap();
-        assert!(!contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+        assert!(none.find_in(&path).unwrap().is_none());
         std::fs::write(&path, b"").unwrap();
-        assert!(!contains_ignoring_case(&path, SECRET_KEY_PREFIX).unwrap());
+        assert!(none.find_in(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn finds_a_members_raw_and_hex_key_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let key = MemberKey::generate();
+        let needles = Needles::new(Some(&key));
+        let raw = key.secret_scalar();
+        // Straddling the first read's end.
+        let mut data = vec![0u8; 256 * 1024 - 10];
+        data.extend_from_slice(&raw[..]);
+        data.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(
+            needles.find_in(&path).unwrap(),
+            Some("the member's private key as raw bytes")
+        );
+        let mut data = vec![b'.'; 256 * 1024 - 30];
+        let upper: String = raw.iter().map(|b| format!("{b:02X}")).collect();
+        data.extend_from_slice(upper.as_bytes());
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(
+            needles.find_in(&path).unwrap(),
+            Some("the member's private key in hex")
+        );
+        // Another key's bytes are not this member's.
+        std::fs::write(&path, &MemberKey::generate().secret_scalar()[..]).unwrap();
+        assert_eq!(needles.find_in(&path).unwrap(), None);
     }
 }

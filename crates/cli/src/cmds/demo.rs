@@ -78,6 +78,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     let vault = ctx.open_vault().await?;
     refuse_household_folder(&vault, &ctx).await?;
     let created = ensure_accounts(&vault).await?;
+    let rtsp_token = demo_rtsp_token(&vault).await?;
     let mut server = bind(&ctx, &vault, args.listen, args.rtsp_listen).await?;
     server.seed_neighborhood = true;
     let cameras = start_cameras(&vault, &server).await?;
@@ -116,8 +117,9 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     let rtsp = server.rtsp_addr();
     writeln!(
         out,
-        "Demo cameras: {} (synthetic, recording now; live at rtsp://{rtsp}/NAME with a hub user's name and password).",
-        Scene::ALL.map(Scene::name).join(" and ")
+        "Demo cameras: {} (synthetic, recording now; live at rtsp://demo-owner:{}@{rtsp}/NAME — an RTSP token made for this run: RTSP never takes an account password).",
+        Scene::ALL.map(Scene::name).join(" and "),
+        rtsp_token.as_str()
     )?;
     out.flush()?;
     drop(out);
@@ -287,6 +289,27 @@ async fn refuse_household_folder(vault: &Vault, ctx: &Context) -> anyhow::Result
 }
 
 /// Creates the demo accounts that are missing; returns how many it created.
+/// Label of the RTSP token each demo run makes for `demo-owner`.
+const DEMO_TOKEN_LABEL: &str = "demo run";
+
+/// A fresh RTSP token for `demo-owner` (the previous run's is revoked), to
+/// print: the restream takes tokens, never account passwords.
+async fn demo_rtsp_token(vault: &Vault) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let owner = vault.user(ACCOUNTS[0].username).await?;
+    for t in vault.rtsp_tokens(owner.id).await? {
+        if t.label == DEMO_TOKEN_LABEL {
+            vault
+                .revoke_rtsp_token(owner.id, t.id, &Actor::cli())
+                .await?;
+        }
+    }
+    let created = vault
+        .create_rtsp_token(&owner.username, DEMO_TOKEN_LABEL, &[], &Actor::cli())
+        .await
+        .context("cannot create the demo's RTSP token")?;
+    Ok(created.secret)
+}
+
 async fn ensure_accounts(vault: &Vault) -> anyhow::Result<usize> {
     let mut created = 0;
     for a in &ACCOUNTS {

@@ -6,7 +6,9 @@
 //! http://ADDR/` with the address actually bound (so `--listen
 //! 127.0.0.1:0` works; tests and scripts read it). The second is `RTSP
 //! restream at rtsp://ADDR/`: every camera is served there live
-//! (`rtsp://ADDR/NAME`, Basic auth with a hub user's name and password)
+//! (`rtsp://ADDR/NAME`, Basic auth with a hub user's name and one of
+//! their RTSP tokens — `porchlight user rtsp-token`; never the account
+//! password)
 //! by the restream server, from the hub's one connection to the camera.
 //! With remote access on (`porchlight remote enable`), a third line says
 //! `HTTPS at https://lan.<hub-id>.<domain>:PORT/ (listening on ADDR)`:
@@ -176,6 +178,15 @@ impl Server {
             seed_neighborhood,
             remote,
         } = self;
+        // Event details written before migration 13 are still in clear:
+        // seal them to the recipients of now and vacuum the database, before
+        // anything else writes (design/keys.md, "What a stolen data folder
+        // reveals").
+        match porchlight_vault::details::seal_legacy_events(vault.store(), vault.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("sealed the details of {n} events written before sealing"),
+            Err(e) => tracing::warn!("cannot seal older events' details yet: {e}"),
+        }
         let rec = &ctx.config.recorder;
         let rec_opts = porchlight_recorder::RecorderOptions {
             writer: porchlight_recorder::WriterOptions {
@@ -243,7 +254,7 @@ impl Server {
         .await;
         // porchlight-neighborhood (issue 7), on its own listener.
         let neighborhood = start_neighborhood(&ctx, seed_neighborhood).await;
-        let authorizer = HubAuthorizer::new(vault.clone()).await;
+        let authorizer = HubAuthorizer::new(vault.clone());
         let (rtsp_stop_tx, rtsp_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let rtsp_task = tokio::spawn(rtsp.serve(
             Some(porchlight_restream::Cameras {
@@ -269,6 +280,12 @@ impl Server {
             .with_events(hub_events.handle());
         if let Some(r) = &remote {
             app = app.with_https_redirect(r.lan_base());
+            // The hub's names answer too (the Host allow-list refuses any
+            // other name: DNS rebinding).
+            let names = r.remote.names();
+            app = app
+                .allow_hosts(names.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("remote access: {e}"))?;
         }
         if let Some(n) = notifier.clone() {
             app = app.with_notifier(n);
@@ -386,48 +403,53 @@ async fn start_neighborhood(ctx: &Context, seed: bool) -> Option<tokio::task::Jo
     }))
 }
 
-/// Failed RTSP password checks allowed per client address within
-/// [`THROTTLE_WINDOW`] before further attempts are refused unchecked.
-const THROTTLE_FAILURES: u32 = 10;
-const THROTTLE_WINDOW: Duration = Duration::from_secs(600);
-
-/// RTSP access to the store's cameras, decided by the vault: a hub user's
-/// password (Argon2id, off the async threads; a decoy hash for unknown
-/// names so timing does not tell which exist), then the same rule as
-/// everywhere — owners see every camera, members the ones granted to them.
-/// Each `PLAY` is one `live.restream` entry in the audit log.
+/// RTSP access to the store's cameras, decided by the vault
+/// (`porchlight_vault::rtsp`): the password is one of the user's RTSP
+/// tokens, never the account password (no second factor over RTSP);
+/// failures go through the vault's throttles (the client address's, shared
+/// with web sign-in, and the user's RTSP counter); the token's scope
+/// narrows the user's own rule (owners every camera, members the ones
+/// granted to them). Audited: each sign-in, failure and refusal (by the
+/// vault), each `camera.denied`, each `PLAY` (`live.restream`) and each
+/// end of a stream (`live.restream_end`, or `live.cut` when a re-check
+/// closed it).
 struct HubAuthorizer {
     vault: Arc<Vault>,
-    decoy: String,
-    failures:
-        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
 }
 
 impl HubAuthorizer {
-    async fn new(vault: Arc<Vault>) -> HubAuthorizer {
-        let kdf = vault.policy().kdf.clone();
-        let decoy =
-            tokio::task::spawn_blocking(move || porchlight_vault::password::decoy_hash(&kdf))
-                .await
-                .unwrap_or_default();
-        HubAuthorizer {
-            vault,
-            decoy,
-            failures: Default::default(),
+    fn new(vault: Arc<Vault>) -> HubAuthorizer {
+        HubAuthorizer { vault }
+    }
+
+    fn viewer(who: &Principal) -> porchlight_vault::rtsp::RtspViewer {
+        porchlight_vault::rtsp::RtspViewer {
+            token_id: who.credential,
+            user_id: who.user_id,
+            username: who.name.clone(),
+            label: String::new(),
         }
     }
 
-    fn throttled(&self, ip: std::net::IpAddr) -> bool {
-        let mut f = self.failures.lock().unwrap();
-        f.retain(|_, (_, at)| at.elapsed() < THROTTLE_WINDOW);
-        f.get(&ip).is_some_and(|(n, _)| *n >= THROTTLE_FAILURES)
+    fn actor(who: &Principal, client: SocketAddr) -> Actor {
+        Actor {
+            name: who.name.clone(),
+            client: client.ip().to_string(),
+        }
     }
 
-    fn failed(&self, ip: std::net::IpAddr) {
-        let mut f = self.failures.lock().unwrap();
-        let e = f.entry(ip).or_insert((0, std::time::Instant::now()));
-        e.0 += 1;
-        e.1 = std::time::Instant::now();
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), Denied> {
+        self.vault
+            .audit(actor, action, target, detail)
+            .await
+            .map(|_| ())
+            .map_err(|e| Denied::Unavailable(format!("cannot write the audit log: {e}")))
     }
 }
 
@@ -439,32 +461,23 @@ impl porchlight_restream::Authorizer for HubAuthorizer {
         client: SocketAddr,
     ) -> BoxFuture<'a, Result<Principal, Denied>> {
         Box::pin(async move {
-            if self.throttled(client.ip()) {
-                tracing::warn!(%client, "RTSP: too many wrong passwords from this address; refusing for now");
-                return Err(Denied::BadCredentials);
-            }
-            let user = match self.vault.user(username).await {
-                Ok(u) => Some(u),
-                Err(porchlight_vault::AuthError::NoSuchUser(_)) => None,
-                Err(e) => return Err(Denied::Unavailable(e.to_string())),
-            };
-            let phc = user
-                .as_ref()
-                .map_or_else(|| self.decoy.clone(), |u| u.password_hash.clone());
-            let pw = zeroize::Zeroizing::new(password.to_owned());
-            let ok =
-                tokio::task::spawn_blocking(move || porchlight_vault::password::verify(&pw, &phc))
-                    .await
-                    .unwrap_or(false);
-            match user {
-                Some(u) if ok && !u.disabled => Ok(Principal {
-                    user_id: u.id,
-                    name: u.username,
+            use porchlight_vault::AuthError;
+            match self
+                .vault
+                .rtsp_sign_in(username, password, &client.ip().to_string())
+                .await
+            {
+                Ok(v) => Ok(Principal {
+                    user_id: v.user_id,
+                    name: v.username,
+                    credential: v.token_id,
                 }),
-                _ => {
-                    self.failed(client.ip());
+                Err(e @ AuthError::Locked { .. }) => {
+                    tracing::warn!(%client, user = %username, "RTSP: {e}");
                     Err(Denied::BadCredentials)
                 }
+                Err(AuthError::BadCredentials | AuthError::Disabled) => Err(Denied::BadCredentials),
+                Err(e) => Err(Denied::Unavailable(e.to_string())),
             }
         })
     }
@@ -473,6 +486,7 @@ impl porchlight_restream::Authorizer for HubAuthorizer {
         &'a self,
         who: &'a Principal,
         name: &'a str,
+        client: SocketAddr,
     ) -> BoxFuture<'a, Result<i64, Denied>> {
         Box::pin(async move {
             let store = self.vault.store();
@@ -481,9 +495,19 @@ impl porchlight_restream::Authorizer for HubAuthorizer {
                 .await
                 .map_err(|e| Denied::Unavailable(e.to_string()))?
                 .ok_or(Denied::NotFound)?;
-            match store.may_see_camera(who.user_id, cam.id).await {
+            match store.rtsp_token_may_see(who.credential, cam.id).await {
                 Ok(true) => Ok(cam.id),
-                Ok(false) => Err(Denied::Forbidden),
+                Ok(false) => {
+                    // The same kind the web app writes for a refused look.
+                    self.audit(
+                        &Self::actor(who, client),
+                        "camera.denied",
+                        &cam.name,
+                        serde_json::json!({ "what": "rtsp", "token": who.credential }),
+                    )
+                    .await?;
+                    Err(Denied::Forbidden)
+                }
                 Err(e) => Err(Denied::Unavailable(e.to_string())),
             }
         })
@@ -496,20 +520,61 @@ impl porchlight_restream::Authorizer for HubAuthorizer {
         client: SocketAddr,
     ) -> BoxFuture<'a, Result<(), Denied>> {
         Box::pin(async move {
-            let actor = Actor {
-                name: who.name.clone(),
-                client: client.ip().to_string(),
+            self.audit(
+                &Self::actor(who, client),
+                "live.restream",
+                name,
+                serde_json::json!({ "via": "rtsp", "token": who.credential }),
+            )
+            .await
+        })
+    }
+
+    fn recheck<'a>(
+        &'a self,
+        who: &'a Principal,
+        camera: Option<i64>,
+    ) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(async move {
+            match self.vault.rtsp_check(&Self::viewer(who), camera).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(why)) => Err(Denied::Revoked(why)),
+                Err(e) => Err(Denied::Unavailable(format!(
+                    "cannot check the viewer's access: {e}"
+                ))),
+            }
+        })
+    }
+
+    fn stopped<'a>(
+        &'a self,
+        who: &'a Principal,
+        name: &'a str,
+        client: SocketAddr,
+        end: porchlight_restream::StreamEnd,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            use porchlight_restream::StreamEnd;
+            let (action, detail) = match end {
+                StreamEnd::Teardown => (
+                    "live.restream_end",
+                    serde_json::json!({ "via": "rtsp", "token": who.credential, "reason": "teardown" }),
+                ),
+                StreamEnd::Left(why) => (
+                    "live.restream_end",
+                    serde_json::json!({ "via": "rtsp", "token": who.credential, "reason": why }),
+                ),
+                StreamEnd::Cut(why) => (
+                    "live.cut",
+                    serde_json::json!({ "via": "rtsp", "token": who.credential, "reason": why }),
+                ),
             };
-            self.vault
-                .audit(
-                    &actor,
-                    "live.restream",
-                    name,
-                    serde_json::json!({ "via": "rtsp" }),
-                )
+            if let Err(e) = self
+                .audit(&Self::actor(who, client), action, name, detail)
                 .await
-                .map(|_| ())
-                .map_err(|e| Denied::Unavailable(format!("cannot write the audit log: {e}")))
+            {
+                tracing::warn!("the end of an RTSP stream was not recorded: {e:?}");
+            }
         })
     }
 }

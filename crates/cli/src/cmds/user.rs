@@ -1,6 +1,11 @@
 //! `porchlight user …`: add, list and change accounts from the hub's own
 //! machine. Every change goes through the vault (so it is audited, as
-//! actor `cli`) and a running hub sees it on its next request.
+//! actor `cli`) and a running hub sees it on its next request — or, for a
+//! live stream, at its next re-check (every couple of seconds).
+//!
+//! `user rtsp-token NAME` creates, lists (`--list`) and revokes
+//! (`--revoke ID`) the per-device tokens RTSP clients sign in with; the
+//! secret is printed once and only its hash is kept.
 
 use std::io::Write as _;
 
@@ -28,6 +33,34 @@ pub enum Command {
     Enable(NameArg),
     /// Lift a sign-in lockout (after too many failed attempts) at once.
     Unlock(NameArg),
+    /// Create a per-device token for watching cameras over RTSP (VLC,
+    /// ffmpeg, Home Assistant: the user name and this token as the
+    /// password; the account password is never accepted over RTSP). The
+    /// secret is shown once. With --list: the user's tokens; with --revoke
+    /// ID: revoke one (open streams using it close within seconds).
+    RtspToken(RtspTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RtspTokenArgs {
+    /// The owner or member the token belongs to.
+    pub name: String,
+    /// The device it is for, e.g. "living-room TV" (required to create).
+    #[arg(long, value_name = "DEVICE", required_unless_present_any = ["list", "revoke"])]
+    pub label: Option<String>,
+    /// Limit the token to this camera (repeat for more); without any, it
+    /// shows every camera the user may see, now and later.
+    #[arg(long = "camera", value_name = "CAMERA", conflicts_with_all = ["list", "revoke"])]
+    pub cameras: Vec<String>,
+    /// List the user's tokens instead (never a secret).
+    #[arg(long, conflicts_with_all = ["revoke", "label"])]
+    pub list: bool,
+    /// Revoke the user's token with this id (from --list).
+    #[arg(long, value_name = "ID", conflicts_with = "label")]
+    pub revoke: Option<i64>,
+    /// Print JSON: the new token with its secret, or the list.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +112,7 @@ pub async fn run(cmd: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Disable(args) => set_disabled(&args.name, true, &ctx).await,
         Command::Enable(args) => set_disabled(&args.name, false, &ctx).await,
         Command::Unlock(args) => unlock(&args.name, &ctx).await,
+        Command::RtspToken(args) => rtsp_token(args, &ctx).await,
     }
 }
 
@@ -355,8 +389,8 @@ async fn set_disabled(name: &str, disabled: bool, ctx: &Context) -> anyhow::Resu
     if disabled {
         writeln!(
             out,
-            "Disabled `{}`: they cannot sign in, and their sessions have ended \
-             (on a running hub too).",
+            "Disabled `{}`: they cannot sign in, their sessions have ended, and their \
+             live views and RTSP streams close within seconds (on a running hub too).",
             user.username
         )?;
         let owners_left = vault
@@ -387,5 +421,126 @@ async fn unlock(name: &str, ctx: &Context) -> anyhow::Result<()> {
         "Unlocked `{}`: they can try signing in again now.",
         user.username
     );
+    Ok(())
+}
+
+/// One row of `user rtsp-token NAME --list --json` (never a secret).
+#[derive(Debug, serde::Serialize)]
+struct RtspTokenJson<'a> {
+    id: i64,
+    label: &'a str,
+    /// `null`: every camera the user may see.
+    cameras: Option<&'a [String]>,
+    created_at: String,
+    last_used_at: Option<String>,
+}
+
+impl<'a> From<&'a porchlight_store::RtspTokenRow> for RtspTokenJson<'a> {
+    fn from(t: &'a porchlight_store::RtspTokenRow) -> Self {
+        RtspTokenJson {
+            id: t.id,
+            label: &t.label,
+            cameras: t.cameras.as_deref(),
+            created_at: t.created_at.to_string(),
+            last_used_at: t.last_used_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+fn scope_words(cameras: Option<&[String]>) -> String {
+    match cameras {
+        None => "every camera they may see".into(),
+        Some([]) => "no camera any more (its cameras were removed)".into(),
+        Some(c) => c.join(", "),
+    }
+}
+
+async fn rtsp_token(args: RtspTokenArgs, ctx: &Context) -> anyhow::Result<()> {
+    let vault = ctx.open_existing_vault().await?;
+    let user = vault.user(&args.name).await?;
+    let name = user.username.as_str();
+    let mut out = std::io::stdout().lock();
+    if args.list {
+        let tokens = vault.rtsp_tokens(user.id).await?;
+        if args.json {
+            let rows: Vec<RtspTokenJson> = tokens.iter().map(RtspTokenJson::from).collect();
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        } else if tokens.is_empty() {
+            writeln!(
+                out,
+                "`{name}` has no RTSP tokens. Create one with \
+                 `porchlight user rtsp-token {name} --label DEVICE`."
+            )?;
+        } else {
+            let mut rows = vec![[
+                "ID".to_owned(),
+                "DEVICE".into(),
+                "CAMERAS".into(),
+                "CREATED".into(),
+                "LAST USED".into(),
+            ]];
+            for t in &tokens {
+                rows.push([
+                    t.id.to_string(),
+                    t.label.clone(),
+                    scope_words(t.cameras.as_deref()),
+                    t.created_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                    t.last_used_at.map_or("never".into(), |t| {
+                        t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+                    }),
+                ]);
+            }
+            write_table(&mut out, &rows)?;
+        }
+    } else if let Some(id) = args.revoke {
+        let t = vault
+            .revoke_rtsp_token(user.id, id, &Actor::cli())
+            .await
+            .with_context(|| format!("cannot revoke RTSP token #{id} of `{name}`"))?;
+        writeln!(
+            out,
+            "Revoked RTSP token #{id} of `{name}` ({}); streams using it close within seconds.",
+            t.label
+        )?;
+    } else {
+        let label = args.label.as_deref().unwrap_or_default();
+        let created = vault
+            .create_rtsp_token(name, label, &args.cameras, &Actor::cli())
+            .await
+            .with_context(|| format!("cannot create an RTSP token for `{name}`"))?;
+        let t = &created.token;
+        if args.json {
+            let j = serde_json::json!({
+                "id": t.id,
+                "username": t.username,
+                "label": t.label,
+                "cameras": t.cameras,
+                "secret": created.secret.as_str(),
+            });
+            serde_json::to_writer_pretty(&mut out, &j)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "Created RTSP token #{} of `{name}` for {} ({}).",
+                t.id,
+                t.label,
+                scope_words(t.cameras.as_deref())
+            )?;
+            writeln!(out)?;
+            writeln!(out, "    {}", created.secret.as_str())?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Give the device the user name `{name}` and this token as the password, e.g. \
+                 rtsp://{name}:TOKEN@HUB:8554/CAMERA.\n\
+                 It is shown once (Porchlight keeps only a hash). Revoke it with \
+                 `porchlight user rtsp-token {name} --revoke {}`.",
+                t.id
+            )?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }

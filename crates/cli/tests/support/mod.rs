@@ -172,7 +172,13 @@ pub fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
 /// `porchlight serve` on `dir` (stderr discarded); returns it and its URL
 /// (without the trailing slash) once it has printed its address.
 pub fn serve(dir: &Path) -> (Kill, String) {
-    let mut child = porchlight(dir)
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with further environment variables (e.g. another segment
+/// length).
+pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Kill, String) {
+    let mut child = porchlight_with(dir, env)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,5 +1,5 @@
-//! The signed-in user's own account: two-factor set-up, password, and the
-//! list of their sessions with revoke.
+//! The signed-in user's own account: two-factor set-up, password, the
+//! list of their sessions with revoke, and their RTSP tokens (`rtsp.rs`).
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -163,6 +163,7 @@ pub(super) async fn account(State(app): State<App>, u: PageUser) -> Result<Respo
         .ok_or(WebError::NotSignedIn)?;
     let sessions = app.vault.sessions_of(s.user_id).await?;
     let key = app.vault.unlocked_key(s).is_some();
+    let rtsp = super::rtsp::section(&app, s).await?;
     Ok(page(
         "Account",
         s,
@@ -202,12 +203,16 @@ pub(super) async fn account(State(app): State<App>, u: PageUser) -> Result<Respo
                     }
                 }
             }
+            (rtsp)
             h2 { "Change password" }
-            p.muted { "Your household key is re-wrapped with the new password; your recordings stay readable. Your other sessions end." }
+            p.muted { "Your household key is re-wrapped with the new password; your recordings stay readable. Every session ends, this one too: sign in again with the new password." }
             form method="post" action="/account/password" {
                 (csrf_field(&s.csrf_token))
                 label { "Current password" input type="password" name="current" autocomplete="current-password" required; }
                 label { "New password" input type="password" name="new" autocomplete="new-password" minlength="10" required; }
+                @if user.totp_enabled {
+                    label { "Code from your authenticator app (or a recovery code)" input name="code" inputmode="numeric" autocomplete="one-time-code" required; }
+                }
                 button type="submit" { "Change password" }
             }
         },
@@ -230,20 +235,36 @@ pub(super) async fn revoke(
 pub(super) struct PasswordForm {
     current: String,
     new: String,
+    /// A current TOTP or recovery code: required when the account has
+    /// two-factor sign-in.
+    code: Option<String>,
 }
 
+/// Throttled like a sign-in (account and address), and with two-factor
+/// sign-in only with a current code: see `Vault::change_own_password`.
 pub(super) async fn password(
     State(app): State<App>,
     u: PageUser,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
+    use porchlight_vault::AuthError;
     app.vault
-        .change_password(&u.session.username, &f.current, &f.new, &u.visitor.actor())
+        .change_own_password(
+            &u.session,
+            &f.current,
+            &f.new,
+            f.code.as_deref(),
+            &u.visitor.client,
+        )
         .await
         .map_err(|e| match e {
-            porchlight_vault::AuthError::BadCredentials => WebError::BadRequest(
+            AuthError::BadCredentials => WebError::BadRequest(
                 "the current password is not right; nothing was changed".into(),
             ),
+            AuthError::BadSecondFactor => WebError::BadRequest(format!(
+                "{}; nothing was changed",
+                AuthError::BadSecondFactor
+            )),
             e => e.into(),
         })?;
     // Every session of the user ended, this one included: sign in afresh.

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::layout::{bare, csrf_field};
 use crate::error::{PageError, WebError};
-use crate::session::{clear_session_cookie, cookie, session_cookie, Visitor, CSRF_COOKIE};
+use crate::session::{
+    clear_session_cookie, cookie, presented_token, session_cookie, Visitor, CSRF_COOKIE,
+};
 use crate::App;
 
 /// The pre-sign-in CSRF token: the visitor's `pl_csrf` cookie, or a new one
@@ -275,23 +277,36 @@ pub(super) struct CodeForm {
 pub(super) async fn code(
     State(app): State<App>,
     v: Visitor,
+    headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Result<Response, PageError> {
     let Some(s) = v.session.as_ref().filter(|s| s.stage == SessionStage::Totp) else {
         return Ok(Redirect::to("/signin").into_response());
     };
-    match app.vault.second_factor(s, &f.code).await {
+    let token = presented_token(&headers).0.unwrap_or_default();
+    match app.vault.second_factor(s, &token, &f.code, &v.client).await {
         Ok(s) => Ok(Redirect::to(next_step(s.stage)).into_response()),
         Err(e) => {
             let err = WebError::from(e);
             if err.status().is_server_error() {
                 return Err(err.into());
             }
-            Ok((
+            if matches!(
+                err,
+                WebError::Auth(porchlight_vault::AuthError::SignInExpired)
+            ) {
+                return Ok(Redirect::to("/signin").into_response());
+            }
+            let mut r = (
                 err.status(),
                 code_page(&s.csrf_token, Some(&err.to_string())),
             )
-                .into_response())
+                .into_response();
+            if let WebError::Auth(porchlight_vault::AuthError::Locked { retry_after, .. }) = &err {
+                r.headers_mut()
+                    .insert("retry-after", retry_after.as_secs().into());
+            }
+            Ok(r)
         }
     }
 }

@@ -24,13 +24,15 @@ use crate::App;
 
 async fn timeline_markup(
     app: &App,
+    session: &porchlight_store::SessionRow,
     cam: &porchlight_store::Camera,
     tq: &TimelineQ,
 ) -> Result<maud::Markup, WebError> {
     let w = Window::new(tq, app.vault.now()).map_err(WebError::BadRequest)?;
     let spans = recorded_spans(app, cam, w.from, w.to).await?;
     let events =
-        crate::events::events_between(app, std::slice::from_ref(cam), None, w.from, w.to).await?;
+        crate::events::events_between(app, session, std::slice::from_ref(cam), None, w.from, w.to)
+            .await?;
     Ok(timeline::render(cam, &w, &spans, &events))
 }
 
@@ -103,7 +105,7 @@ pub(super) async fn camera(
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "page").await?;
     let (state, last_error) = camera_state(&app, &cam).await?;
     let key = app.vault.unlocked_key(&u.session).is_some();
-    let tl = timeline_markup(&app, &cam, &tq).await?;
+    let tl = timeline_markup(&app, &u.session, &cam, &tq).await?;
     let now = app.vault.now();
     let default_from = now - jiff::SignedDuration::from_mins(5);
     Ok(page_in(
@@ -174,7 +176,9 @@ pub(super) async fn timeline_fragment(
     Query(tq): Query<TimelineQ>,
 ) -> Result<Response, PageError> {
     let cam = visible_camera(&app, &u.session, &u.visitor, &name, "timeline").await?;
-    Ok(timeline_markup(&app, &cam, &tq).await?.into_response())
+    Ok(timeline_markup(&app, &u.session, &cam, &tq)
+        .await?
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,7 @@ pub(super) async fn events(
 ) -> Result<Response, PageError> {
     let all = visible_cameras(&app, &u.session).await?;
     let (cameras, kind, from, to) = resolve_query(&app, &u.session, &u.visitor, &q).await?;
-    let list = events_between(&app, &cameras, kind.as_deref(), from, to).await?;
+    let list = events_between(&app, &u.session, &cameras, kind.as_deref(), from, to).await?;
     let sel_camera = q.camera.clone().unwrap_or_default();
     let sel_from = q.from.clone().unwrap_or_else(|| "-7d".into());
     Ok(page_in(

@@ -35,6 +35,7 @@ pub(super) async fn home(State(app): State<App>, v: Visitor) -> Result<Response,
     let now = app.vault.now();
     let events = crate::events::events_between(
         &app,
+        s,
         &cameras,
         None,
         now - jiff::SignedDuration::from_hours(24),

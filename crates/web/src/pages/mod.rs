@@ -10,6 +10,7 @@ mod detection;
 mod events;
 mod home;
 pub(crate) mod layout;
+mod rtsp;
 mod settings;
 mod timeline;
 
@@ -32,6 +33,8 @@ pub(crate) fn routes() -> Router<App> {
         )
         .route("/account/password", post(account::password))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
+        .route("/account/rtsp-tokens", post(rtsp::create))
+        .route("/account/rtsp-tokens/{id}/revoke", post(rtsp::revoke))
         .route("/audit", get(audit::audit))
         .route("/live", get(cameras::live_grid))
         .route("/events", get(events::events))

@@ -34,7 +34,7 @@ use tower::ServiceExt;
 pub const PW: &str = "correct horse battery staple";
 
 /// The `Host` the tests' requests name (the CSRF guard compares it with
-/// `Origin`).
+/// `Origin`); the hub is told it answers to it ([`porchlight_web::App::allow_hosts`]).
 pub const HOST: &str = "hub.local";
 
 /// When the vault's clock starts.
@@ -271,7 +271,9 @@ impl<Auth> HubBuilder<Auth> {
         };
         let clock = clock();
         let vault = Arc::new(Vault::new(store.clone(), clock.clone(), self.policy));
-        let mut app = porchlight_web::App::new(vault.clone(), Arc::new(self.config));
+        let mut app = porchlight_web::App::new(vault.clone(), Arc::new(self.config))
+            .allow_hosts([HOST])
+            .unwrap();
         let mut notifier = None;
         if self.notifier {
             let n = Notifier::open(store.clone(), dir.path(), "mailto:owner@example.org".into())
