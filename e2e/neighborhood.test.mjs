@@ -153,7 +153,10 @@ test("the resident signs in and sees the seeded feed, with distances in words an
 
 test("the resident posts a lost pet with a photo; the photo comes back without EXIF or GPS", async () => {
   await res.goto(nb("/posts/new"));
-  assert.equal(await res.inputValue("input[name=cell]"), homeCell, "the form fills in the resident's area");
+  // Issue 14 item 7: the place starts empty (the wider area around the
+  // home); the resident's own area is never filled in.
+  assert.equal(await res.inputValue("input[name=cell]"), "", "the form does not fill in the resident's area");
+  assert.ok(!(await res.content()).includes(homeCell), "the new-post page does not carry the home cell");
   const upload = await jpegWithGps(res);
   assert.ok(upload.includes(Buffer.from("Exif\0\0", "latin1")) && jpegMarkers(upload).includes(0xe1), "the upload carries EXIF (APP1)");
   await res.selectOption("select[name=category]", "lost_found_pet");
@@ -193,7 +196,7 @@ test("the resident posts a lost pet with a photo; the photo comes back without E
   const card = res.locator(`article.post-card:has(a[href="/posts/${petId}"])`);
   assert.equal(await card.count(), 1, "the new post is in the feed");
   assert.equal(await res.locator("ol.posts article.post-card").first().locator("h2").textContent(), PET.title, "newest first");
-  assert.equal((await card.locator(".distance").textContent()).trim(), "in your area");
+  assert.match((await card.locator(".distance").textContent()).trim(), /^(in your area|about \d+(\.5)? km away)$/);
   assert.ok((await card.textContent()).includes("1 photo"));
   assert.ok((await card.locator(".byline").textContent()).includes(RESIDENT.displayName));
   await shot(res, "nb-04-feed-with-lost-pet");
@@ -215,7 +218,7 @@ test("the fire department posts a safety tip that shows with its badge and agenc
   assert.ok((await ag.locator("ol.posts article.post-card").count()) >= 15, "the agency reads the public feed");
 
   await ag.goto(nb("/posts/new"));
-  assert.equal(await ag.inputValue("input[name=cell]"), homeCell, "the service area fills in the form");
+  assert.equal(await ag.inputValue("input[name=cell]"), "", "the service area is not filled in");
   await ag.selectOption("select[name=category]", "safety_tip");
   await ag.fill("input[name=title]", TIP.title);
   await ag.fill("textarea[name=body]", TIP.body);
@@ -262,7 +265,7 @@ test("a profiling-style suspicious post is sent back for revision, the text kept
   assert.equal(await res.inputValue("select[name=category]"), "suspicious");
   assert.equal(await res.inputValue("input[name=title]"), PROFILING.title);
   assert.equal(await res.inputValue("textarea[name=body]"), PROFILING.body);
-  assert.equal(await res.inputValue("input[name=cell]"), homeCell);
+  assert.equal(await res.inputValue("input[name=cell]"), "");
   await shot(res, "nb-08-sent-back-for-revision");
 
   await res.goto(nb("/feed"));

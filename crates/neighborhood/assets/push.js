@@ -26,7 +26,7 @@
     if (!res.ok) {
       const text = await res.text().catch(() => "");
       const m = text.match(/role="alert">([^<]*)</);
-      throw new Error(m ? m[1] : `the server answered ${res.status}`);
+      throw Object.assign(new Error(m ? m[1] : `the server answered ${res.status}`), { status: res.status });
     }
   }
 
@@ -58,8 +58,17 @@
       const sub = await reg.pushManager.getSubscription();
       if (sub) {
         // Tell the server again: it may have dropped this browser (an
-        // expired subscription, another account signed in here).
-        await post("/push/subscribe", subscriptionFields(sub));
+        // expired subscription). If another account subscribed this
+        // browser, the server keeps it theirs (409): offer the button,
+        // which makes a new subscription for this account.
+        try {
+          await post("/push/subscribe", subscriptionFields(sub));
+        } catch (err) {
+          if (err.status !== 409) throw err;
+          say("Notifications on this device are for another account that used it. Turn them on to get yours instead.");
+          show(false);
+          return;
+        }
         say("Notifications are on for this device.", "ok");
       } else {
         say(Notification.permission === "denied"

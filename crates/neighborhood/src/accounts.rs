@@ -685,6 +685,12 @@ impl Neighborhood {
             .bind(user)
             .execute(self.pool())
             .await?;
+        // Posts this resident made at the new home (or inside it) would
+        // now show their home cell: move them out to the wider area. An
+        // agency's area is the public area it serves, nobody's home.
+        if self.viewer(user).await?.role != Role::Agency {
+            self.coarsen_posts_at_home(user, cell).await?;
+        }
         Ok(cell)
     }
 

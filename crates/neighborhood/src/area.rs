@@ -7,7 +7,11 @@
 //! * a **home area** is a cell of resolution [`MAX_HOME_RES`] (8, about
 //!   0.7 km²) or coarser — [`parse_home_cell`];
 //! * a **post** carries a cell of resolution [`MAX_POST_RES`] (9) or coarser —
-//!   [`parse_post_cell`];
+//!   [`parse_post_cell`] — that its author chose; a post whose author chose
+//!   none gets [`default_post_cell`], the resolution-[`DEFAULT_POST_RES`]
+//!   (7, about 5 km²) parent of the home area. A post's cell is never its
+//!   author's home cell nor a cell inside it ([`inside`]), so a post never
+//!   tells readers where its author lives (issue 14 item 7);
 //! * both parsers refuse raw coordinates (`"47.6,-122.3"`) and finer cells
 //!   with an error that says what is wrong, so an API client that tries to
 //!   send a precise location learns why it was refused;
@@ -33,6 +37,9 @@ use h3o::{CellIndex, LatLng, Resolution};
 pub const MAX_HOME_RES: u8 = 8;
 /// Posts: resolution 9 or coarser.
 pub const MAX_POST_RES: u8 = 9;
+/// The resolution of a post's place when its author chose none: the home
+/// area's parent at this resolution (about 5 km², seven resolution-8 cells).
+pub const DEFAULT_POST_RES: Resolution = Resolution::Seven;
 /// Resolution at which posts are indexed for the feed.
 pub const FEED_RES: Resolution = Resolution::Eight;
 
@@ -148,6 +155,26 @@ fn truncate(s: &str, n: usize) -> String {
         out.push('…');
         out
     }
+}
+
+/// The place of a post whose author chose none: the home area's parent at
+/// [`DEFAULT_POST_RES`], or one resolution coarser than a home that is
+/// already that coarse — never the home cell itself. `None` for a
+/// resolution-0 home, which has no parent (its owner must choose a place).
+pub fn default_post_cell(home: CellIndex) -> Option<CellIndex> {
+    let res = home.resolution().min(DEFAULT_POST_RES);
+    let res = if res == home.resolution() {
+        res.pred()?
+    } else {
+        res
+    };
+    home.parent(res)
+}
+
+/// Whether `cell` is `area` or lies inside it (a finer cell whose parent at
+/// `area`'s resolution is `area`).
+pub fn inside(cell: CellIndex, area: CellIndex) -> bool {
+    cell.resolution() >= area.resolution() && cell.parent(area.resolution()) == Some(area)
 }
 
 /// Checks a feed radius in kilometres: 0.5 to 8 inclusive.
@@ -553,6 +580,32 @@ mod tests {
                 "{input}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn default_post_cells_are_coarser_than_the_home() {
+        let home = seattle8();
+        let d = default_post_cell(home).unwrap();
+        assert_eq!(d.resolution(), Resolution::Seven);
+        assert_eq!(home.parent(Resolution::Seven), Some(d));
+        assert!(inside(home, d) && !inside(d, home));
+        // A home that is already coarse gets its parent one level up.
+        let h7 = home.parent(Resolution::Seven).unwrap();
+        assert_eq!(default_post_cell(h7), home.parent(Resolution::Six));
+        let h5 = home.parent(Resolution::Five).unwrap();
+        assert_eq!(default_post_cell(h5), home.parent(Resolution::Four));
+        let h0 = home.parent(Resolution::Zero).unwrap();
+        assert_eq!(default_post_cell(h0), None);
+        // inside: the cell itself and its children, not its neighbours.
+        assert!(inside(home, home));
+        let child = home.children(Resolution::Nine).next().unwrap();
+        assert!(inside(child, home) && !inside(home, child));
+        let neighbour = home
+            .grid_disk::<Vec<_>>(1)
+            .into_iter()
+            .find(|c| *c != home)
+            .unwrap();
+        assert!(!inside(neighbour, home));
     }
 
     #[test]

@@ -293,4 +293,25 @@ CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id, id)
 CREATE INDEX posts_feed_visible ON posts (feed_cell, status, id);
 DROP INDEX posts_feed
 "#,
+    // 4: no post shows its author's home cell (issue 14 item 7). The new-post
+    // form used to fill in the home cell, so most posts carried it. Every post
+    // whose cell is its author's home cell or lies inside it moves to the
+    // default place, `area::default_post_cell(home)`: the home's parent at
+    // resolution 7 (one level up from a home already that coarse), with
+    // `feed_cell` its resolution-8 centre child (`area::feed_key`). H3 bit
+    // arithmetic, since neither store knows H3: the resolution is bits 52–55,
+    // digit r is bits 3·(15−r)…+2; a parent at resolution p has the
+    // resolution field p and digits p+1…15 set to 7, a centre child has its
+    // new digits 0. (-67553994410557441 is !(15 << 52) as i64.) Homes of
+    // resolution 0 have no parent and are left alone, and so are agencies'
+    // posts: an agency's area is the public area it serves, nobody's home.
+    r#"
+UPDATE posts SET
+    cell = ((u.home_cell & (-67553994410557441) & ~((CAST(1 AS BIGINT) << CAST((15 - (CASE WHEN ((u.home_cell >> 52) & 15) > 7 THEN 7 ELSE ((u.home_cell >> 52) & 15) - 1 END)) * 3 AS INTEGER)) - 1)) | (CAST((CASE WHEN ((u.home_cell >> 52) & 15) > 7 THEN 7 ELSE ((u.home_cell >> 52) & 15) - 1 END) AS BIGINT) << 52) | ((CAST(1 AS BIGINT) << CAST((15 - (CASE WHEN ((u.home_cell >> 52) & 15) > 7 THEN 7 ELSE ((u.home_cell >> 52) & 15) - 1 END)) * 3 AS INTEGER)) - 1)),
+    feed_cell = ((u.home_cell & (-67553994410557441) & ~((CAST(1 AS BIGINT) << CAST((15 - (CASE WHEN ((u.home_cell >> 52) & 15) > 7 THEN 7 ELSE ((u.home_cell >> 52) & 15) - 1 END)) * 3 AS INTEGER)) - 1)) | 36028797018963968 | 2097151)
+FROM users u
+WHERE u.id = posts.author_id AND u.role <> 'agency' AND u.home_cell IS NOT NULL AND ((u.home_cell >> 52) & 15) > 0
+    AND ((posts.cell >> 52) & 15) >= ((u.home_cell >> 52) & 15)
+    AND ((posts.cell & (-67553994410557441) & ~((CAST(1 AS BIGINT) << CAST((15 - ((u.home_cell >> 52) & 15)) * 3 AS INTEGER)) - 1)) | (CAST(((u.home_cell >> 52) & 15) AS BIGINT) << 52) | ((CAST(1 AS BIGINT) << CAST((15 - ((u.home_cell >> 52) & 15)) * 3 AS INTEGER)) - 1)) = u.home_cell
+"#,
 ];

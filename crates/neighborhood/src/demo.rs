@@ -112,7 +112,13 @@ impl Neighborhood {
                 .map(|a| a.id)
                 .unwrap_or(0)
         };
-        let cells: Vec<h3o::CellIndex> = home.grid_disk::<Vec<_>>(2);
+        // Around the shared demo home, never on it: a post never shows its
+        // author's home cell (issue 14 item 7).
+        let cells: Vec<h3o::CellIndex> = home
+            .grid_disk::<Vec<_>>(2)
+            .into_iter()
+            .filter(|c| *c != home)
+            .collect();
         let now = now_ms();
         let hour = 3_600_000;
         let posts: Vec<(&str, Category, &str, &str, serde_json::Value)> = vec![

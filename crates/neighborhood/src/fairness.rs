@@ -1,28 +1,34 @@
-//! Fair posting: the profiling check for safety posts and the kindness
-//! reminder for comments (issue 7 item 5, DESIGN.md rule 7).
+//! Fair posting: the profiling check for posts and the kindness reminder
+//! for comments (issue 7 item 5, issue 14 item 9, DESIGN.md rule 7).
 //!
 //! # What is checked
 //!
-//! Only `suspicious` and `crime_safety` posts ([`CHECKED_CATEGORIES`]); every
-//! other category is accepted as is (a lost pet that is a "black dog" is not
-//! a description of a person). A checked post that **describes a person** —
-//! it names a race or ethnicity, or it has a person word ("man", "someone",
-//! "teens"…) together with an appearance descriptor (clothing, hair, build,
-//! age range) — must:
+//! **Every post, whatever its category, is checked for race alone**: a
+//! post that names a race or ethnicity must give at least
+//! [`MIN_OTHER_DESCRIPTORS`] other distinct descriptors (clothing, hair,
+//! build, age range, vehicle), or it goes back to its author. A "neighborly
+//! moment" that thanks "a black man" singles a neighbour out by race just
+//! as a safety post does, so the rule is not tied to the safety categories
+//! (it once was, and such posts went through). Descriptions of animals and
+//! things ("a black dog", "a white van") are not about a person and pass.
 //!
-//! 1. say what the person *did* (a behaviour word such as "trying",
-//!    "climbed", "took"), and say it *before* what they looked like: the
-//!    first behaviour word comes before the first appearance descriptor
-//!    (person nouns that imply an age — "teen", "kid", "boy" — name the
-//!    person and do not count as leading with looks, though they do count
-//!    as an age-range descriptor for rule 2);
-//! 2. if it mentions race or ethnicity, give at least
-//!    [`MIN_OTHER_DESCRIPTORS`] other distinct descriptors (clothing, hair,
-//!    build, age range, vehicle).
+//! **Safety posts** (`suspicious`, `crime_safety`: [`SAFETY_CATEGORIES`])
+//! are also checked for behaviour. A safety post that **describes a
+//! person** — it names a race or ethnicity, or it has a person word ("man",
+//! "someone", "teens"…) together with an appearance descriptor (clothing,
+//! hair, build, age range) — must say what the person *did* (a behaviour
+//! word such as "trying", "climbed", "took"), and say it *before* what they
+//! looked like: the first behaviour word comes before the first appearance
+//! descriptor (person nouns that imply an age — "teen", "kid", "boy" — name
+//! the person and do not count as leading with looks, though they do count
+//! as an age-range descriptor for the race rule). Outside the safety
+//! categories a person is usually described for a kind reason ("the man in
+//! the red coat who carried my shopping"), so only the race rule applies.
 //!
-//! Otherwise the post gets [`Verdict::Revise`] with one reason per broken
-//! rule and guidance telling the author exactly what to add. Posts about
-//! behaviour only ("someone tried the car doors on Elm St") are accepted.
+//! A post that breaks a rule gets [`Verdict::Revise`] with one reason per
+//! broken rule and guidance telling the author exactly what to add. Posts
+//! about behaviour only ("someone tried the car doors on Elm St") are
+//! accepted.
 //!
 //! # Matching
 //!
@@ -45,8 +51,9 @@
 //! classifier, and a moderator still sees every report. Both functions are
 //! pure and never panic.
 
-/// Categories whose posts are checked for profiling.
-pub const CHECKED_CATEGORIES: &[&str] = &["suspicious", "crime_safety"];
+/// Categories whose posts must also lead with behaviour when they describe
+/// a person (the race rule applies to every category).
+pub const SAFETY_CATEGORIES: &[&str] = &["suspicious", "crime_safety"];
 
 /// How many non-race descriptors a post that mentions race must carry.
 pub const MIN_OTHER_DESCRIPTORS: usize = 2;
@@ -805,9 +812,7 @@ fn scan(text: &str) -> Scan {
 /// Checks a post for profiling. Only `suspicious` and `crime_safety` posts
 /// can be returned for revision; see the module docs for the rules.
 pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
-    if !CHECKED_CATEGORIES.contains(&category.trim()) {
-        return Verdict::Accept;
-    }
+    let safety = SAFETY_CATEGORIES.contains(&category.trim());
     let text = format!("{title}.\n{body}");
     let s = scan(&text);
     let appearance: Vec<&(usize, Kind, String)> = s
@@ -817,7 +822,9 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
         .collect();
     let mentions_race = !s.race.is_empty();
     let describes_person = mentions_race || (s.person_at.is_some() && !appearance.is_empty());
-    if !describes_person {
+    // The race rule holds in every category; the behaviour rules only in
+    // the safety categories.
+    if !mentions_race && !(safety && describes_person) {
         return Verdict::Accept;
     }
 
@@ -837,6 +844,7 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
         )
         .min();
     match (s.behaviour_at, first_looks) {
+        _ if !safety => {}
         (None, _) => {
             reasons.push(
                 "The post describes a person but not what they did. A description of someone \
@@ -882,8 +890,8 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
             };
             reasons.push(format!(
                 "The post mentions race or ethnicity ({}) but gives {} other descriptor{}{}. \
-                 Race alone describes many neighbors and can lead to the wrong person being \
-                 suspected.",
+                 Race alone describes many neighbors: it singles people out by how they look \
+                 and can lead to the wrong person being suspected.",
                 race_words.join(", "),
                 if have == 0 {
                     "no".to_string()
@@ -910,10 +918,14 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
     if reasons.is_empty() {
         return Verdict::Accept;
     }
-    let mut guidance = String::from(
+    let mut guidance = String::from(if safety {
         "Safety posts that describe a person must lead with behaviour and give a description \
-         specific enough to tell one person from another. To publish this post: ",
-    );
+         specific enough to tell one person from another. To publish this post: "
+    } else {
+        "A post that mentions someone's race or ethnicity must describe them specifically \
+         enough to tell one person from another, whatever the post is about. To publish \
+         this post: "
+    });
     for (n, t) in todo.iter().enumerate() {
         if n > 0 {
             guidance.push(' ');
@@ -1209,19 +1221,68 @@ mod tests {
     }
 
     #[test]
-    fn other_categories_are_never_checked() {
+    fn race_alone_is_returned_in_every_category() {
+        // Issue 14 item 9: the race rule is not limited to safety posts.
+        let (reasons, guidance) = revise(
+            "neighborly_moment",
+            "Thanks",
+            "A black man in a hoodie helped me carry my groceries. Thank you!",
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("race or ethnicity") && r.contains("\"black man\"")),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons.len(),
+            1,
+            "no behaviour rule outside the safety categories: {reasons:?}"
+        );
+        assert!(
+            guidance.contains("whatever the post is about") && guidance.contains("at least 1 more"),
+            "{guidance}"
+        );
+        for cat in [
+            "lost_found_pet",
+            "wildlife",
+            "mutual_aid",
+            "community_event",
+            "alert",
+            "safety_tip",
+            "information",
+            "event",
+            "",
+        ] {
+            revise(cat, "Thanks", "Thanks to the Hispanic guy on our street.");
+        }
+        // With enough other detail it is a description, not a label.
+        accept(
+            "neighborly_moment",
+            "Thank you",
+            "An Asian man in his 60s with a grey beard and a green raincoat carried my shopping home.",
+        );
+    }
+
+    #[test]
+    fn other_categories_are_not_checked_for_behaviour() {
         accept(
             "lost_found_pet",
             "Lost black dog",
             "Our black dog Max, a black lab, ran off near the park.",
         );
+        accept("wildlife", "Coyote", "Brown coyote seen near the creek");
+        // A person described by looks, without race, in a kind post.
         accept(
             "neighborly_moment",
             "Thanks",
-            "A black man in a hoodie helped me carry my groceries. Thank you!",
+            "The tall man in the red coat helped me carry my groceries.",
         );
-        accept("wildlife", "Coyote", "Brown coyote seen near the creek");
-        accept("", "x", "a black guy");
+        accept(
+            "mutual_aid",
+            "Ladder",
+            "Thanks to the young woman with the blue bike who lent us a ladder.",
+        );
     }
 
     #[test]

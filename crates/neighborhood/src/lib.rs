@@ -11,16 +11,18 @@
 //! * **Coarse at the source.** A home area is an H3 cell of resolution 8 or
 //!   coarser, a post's place resolution 9 or coarser; raw coordinates and
 //!   finer cells are refused ([`area`]). A user's home cell is never shown
-//!   to anyone else, and a post never reveals more than the cell its author
-//!   chose (others see a distance in words).
+//!   to anyone else: a post's cell is the one its author chose, or the
+//!   home's resolution-7 parent, and never the home cell or a cell inside
+//!   it ([`posts`]); others also see a distance in words.
 //! * **No footage channel.** Agencies post only `alert`, `safety_tip`,
 //!   `information` and `event`, reply only under their own posts, cannot
 //!   react, download media or see anything about hubs or cameras (this
 //!   server holds nothing about them), and there is no direct messaging.
 //!   No route, message or post type exists to request footage.
-//! * **Fair posting.** `suspicious`/`crime_safety` posts pass
-//!   [`fairness::check_post`] or are returned for revision; hostile-reading
-//!   comments get a kindness reminder before they are posted.
+//! * **Fair posting.** Every post passes [`fairness::check_post`] (race
+//!   alone is refused in every category; safety posts must also lead with
+//!   behaviour) or is returned for revision; hostile-reading comments get
+//!   a kindness reminder before they are posted.
 //! * **Moderation is accountable.** Every moderator/admin action is written
 //!   to this server's own `audit` table, the affected author gets a notice
 //!   and can appeal.
@@ -28,7 +30,8 @@
 //!   SQL texts ([`db`]).
 //! * **Notifications say nothing about place.** A new post goes by Web Push
 //!   to the browsers of [`Neighborhood::recipients_for`] with its title,
-//!   category and author only, off the request's path ([`push`]).
+//!   category and author only, off the request's path ([`push`]), and only
+//!   to public push services ([`push_endpoint`]).
 //!
 //! Entry points: [`Neighborhood::open`], [`router`], [`Neighborhood::seed_demo`],
 //! the admin functions in [`accounts`] (for the CLI) and
@@ -45,6 +48,7 @@ pub mod pages;
 pub mod photo;
 pub mod posts;
 pub mod push;
+pub use porchlight_pushguard as push_endpoint;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,14 @@
 //! * A post's cell is resolution 9 or coarser ([`area::parse_post_cell`]);
 //!   it is indexed by `(feed_key(cell), status, id)` (resolution 8) so the
 //!   feed reads a handful of per-cell index ranges ([`Neighborhood::feed`]).
+//! * A post's cell is chosen by its author; without a choice it is
+//!   [`area::default_post_cell`] (the resolution-7 parent of the home
+//!   area). It is never the author's home cell nor a cell inside it: such a
+//!   choice is refused with a message saying why, and a user who moves
+//!   their home onto or around the place of earlier posts has those posts
+//!   moved out to the default place (`coarsen_posts_at_home`). So a
+//!   post's `cell`, which every reader gets, never reveals where its
+//!   author lives.
 //! * Post ids grow with time, so "newest first" is `id DESC` and the feed
 //!   cursor `before` is a post id.
 //! * Others never see an author's home cell or user id: authors appear by
@@ -124,7 +132,11 @@ pub struct NewPost {
     pub category: String,
     pub title: String,
     pub body: String,
-    pub cell: String,
+    /// The post's place, an H3 cell of resolution 9 or coarser chosen by
+    /// the author; absent or blank: [`area::default_post_cell`] of their
+    /// home area.
+    #[serde(default)]
+    pub cell: Option<String>,
     /// `mutual_aid`: `offer` or `request`.
     pub kind: Option<String>,
     /// `mutual_aid`: `open` (default) or `fulfilled`.
@@ -230,6 +242,42 @@ fn cell_from_db(v: i64) -> Option<h3o::CellIndex> {
     h3o::CellIndex::try_from(v as u64).ok()
 }
 
+/// The place of a new post by `v`: the cell they chose, or the default
+/// coarse place around their home area. Never a resident's home cell or a
+/// cell inside it. An agency's "home" is the service area it posts for,
+/// public by its role (it is nobody's home), so an agency may choose it.
+fn post_place(v: &Viewer, chosen: Option<&str>) -> Result<h3o::CellIndex> {
+    let chosen = chosen.map(str::trim).filter(|c| !c.is_empty());
+    let Some(chosen) = chosen else {
+        let home = v.home_cell.ok_or_else(|| {
+            Error::Invalid("choose the post's place (\"cell\"), or set your area (PUT /api/v1/me/area) so the post can use the wider area around it".into())
+        })?;
+        return area::default_post_cell(home).ok_or_else(|| {
+            Error::Invalid(
+                "your area is a whole region (resolution 0); choose the post's place (\"cell\")"
+                    .into(),
+            )
+        });
+    };
+    let cell = area::parse_post_cell(chosen).map_err(|e| Error::Invalid(e.to_string()))?;
+    let home = v.home_cell.filter(|_| v.role != Role::Agency);
+    if let Some(home) = home.filter(|h| area::inside(cell, *h)) {
+        let wider = area::default_post_cell(home)
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let what = if cell == home {
+            "is your home area"
+        } else {
+            "lies inside your home area"
+        };
+        return Err(Error::Invalid(format!(
+            "cell {cell} {what}: a post never shows where you live. Leave the place empty to post \
+             for the wider area around it{wider}, or choose the cell where it happened"
+        )));
+    }
+    Ok(cell)
+}
+
 fn fairness_gate(category: Category, title: &str, body: &str) -> Result<()> {
     match fairness::check_post(category.as_str(), title, body) {
         fairness::Verdict::Accept => Ok(()),
@@ -313,7 +361,7 @@ impl Neighborhood {
         }
         let title = check_text("title", &p.title, 120)?;
         let body = check_text("body", &p.body, 5000)?;
-        let cell = area::parse_post_cell(&p.cell).map_err(|e| Error::Invalid(e.to_string()))?;
+        let cell = post_place(v, p.cell.as_deref())?;
         if v.role != Role::Agency {
             let home = v.home_cell.ok_or_else(|| {
                 Error::Invalid("set your area (PUT /api/v1/me/area) before posting".into())
@@ -1043,6 +1091,37 @@ impl Neighborhood {
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?)
+    }
+
+    /// Moves `user`'s posts whose cell is `home` or lies inside it to
+    /// [`area::default_post_cell`]`(home)`; returns how many moved. Called
+    /// when a user sets their area, so that no post shows its author's
+    /// current home cell (migration 4 did the same for posts made before).
+    pub(crate) async fn coarsen_posts_at_home(
+        &self,
+        user: UserId,
+        home: h3o::CellIndex,
+    ) -> Result<u64> {
+        let Some(wider) = area::default_post_cell(home) else {
+            return Ok(0);
+        };
+        let rows = sqlx::query("SELECT id, cell FROM posts WHERE author_id = $1")
+            .bind(user)
+            .fetch_all(self.pool())
+            .await?;
+        let mut moved = 0;
+        for r in rows {
+            if cell_from_db(r.try_get("cell")?).is_some_and(|c| area::inside(c, home)) {
+                moved += sqlx::query("UPDATE posts SET cell = $1, feed_cell = $2 WHERE id = $3")
+                    .bind(cell_to_db(wider))
+                    .bind(cell_to_db(area::feed_key(wider)))
+                    .bind(r.try_get::<i64, _>("id")?)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+            }
+        }
+        Ok(moved)
     }
 
     /// Who should be notified of post `post`: active users, other than the

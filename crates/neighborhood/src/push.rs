@@ -29,8 +29,18 @@
 //!   stored in the `settings` table with an insert that keeps the first
 //!   writer's key, so several processes on one database agree on it
 //!   (`design/neighborhood.md` says why the database and not a file).
-//! * Only `https://` endpoints, unless [`PushOptions::allow_http_endpoints`]
-//!   (tests with a local push service).
+//! * **Public push services only** ([`crate::push_endpoint`], issue 14
+//!   item 12): `https://`, and a host that is and resolves only to
+//!   globally routable addresses — checked when a browser subscribes and
+//!   again at every send, through the HTTP client's own resolver, which
+//!   resolves once and connects only to the addresses it checked. The
+//!   exceptions, for a push service on this machine, are off by default
+//!   ([`PushOptions::local`]).
+//! * **An endpoint stays with the account that subscribed it**: the same
+//!   account subscribing again updates its keys; another account gets 409
+//!   and the row is not moved (a browser that changes hands subscribes
+//!   anew, with a new endpoint, when its new user turns notifications on;
+//!   only a replayed endpoint would ever be moved).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,6 +56,7 @@ use web_push_native::jwt_simple::prelude::{
 use web_push_native::{p256, Auth, WebPushBuilder};
 
 use crate::db::now_ms;
+use crate::push_endpoint::{self, LocalPush};
 use crate::{Error, Neighborhood, Result, UserId};
 
 /// `settings` key holding the VAPID private key (PKCS#8 PEM).
@@ -65,17 +76,19 @@ const TTL_ALERT: Duration = Duration::from_secs(24 * 3600);
 pub struct PushOptions {
     /// The operator contact push services see: `mailto:…` or `https://…`.
     pub contact: String,
-    /// Accept `http://` endpoints (tests with a local push service only:
-    /// real push services are HTTPS, and refusing anything else keeps the
-    /// server from being pointed at services on its own network).
-    pub allow_http_endpoints: bool,
+    /// Push services on this machine (tests only; off by default):
+    /// [`LocalPush::LoopbackLiterals`] accepts `http://` or `https://` to
+    /// `127.0.0.1` / `[::1]` — the equivalent of the hub's `[web]
+    /// push_allow_loopback_http` — and [`LocalPush::LoopbackOnly`] keeps
+    /// every push on this machine. Without them, only public push services.
+    pub local: LocalPush,
 }
 
 impl Default for PushOptions {
     fn default() -> Self {
         PushOptions {
             contact: "mailto:porchlight@localhost".into(),
-            allow_http_endpoints: false,
+            local: LocalPush::Off,
         }
     }
 }
@@ -137,11 +150,19 @@ pub struct Delivery {
     pub outcome: Outcome,
 }
 
+/// How names of push services are resolved ([`push_endpoint::SystemResolver`]
+/// unless set).
+type Resolver = Arc<dyn reqwest::dns::Resolve>;
+
+const USER_AGENT: &str = concat!("porchlight-neighborhood/", env!("CARGO_PKG_VERSION"));
+
 /// The key, the HTTP client, the options and the in-flight counter.
 pub(crate) struct Pusher {
     key: ES256KeyPair,
     public_b64: String,
-    http: reqwest::Client,
+    /// The client (built around the resolver and the options' `local`)
+    /// and the resolver; replaced together.
+    http: std::sync::RwLock<(reqwest::Client, Resolver)>,
     options: std::sync::Mutex<PushOptions>,
     in_flight: AtomicUsize,
     idle: tokio::sync::Notify,
@@ -228,22 +249,16 @@ impl Pusher {
         })?;
         let public_b64 =
             URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
-        let http = reqwest::Client::builder()
-            .timeout(SEND_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "porchlight-neighborhood/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| {
-                Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}"))
-            })?;
+        let resolver: Resolver = Arc::new(push_endpoint::SystemResolver);
+        let http =
+            push_endpoint::client(resolver.clone(), LocalPush::Off, USER_AGENT, SEND_TIMEOUT)
+                .map_err(|e| {
+                    Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}"))
+                })?;
         Ok(Pusher {
             key,
             public_b64,
-            http,
+            http: std::sync::RwLock::new((http, resolver)),
             options: std::sync::Mutex::new(PushOptions::default()),
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -255,6 +270,20 @@ impl Pusher {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn client(&self) -> (reqwest::Client, Resolver) {
+        self.http.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Rebuilds the client for `local` and `resolver`.
+    fn rebuild(&self, local: LocalPush, resolver: Resolver) -> Result<()> {
+        let http = push_endpoint::client(resolver.clone(), local, USER_AGENT, SEND_TIMEOUT)
+            .map_err(|e| {
+                Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}"))
+            })?;
+        *self.http.write().unwrap_or_else(|p| p.into_inner()) = (http, resolver);
+        Ok(())
     }
 
     /// The `Authorization` header for a push to `origin`.
@@ -291,13 +320,20 @@ impl Neighborhood {
     /// Sets the push contact and endpoint policy (config or tests).
     pub fn set_push_options(&self, options: PushOptions) -> Result<()> {
         let contact = check_contact(&options.contact)?;
-        *self
-            .inner
-            .push
-            .options
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = PushOptions { contact, ..options };
+        let push = &self.inner.push;
+        let mut current = push.options.lock().unwrap_or_else(|p| p.into_inner());
+        push.rebuild(options.local, push.client().1)?;
+        *current = PushOptions { contact, ..options };
         Ok(())
+    }
+
+    /// Resolves push service names with `resolver` instead of the system's
+    /// (tests use [`push_endpoint::FixedResolver`], so no lookup leaves the
+    /// machine). Subscriptions and sends both use it.
+    pub fn set_push_resolver(&self, resolver: Arc<dyn reqwest::dns::Resolve>) -> Result<()> {
+        let push = &self.inner.push;
+        let options = push.options.lock().unwrap_or_else(|p| p.into_inner());
+        push.rebuild(options.local, resolver)
     }
 
     /// The VAPID public key as browsers want it (`applicationServerKey`):
@@ -306,7 +342,10 @@ impl Neighborhood {
         &self.inner.push.public_b64
     }
 
-    /// Checks a browser's subscription; the error names what is wrong.
+    /// Checks a browser's subscription without any lookup — its form, its
+    /// keys, the scheme and an IP-literal host; the error names what is
+    /// wrong. [`subscribe_push`](Self::subscribe_push) also resolves a
+    /// host name and checks its addresses.
     pub fn validate_subscription(&self, s: &BrowserSubscription) -> Result<()> {
         let bad = |m: &str| Err(Error::Invalid(format!("bad push subscription: {m}")));
         if s.endpoint.len() > MAX_ENDPOINT_LEN {
@@ -314,13 +353,14 @@ impl Neighborhood {
                 "the endpoint is longer than {MAX_ENDPOINT_LEN} characters"
             ));
         }
-        let Ok(uri) = s.endpoint.parse::<http::Uri>() else {
+        let (Ok(uri), Ok(url)) = (
+            s.endpoint.parse::<http::Uri>(),
+            reqwest::Url::parse(&s.endpoint),
+        ) else {
             return bad("the endpoint is not a URL");
         };
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some("http") if self.inner.push.options().allow_http_endpoints => {}
-            _ => return bad("the endpoint must be an https:// URL of a push service"),
+        if let Err(why) = push_endpoint::check_url(&url, self.inner.push.options().local) {
+            return bad(&format!("the {why}"));
         }
         if origin_of(&uri).is_none() {
             return bad("the endpoint has no host");
@@ -340,9 +380,10 @@ impl Neighborhood {
         }
     }
 
-    /// Stores (or moves to `user`) a browser's subscription; returns its id.
-    /// An endpoint belongs to one account at a time: the last to subscribe
-    /// on a browser gets its pushes.
+    /// Stores a browser's subscription for `user` (or updates their own
+    /// row for that endpoint); returns its id. The endpoint's host must be
+    /// a public push service (see the module docs). An endpoint another
+    /// account subscribed stays theirs: 409, nothing changed.
     pub async fn subscribe_push(
         &self,
         user: UserId,
@@ -350,16 +391,22 @@ impl Neighborhood {
         user_agent: &str,
     ) -> Result<i64> {
         self.validate_subscription(s)?;
+        let local = self.inner.push.options().local;
+        let resolver = self.inner.push.client().1;
+        push_endpoint::check_endpoint(&s.endpoint, local, &resolver)
+            .await
+            .map_err(|why| Error::Invalid(format!("bad push subscription: the {why}")))?;
         let ua: String = user_agent
             .chars()
             .filter(|c| !c.is_control())
             .take(300)
             .collect();
-        Ok(sqlx::query_scalar(
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent, created_at, failures)
              VALUES ($1, $2, $3, $4, $5, $6, 0)
-             ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh,
+             ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh,
                  auth = excluded.auth, user_agent = excluded.user_agent, failures = 0
+             WHERE push_subscriptions.user_id = excluded.user_id
              RETURNING id",
         )
         .bind(user)
@@ -368,8 +415,15 @@ impl Neighborhood {
         .bind(s.keys.auth.trim())
         .bind(ua)
         .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?)
+        .fetch_optional(self.pool())
+        .await?;
+        id.ok_or_else(|| {
+            Error::Conflict(
+                "this browser's push subscription belongs to another account; turn notifications on again \
+                 on this device to get a subscription of your own"
+                    .into(),
+            )
+        })
     }
 
     /// Removes `user`'s subscription with `endpoint`; 404 when they have none.
@@ -648,11 +702,11 @@ impl Neighborhood {
         let p = &self.inner.push;
         let options = p.options();
         let uri = uri.ok_or("the stored endpoint is not a URL")?;
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some("http") if options.allow_http_endpoints => {}
-            _ => return Err("the stored endpoint is not an https:// URL".into()),
-        }
+        // Checked again at every send; a host name is checked by the
+        // client's resolver on the addresses it then connects to.
+        let url =
+            reqwest::Url::parse(&s.endpoint).map_err(|_| "the stored endpoint is not a URL")?;
+        push_endpoint::check_url(&url, options.local).map_err(|why| format!("the stored {why}"))?;
         let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
         let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
             .map_err(|_| "the stored p256dh key is not a P-256 key")?;
@@ -676,11 +730,15 @@ impl Neighborhood {
         );
         h.insert("urgency", http::HeaderValue::from_static(urgency));
         let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
-        let resp = p
-            .http
-            .execute(req)
-            .await
-            .map_err(|e| format!("cannot reach the push service: {}", e.without_url()))?;
+        let resp =
+            p.client()
+                .0
+                .execute(req)
+                .await
+                .map_err(|e| match push_endpoint::refusal_in(&e) {
+                    Some(why) => format!("refused: the stored {why}"),
+                    None => format!("cannot reach the push service: {}", e.without_url()),
+                })?;
         Ok(resp.status().as_u16())
     }
 }

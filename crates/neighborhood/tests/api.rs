@@ -1,12 +1,13 @@
 //! The neighborhood's behaviour through its JSON API, each test on SQLite
-//! and PostgreSQL: the feed by radius, coarse areas, fair posting, the
+//! and PostgreSQL: the feed by radius, coarse areas, posts that never show
+//! their author's home, fair posting, the
 //! kindness reminder, moderation end to end, photos losing their GPS tags,
 //! rate limits, registration, sign-in throttling, notification recipients
 //! and the demo seed.
 
 mod common;
 
-use common::{cell_at, home, png, Ctx, PASSWORD};
+use common::{cell_at, home, next_door, png, Ctx, PASSWORD};
 use porchlight_neighborhood::accounts::{RegistrationMode, Role};
 use porchlight_neighborhood::{area, Limits};
 use serde_json::{json, Value};
@@ -49,7 +50,15 @@ async fn feed_inside_radius_only(c: Ctx) {
     let very_far = cell_at(home, 9.5, 12.0);
     // A resolution-9 post cell inside `near`: indexed by its parent.
     let fine = near.children(h3o::Resolution::Nine).next().unwrap();
-    post(&c, &t, "wildlife", "home", "Heron at the pond.", home).await;
+    post(
+        &c,
+        &t,
+        "wildlife",
+        "home",
+        "Heron at the pond.",
+        next_door(home),
+    )
+    .await;
     post(&c, &t, "wildlife", "near", "Heron at the pond.", near).await;
     post(&c, &t, "lost_found_pet", "mid", "Found a grey cat.", mid).await;
     post(&c, &t, "wildlife", "fine", "Heron at the pond.", fine).await;
@@ -189,8 +198,20 @@ async fn coarse_areas_only(c: Ctx) {
     assert_eq!(me["cell"], home.to_string());
     assert_eq!(me["radius_km"], 2.0);
 
-    // Posts: resolution 9 is fine, 10 and raw coordinates are not.
-    post(&c, &t, "wildlife", "ok", "A heron.", fine9).await;
+    // Posts: resolution 9 is fine (outside the home area), 10 and raw
+    // coordinates are not.
+    post(
+        &c,
+        &t,
+        "wildlife",
+        "ok",
+        "A heron.",
+        next_door(home)
+            .children(h3o::Resolution::Nine)
+            .next()
+            .unwrap(),
+    )
+    .await;
     for bad in [fine10.to_string(), "47.6205,-122.3493".to_string()] {
         let r = c
             .req(
@@ -269,13 +290,46 @@ async fn fair_posting(c: Ctx) {
         .await
         .json();
     assert_eq!(p["title"], "Someone trying car door handles");
-    // Other categories are not checked.
+    // The race rule holds in every category (issue 14 item 9): a kind post
+    // that describes a neighbour by race alone goes back too, and nothing
+    // is stored.
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/posts",
+            Some(&t),
+            json!({"category": "neighborly_moment", "title": "Thanks",
+                   "body": "A black man in a hoodie helped me carry my groceries. Thank you!", "cell": cell.to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "race alone in a neighborly moment: {r:?}");
+    assert!(
+        r.json()["reasons"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("race or ethnicity")),
+        "{r:?}"
+    );
+    let f = c
+        .req("GET", "/api/v1/feed", Some(&t), Value::Null)
+        .await
+        .json();
+    assert!(!titles(&f).contains(&"Thanks".to_string()), "{f}");
+    // Without race, other categories are not checked for behaviour.
     post(
         &c,
         &t,
         "neighborly_moment",
         "Thanks",
         "Thanks to the family on the corner for the soup.",
+        cell,
+    )
+    .await;
+    post(
+        &c,
+        &t,
+        "neighborly_moment",
+        "Thank you",
+        "The tall man in the red coat helped me carry my groceries.",
         cell,
     )
     .await;
@@ -291,7 +345,7 @@ async fn kindness_reminder(c: Ctx) {
         "wildlife",
         "Bear?",
         "Was that a bear on the trail?",
-        home,
+        next_door(home),
     )
     .await;
     let path = format!("/api/v1/posts/{}/comments", p["id"]);
@@ -361,7 +415,7 @@ async fn moderation_end_to_end(c: Ctx) {
         "crime_safety",
         "Bike stolen",
         "My bike was taken from the rack last night.",
-        home,
+        next_door(home),
     )
     .await;
     let pid = p["id"].as_i64().unwrap();
@@ -663,7 +717,7 @@ async fn photo_gps_stripped(c: Ctx) {
         "lost_found_pet",
         "Lost: Miso",
         "Grey tabby, green collar.",
-        home,
+        next_door(home),
     )
     .await;
     let pid = p["id"].as_i64().unwrap();
@@ -747,9 +801,9 @@ async fn rate_limits(c: Ctx) {
     });
     let home = home();
     let (_, t) = c.user("kim", Role::Neighbor, Some(home)).await;
-    let p = post(&c, &t, "wildlife", "one", "a", home).await;
-    post(&c, &t, "wildlife", "two", "b", home).await;
-    let r = c.req("POST", "/api/v1/posts", Some(&t), json!({"category": "wildlife", "title": "three", "body": "c", "cell": home.to_string()})).await;
+    let p = post(&c, &t, "wildlife", "one", "a", next_door(home)).await;
+    post(&c, &t, "wildlife", "two", "b", next_door(home)).await;
+    let r = c.req("POST", "/api/v1/posts", Some(&t), json!({"category": "wildlife", "title": "three", "body": "c", "cell": next_door(home).to_string()})).await;
     assert_eq!(r.status, 429, "{r:?}");
     let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 3600, "{wait}");
@@ -1002,7 +1056,15 @@ async fn recipients_and_subscriptions(c: Ctx) {
         "agency alerts are on by default"
     );
 
-    let alert = post(&c, &fire, "alert", "Gas leak", "Avoid the avenue.", home).await;
+    let alert = post(
+        &c,
+        &fire,
+        "alert",
+        "Gas leak",
+        "Avoid the avenue.",
+        next_door(home),
+    )
+    .await;
     let got =
         c.n.recipients_for(alert["id"].as_i64().unwrap())
             .await
@@ -1016,7 +1078,8 @@ async fn recipients_and_subscriptions(c: Ctx) {
         "lost_found_pet",
         "Lost dog",
         "Small brown dog.",
-        near,
+        // Where the dog was lost: by pets' home, not at near's own.
+        home,
     )
     .await;
     let got =
@@ -1068,7 +1131,7 @@ async fn demo_seed(c: Ctx) {
         "lost_found_pet",
         "Lost: grey rabbit",
         "Our rabbit Pip escaped near the school.",
-        home,
+        next_door(home),
     )
     .await;
     let r = c
@@ -1104,19 +1167,14 @@ async fn demo_seed(c: Ctx) {
         "safety_tip",
         "Clear storm drains",
         "Rake leaves away from drains before the rain.",
-        home,
+        next_door(home),
     )
     .await;
     assert_eq!(tip["author"]["badge"], "verified agency");
     assert_eq!(tip["author"]["agency_name"], "Seattle Fire Department");
     let r = c
-        .req(
-            "POST",
-            "/api/v1/posts",
-            Some(&t),
-            json!({"category": "suspicious", "title": "Suspicious Black man",
-               "body": "A Black man is walking around our street.", "cell": home.to_string()}),
-        )
+        .req("POST", "/api/v1/posts", Some(&t), json!({"category": "suspicious", "title": "Suspicious Black man",
+               "body": "A Black man is walking around our street.", "cell": next_door(home).to_string()}))
         .await;
     assert_eq!(r.status, 422, "{r:?}");
     assert!(r.json()["guidance"].is_string());
@@ -1136,11 +1194,11 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
     let (_, fire) = c.user("fire", Role::Agency, Some(home)).await;
     // Mutual aid carries kind and status; an event its date, time and place.
     let r = c
-        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "mutual_aid", "title": "Soup", "body": "Extra soup tonight.", "cell": home.to_string()}))
+        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "mutual_aid", "title": "Soup", "body": "Extra soup tonight.", "cell": next_door(home).to_string()}))
         .await;
     assert_eq!(r.status, 422, "kind is required: {r:?}");
     let r = c
-        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "mutual_aid", "kind": "offer", "title": "Soup", "body": "Extra soup tonight.", "cell": home.to_string()}))
+        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "mutual_aid", "kind": "offer", "title": "Soup", "body": "Extra soup tonight.", "cell": next_door(home).to_string()}))
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     let aid = r.json();
@@ -1149,7 +1207,7 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
         (Some("offer"), Some("open"))
     );
     let r = c
-        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "community_event", "title": "Potluck", "body": "Bring a dish.", "cell": home.to_string(), "date": "2026-13-01", "time": "18:00", "place": "park"}))
+        .req("POST", "/api/v1/posts", Some(&a), json!({"category": "community_event", "title": "Potluck", "body": "Bring a dish.", "cell": next_door(home).to_string(), "date": "2026-13-01", "time": "18:00", "place": "park"}))
         .await;
     assert_eq!(r.status, 422, "bad date named: {r:?}");
     assert!(r.json()["error"].as_str().unwrap().contains("date"));
@@ -1239,7 +1297,7 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
         "safety_tip",
         "Ice on the bridge",
         "Drive slowly on the bridge this morning.",
-        home,
+        next_door(home),
     )
     .await;
     let tid = tip["id"].as_i64().unwrap();
@@ -1310,16 +1368,287 @@ async fn author_edits_reactions_and_agency_replies(c: Ctx) {
             .unwrap();
     let pt = c.login("parks").await;
     let r = c
-        .req("POST", "/api/v1/posts", Some(&pt), json!({"category": "information", "title": "Trail closed", "body": "Repairs.", "cell": home.to_string()}))
+        .req("POST", "/api/v1/posts", Some(&pt), json!({"category": "information", "title": "Trail closed", "body": "Repairs.", "cell": next_door(home).to_string()}))
         .await;
     assert_eq!(r.status, 403, "{r:?}");
     c.n.verify_agency(None, uid).await.unwrap();
     let r = c
-        .req("POST", "/api/v1/posts", Some(&pt), json!({"category": "information", "title": "Trail closed", "body": "Repairs.", "cell": home.to_string()}))
+        .req("POST", "/api/v1/posts", Some(&pt), json!({"category": "information", "title": "Trail closed", "body": "Repairs.", "cell": next_door(home).to_string()}))
         .await;
     assert_eq!(r.status, 201, "{r:?}");
 }
 
+/// Removes the drawing's plain grid hexagons (`<polygon class="cell…">…
+/// </polygon>`): they are public geometry around the *viewer's own* area
+/// and name every cell near them. What must never appear is the author's
+/// home cell as anything about a post.
+fn without_grid(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("<polygon class=\"cell") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..]
+            .find("</polygon>")
+            .map(|e| i + e + "</polygon>".len())
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of the new-post form's place field, as a browser would send it.
+fn place_field(html: &str) -> String {
+    let i = html.find("name=\"cell\"").expect("a place field");
+    let tag = &html[i..i + html[i..].find('>').unwrap()];
+    tag.split("value=\"")
+        .nth(1)
+        .map(|v| v[..v.find('"').unwrap()].to_string())
+        .unwrap_or_default()
+}
+
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----nbapitestboundary42";
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+/// Issue 14 item 7: a post's place is chosen by its author, defaults to
+/// the resolution-7 parent of the home area, and no API or page shows the
+/// author's home cell to anyone else.
+async fn posts_never_show_the_authors_home(c: Ctx) {
+    let home = home();
+    let a = home.to_string();
+    let wide = home.parent(h3o::Resolution::Seven).unwrap();
+    let (_, ana) = c.user("anna", Role::Neighbor, Some(home)).await;
+    let (_, bo) = c.user("bobo", Role::Neighbor, Some(next_door(home))).await;
+
+    // The new-post page, submitted as it comes (place as the form has it).
+    let page = c.page("GET", "/posts/new", &ana, None).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let place = place_field(&String::from_utf8_lossy(&page.bytes));
+    let csrf = porchlight_neighborhood::pages::csrf_for(&ana);
+    let form = multipart(&[
+        ("csrf", &csrf),
+        ("category", "wildlife"),
+        ("title", "Heron by the pond"),
+        ("body", "A heron was fishing in the pond this morning."),
+        ("cell", &place),
+    ]);
+    let r = c.page("POST", "/posts/new", &ana, Some(form)).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let f = c.req("GET", "/api/v1/feed", Some(&bo), Value::Null).await;
+    assert!(
+        titles(&f.json()).contains(&"Heron by the pond".to_string()),
+        "{f:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&f.bytes).contains(&a),
+        "a post made as the form comes shows ana's home cell to bo: {f:?}"
+    );
+    // The API without a place.
+    let r = c
+        .req("POST", "/api/v1/posts", Some(&ana), json!({"category": "lost_found_pet", "title": "Found: grey cat", "body": "Friendly, no collar."}))
+        .await;
+    assert_eq!(r.status, 201, "a post without a place: {r:?}");
+    let cell: h3o::CellIndex = r.json()["cell"].as_str().unwrap().parse().unwrap();
+    assert!(
+        u8::from(cell.resolution()) <= 7,
+        "resolution {} is finer than 7",
+        cell.resolution()
+    );
+    assert_eq!(cell, wide, "the resolution-7 parent of the home area");
+    // Choosing the home cell, or a cell inside it, is refused and says why.
+    let child = home.children(h3o::Resolution::Nine).next().unwrap();
+    for chosen in [home, child] {
+        let r = c
+            .req("POST", "/api/v1/posts", Some(&ana), json!({"category": "wildlife", "title": "Fox", "body": "A fox.", "cell": chosen.to_string()}))
+            .await;
+        assert_eq!(r.status, 422, "{chosen}: {r:?}");
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains("your home area") && e.contains(&wide.to_string()),
+            "{e}"
+        );
+    }
+    // A place the author chose is theirs to show.
+    post(
+        &c,
+        &ana,
+        "wildlife",
+        "Owl in the park",
+        "An owl at dusk.",
+        next_door(home),
+    )
+    .await;
+
+    // What bo sees: the posts, never ana's home cell.
+    let f = c.req("GET", "/api/v1/feed", Some(&bo), Value::Null).await;
+    let mut got = titles(&f.json());
+    got.sort();
+    assert_eq!(
+        got,
+        ["Found: grey cat", "Heron by the pond", "Owl in the park"],
+        "bo's feed"
+    );
+    let feed = String::from_utf8_lossy(&f.bytes).into_owned();
+    assert!(
+        !feed.contains(&a),
+        "bo's feed JSON carries ana's home cell: {feed}"
+    );
+    for p in f.json()["posts"].as_array().unwrap() {
+        let cell: h3o::CellIndex = p["cell"].as_str().unwrap().parse().unwrap();
+        assert!(
+            !area::inside(cell, home),
+            "post {} sits at ana's home: {p}",
+            p["title"]
+        );
+        let id = p["id"].as_i64().unwrap();
+        let j = c
+            .req(
+                "GET",
+                &format!("/api/v1/posts/{id}"),
+                Some(&bo),
+                Value::Null,
+            )
+            .await;
+        assert!(
+            !String::from_utf8_lossy(&j.bytes).contains(&a),
+            "post {id} JSON: {j:?}"
+        );
+        let h = c.page("GET", &format!("/posts/{id}"), &bo, None).await;
+        assert_eq!(h.status, 200);
+        let html = without_grid(&String::from_utf8_lossy(&h.bytes));
+        assert!(!html.contains(&a), "post {id} page shows ana's home cell");
+    }
+    let h = c.page("GET", "/feed", &bo, None).await;
+    assert_eq!(h.status, 200);
+    let html = String::from_utf8_lossy(&h.bytes);
+    assert!(html.contains("Heron by the pond"));
+    assert!(
+        !without_grid(&html).contains(&a),
+        "bo's feed page shows ana's home cell"
+    );
+    // ana's own area is hers to see.
+    let me = c
+        .req("GET", "/api/v1/me", Some(&ana), Value::Null)
+        .await
+        .json();
+    assert_eq!(me["cell"], a);
+}
+
+/// Posts made at the home cell before issue 14 item 7 (the form filled it
+/// in) move out to the wider area when the database is migrated, and a
+/// user who moves their home onto a post's place has it moved too.
+async fn posts_at_home_move_out(c: Ctx) {
+    use sqlx::{Connection, Row};
+    let home = home();
+    let (ana_id, _) = c.user("anna", Role::Neighbor, Some(home)).await;
+    // A coarse home (resolution 6): its default place is one level up.
+    let home6 = cell_at(home, 12.0, 19.0)
+        .parent(h3o::Resolution::Six)
+        .unwrap();
+    let (bo_id, bo) = c.user("bobo", Role::Neighbor, Some(home6)).await;
+    let raw = |author, cell| {
+        let n = c.n.clone();
+        async move {
+            n.insert_post_raw(
+                author,
+                porchlight_neighborhood::posts::Category::Wildlife,
+                "t",
+                "b",
+                cell,
+                json!({}),
+                1,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let child = home.children(h3o::Resolution::Nine).nth(3).unwrap();
+    let nd = next_door(home);
+    let inside6 = home6.children(h3o::Resolution::Eight).nth(5).unwrap();
+    let ids = [
+        raw(ana_id, home).await,
+        raw(ana_id, child).await,
+        raw(ana_id, nd).await,
+        raw(bo_id, inside6).await,
+        raw(bo_id, home6).await,
+    ];
+    // Upgrade: the database forgets step 4 and the server runs it again.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&c.url).await.unwrap();
+    sqlx::query("DELETE FROM nb_migrations WHERE version = 4")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let again = porchlight_neighborhood::Neighborhood::open_with(
+        &c.url,
+        porchlight_vault::keys::KdfParams::insecure_for_tests(),
+    )
+    .await
+    .unwrap();
+    again.close().await;
+    let wide = area::default_post_cell(home).unwrap();
+    let wide6 = area::default_post_cell(home6).unwrap();
+    assert_eq!(wide6.resolution(), h3o::Resolution::Five);
+    for (id, want) in ids.iter().zip([wide, wide, nd, wide6, wide6]) {
+        let r = sqlx::query("SELECT cell, feed_cell FROM posts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let (cell, feed): (i64, i64) = (r.get(0), r.get(1));
+        assert_eq!(
+            cell as u64,
+            u64::from(want),
+            "post {id}: cell {cell:x}, want {want}"
+        );
+        assert_eq!(
+            feed as u64,
+            u64::from(area::feed_key(want)),
+            "post {id}: feed cell {feed:x}"
+        );
+    }
+    // bo moves to the cell of a post of his: it moves out too, while
+    // ana's post in that cell (not her home) stays.
+    let p = raw(bo_id, nd).await;
+    let r = c
+        .req(
+            "PUT",
+            "/api/v1/me/area",
+            Some(&bo),
+            json!({"cell": nd.to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = sqlx::query("SELECT cell FROM posts WHERE id = $1")
+        .bind(p)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<i64, _>(0) as u64,
+        u64::from(area::default_post_cell(nd).unwrap())
+    );
+    let r = sqlx::query("SELECT cell FROM posts WHERE id = $1")
+        .bind(ids[2])
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(r.get::<i64, _>(0) as u64, u64::from(nd));
+    db.close().await.unwrap();
+}
+
+both!(posts_never_show_the_authors_home);
+both!(posts_at_home_move_out);
 both!(author_edits_reactions_and_agency_replies);
 both!(feed_inside_radius_only);
 both!(coarse_areas_only);

@@ -17,11 +17,12 @@ use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{cell_at, home, Ctx};
+use common::{cell_at, home, next_door, Ctx};
 use porchlight_neighborhood::accounts::Role;
 use porchlight_neighborhood::moderation::{ContentAction, UserAction};
 use porchlight_neighborhood::posts::Category;
 use porchlight_neighborhood::push::{Outcome, PushOptions};
+use porchlight_neighborhood::push_endpoint::{FixedResolver, LocalPush};
 use porchlight_neighborhood::{Neighborhood, UserId};
 use porchlight_vault::keys::KdfParams;
 use serde_json::{json, Value};
@@ -133,7 +134,7 @@ impl Browser {
 async fn service(c: &Ctx) -> (String, Service) {
     c.n.set_push_options(PushOptions {
         contact: CONTACT.into(),
-        allow_http_endpoints: true,
+        local: LocalPush::LoopbackLiterals,
     })
     .unwrap();
     push_service().await
@@ -198,7 +199,7 @@ async fn a_subscriber_in_range_decrypts_the_post_and_no_one_else_gets_it(c: Ctx)
     let _dee_phone = subscribe(&c, &dee, &origin, "dee-phone").await;
 
     let title = "Lost: black and white cat, Pepper";
-    let id = create(&c, &author, "lost_found_pet", title, home).await;
+    let id = create(&c, &author, "lost_found_pet", title, next_door(home)).await;
     c.n.push_idle().await;
     let got = svc.take();
     let names: Vec<&str> = got.iter().map(|g| g.name.as_str()).collect();
@@ -259,7 +260,14 @@ async fn a_subscriber_in_range_decrypts_the_post_and_no_one_else_gets_it(c: Ctx)
         .is_err());
 
     // A category nobody in range follows: nothing at all.
-    create(&c, &author, "wildlife", "Heron at the pond", home).await;
+    create(
+        &c,
+        &author,
+        "wildlife",
+        "Heron at the pond",
+        next_door(home),
+    )
+    .await;
     c.n.push_idle().await;
     assert!(svc.take().is_empty(), "nobody follows wildlife");
 }
@@ -379,7 +387,7 @@ async fn expired_subscriptions_are_removed_and_failures_counted(c: Ctx) {
     subscribe(&c, &kt, &origin, "broken-1").await;
     subscribe(&c, &kt, &origin, "kim-phone").await;
     assert_eq!(c.n.push_subscription_count(kim).await.unwrap(), 3);
-    let id = create(&c, &fire, "alert", "Boil water notice", home).await;
+    let id = create(&c, &fire, "alert", "Boil water notice", next_door(home)).await;
     c.n.push_idle().await;
     assert_eq!(svc.take().len(), 3);
     // The 410 one is gone, the 500 one stays.
@@ -411,7 +419,7 @@ async fn creating_a_post_does_not_wait_for_the_push_service(c: Ctx) {
     // The push service holds its answer until released; the post is created anyway.
     let created = tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        create(&c, &fire, "alert", "Road closed", home),
+        create(&c, &fire, "alert", "Road closed", next_door(home)),
     )
     .await;
     assert!(created.is_ok(), "the POST waited for the push service");
@@ -454,10 +462,10 @@ async fn subscriptions_are_validated_and_owned(c: Ctx) {
             "{why}: {r:?}"
         );
     }
-    // Plain http endpoints are refused unless allowed (tests only).
+    // A push service on this machine is refused unless allowed (tests only).
     c.n.set_push_options(PushOptions {
         contact: CONTACT.into(),
-        allow_http_endpoints: false,
+        local: LocalPush::Off,
     })
     .unwrap();
     let r = c
@@ -471,14 +479,14 @@ async fn subscriptions_are_validated_and_owned(c: Ctx) {
     assert_eq!(r.status, 422, "{r:?}");
     c.n.set_push_options(PushOptions {
         contact: CONTACT.into(),
-        allow_http_endpoints: true,
+        local: LocalPush::LoopbackLiterals,
     })
     .unwrap();
     assert!(c
         .n
         .set_push_options(PushOptions {
             contact: "root@localhost".into(),
-            allow_http_endpoints: true
+            local: LocalPush::LoopbackLiterals
         })
         .is_err());
     assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 0);
@@ -532,6 +540,301 @@ async fn subscriptions_are_validated_and_owned(c: Ctx) {
     again.close().await;
 }
 
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+/// Issue 14 item 12: with the default options (no push service on this
+/// machine), an endpoint whose host is or resolves to a loopback, private
+/// or link-local address is refused when a browser subscribes. Names are
+/// resolved by a fixed test table: nothing is looked up off this machine.
+async fn endpoints_on_this_machine_or_the_lan_are_refused(c: Ctx) {
+    let dns = Arc::new(FixedResolver::new());
+    dns.set("metadata.test", &[ip("169.254.169.254")]);
+    dns.set("router.test", &[ip("192.168.1.1")]);
+    dns.set("self.test", &[ip("::1")]);
+    dns.set("mixed.test", &[ip("8.8.8.8"), ip("10.0.0.1")]);
+    dns.set("push.test", &[ip("8.8.8.8")]);
+    c.n.set_push_resolver(dns.clone()).unwrap();
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        local: LocalPush::Off,
+    })
+    .unwrap();
+    let (mia, mt) = c.user("mia", Role::Neighbor, Some(home())).await;
+    let sub = |endpoint: &str| {
+        let mut s = Browser::new("https://push.test", "x").subscription();
+        s["endpoint"] = endpoint.into();
+        s
+    };
+    for (endpoint, why) in [
+        ("https://127.0.0.1/push/x", "loopback"),
+        ("https://[::1]:8443/push/x", "loopback"),
+        ("https://127.1/push/x", "loopback"),
+        ("https://10.0.0.2/push/x", "private"),
+        ("https://192.168.1.1:8443/admin", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[fe80::1]/push/x", "link-local"),
+        ("http://192.168.1.1/admin", "https://"),
+        (
+            "https://metadata.test/latest",
+            "169.254.169.254, a link-local",
+        ),
+        ("https://router.test/x", "192.168.1.1, a private"),
+        ("https://self.test/x", "::1, a loopback"),
+        ("https://mixed.test/x", "10.0.0.1, a private"),
+        ("https://nowhere.test/x", "cannot resolve"),
+    ] {
+        let r = c
+            .req(
+                "POST",
+                "/api/v1/push/subscriptions",
+                Some(&mt),
+                sub(endpoint),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{endpoint}: {r:?}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(why),
+            "{endpoint}: {r:?}"
+        );
+    }
+    assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 0);
+    assert_eq!(dns.lookups("metadata.test"), 1);
+    // A public push service is accepted (subscribing contacts nothing).
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(&mt),
+            sub("https://push.test/wpush/mia"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // The loopback switch admits loopback IP literals, not names that
+    // resolve to loopback, nor the LAN.
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        local: LocalPush::LoopbackLiterals,
+    })
+    .unwrap();
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(&mt),
+            sub("http://127.0.0.1:9/push/ok"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    for endpoint in [
+        "https://self.test/x",
+        "https://10.0.0.2/x",
+        "http://localhost:9/push/x",
+    ] {
+        let r = c
+            .req(
+                "POST",
+                "/api/v1/push/subscriptions",
+                Some(&mt),
+                sub(endpoint),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{endpoint}: {r:?}");
+    }
+    assert_eq!(c.n.push_subscription_count(mia).await.unwrap(), 2);
+}
+
+/// A TCP listener on 127.0.0.1 that counts the connections it accepts.
+async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = n.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, n)
+}
+
+/// DNS rebinding: a push service name that was public at subscription and
+/// points at this machine or the LAN when the post goes out is refused at
+/// send time, before any connection, with one lookup per send.
+async fn a_name_rebound_after_subscribing_is_refused_before_connecting(c: Ctx) {
+    let dns = Arc::new(FixedResolver::new());
+    dns.set("push.rebind.test", &[ip("8.8.8.8")]);
+    c.n.set_push_resolver(dns.clone()).unwrap();
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        local: LocalPush::Off,
+    })
+    .unwrap();
+    let (port, accepted) = counting_listener().await;
+    let home = home();
+    let (_, fire) = c.user("fire", Role::Agency, Some(home)).await;
+    let (kim, kt) = c.user("kim", Role::Neighbor, Some(home)).await;
+    let b = Browser::new(&format!("https://push.rebind.test:{port}"), "kim-phone");
+    let r = c
+        .req(
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(&kt),
+            b.subscription(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(dns.lookups("push.rebind.test"), 1);
+    // The name moves to this machine before anything is sent.
+    dns.set("push.rebind.test", &[ip("127.0.0.1")]);
+    let id = create(&c, &fire, "alert", "Boil water notice", next_door(home)).await;
+    c.n.push_idle().await;
+    assert_eq!(
+        dns.lookups("push.rebind.test"),
+        2,
+        "the post's push looked it up once"
+    );
+    for (rebound, why) in [
+        ("127.0.0.1", "127.0.0.1, a loopback"),
+        ("10.9.8.7", "10.9.8.7, a private"),
+        ("169.254.169.254", "link-local"),
+    ] {
+        dns.set("push.rebind.test", &[ip(rebound)]);
+        let before = dns.lookups("push.rebind.test");
+        let d = c.n.notify_new_post(id).await;
+        assert!(
+            matches!(&d[..], [porchlight_neighborhood::push::Delivery { outcome: Outcome::Failed { status: None, reason }, .. }] if reason.contains("refused") && reason.contains(why)),
+            "{rebound}: {d:?}"
+        );
+        assert_eq!(
+            dns.lookups("push.rebind.test"),
+            before + 1,
+            "one lookup per send"
+        );
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
+    assert_eq!(
+        c.n.push_subscription_count(kim).await.unwrap(),
+        1,
+        "refused, not removed"
+    );
+}
+
+/// The connection goes to the address the check saw: a name the test
+/// resolver points at the local push service gets the push after one
+/// lookup per send; pointed off this machine, it gets nothing.
+async fn the_send_connects_to_the_address_it_checked(c: Ctx) {
+    let (origin, svc) = push_service().await;
+    let port = origin.rsplit(':').next().unwrap().to_string();
+    let dns = Arc::new(FixedResolver::new());
+    dns.set("push.local.test", &[ip("127.0.0.1")]);
+    c.n.set_push_resolver(dns.clone()).unwrap();
+    c.n.set_push_options(PushOptions {
+        contact: CONTACT.into(),
+        local: LocalPush::LoopbackOnly,
+    })
+    .unwrap();
+    let home = home();
+    let (_, fire) = c.user("fire", Role::Agency, Some(home)).await;
+    let (_, kt) = c.user("kim", Role::Neighbor, Some(home)).await;
+    let phone = subscribe(
+        &c,
+        &kt,
+        &format!("http://push.local.test:{port}"),
+        "kim-phone",
+    )
+    .await;
+    assert_eq!(dns.lookups("push.local.test"), 1);
+    let id = create(&c, &fire, "alert", "Boil water notice", next_door(home)).await;
+    c.n.push_idle().await;
+    let got = svc.take();
+    assert_eq!(got.len(), 1, "delivered to the checked address");
+    assert_eq!(phone.decrypt(&got[0].body)["post_id"], id);
+    assert_eq!(
+        dns.lookups("push.local.test"),
+        2,
+        "the check and the connection share one lookup"
+    );
+    dns.set("push.local.test", &[ip("10.0.0.1")]);
+    let d = c.n.notify_new_post(id).await;
+    assert!(
+        matches!(&d[..], [porchlight_neighborhood::push::Delivery { outcome: Outcome::Failed { reason, .. }, .. }] if reason.contains("10.0.0.1")),
+        "{d:?}"
+    );
+    assert!(svc.take().is_empty());
+}
+
+/// Issue 14 item 12: an endpoint stays with the account that subscribed
+/// it; another account gets 409 (API and page) and the row is not moved.
+async fn an_endpoint_never_moves_to_another_account(c: Ctx) {
+    let (origin, svc) = service(&c).await;
+    let home = home();
+    let (_, fire) = c.user("fire", Role::Agency, Some(home)).await;
+    let (ana, at) = c.user("ana", Role::Neighbor, Some(home)).await;
+    let (bo, bt) = c.user("bobo", Role::Neighbor, Some(home)).await;
+    set_categories(&c, &bt, &[]).await;
+    let phone = subscribe(&c, &at, &origin, "ana-phone").await;
+    // bo replays ana's endpoint, with her keys or his own: refused.
+    let mine = Browser::new(&origin, "ana-phone");
+    for body in [phone.subscription(), mine.subscription()] {
+        let r = c
+            .req("POST", "/api/v1/push/subscriptions", Some(&bt), body)
+            .await;
+        assert_eq!(r.status, 409, "{r:?}");
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("another account"),
+            "{r:?}"
+        );
+    }
+    let s = mine.subscription();
+    let form = [
+        ("csrf", porchlight_neighborhood::pages::csrf_for(&bt)),
+        ("endpoint", s["endpoint"].as_str().unwrap().to_string()),
+        ("p256dh", s["keys"]["p256dh"].as_str().unwrap().to_string()),
+        ("auth", s["keys"]["auth"].as_str().unwrap().to_string()),
+    ];
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter())
+        .finish();
+    let r = c
+        .page(
+            "POST",
+            "/push/subscribe",
+            &bt,
+            Some((
+                "application/x-www-form-urlencoded".into(),
+                body.into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 409, "the page refuses it too: {r:?}");
+    assert_eq!(
+        (
+            c.n.push_subscription_count(ana).await.unwrap(),
+            c.n.push_subscription_count(bo).await.unwrap()
+        ),
+        (1, 0)
+    );
+    // ana's alert still reaches ana's keys.
+    create(&c, &fire, "alert", "Road closed", next_door(home)).await;
+    c.n.push_idle().await;
+    let got = svc.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(phone.decrypt(&got[0].body)["title"], "Road closed");
+}
+
+both!(endpoints_on_this_machine_or_the_lan_are_refused);
+both!(a_name_rebound_after_subscribing_is_refused_before_connecting);
+both!(the_send_connects_to_the_address_it_checked);
+both!(an_endpoint_never_moves_to_another_account);
 both!(a_subscriber_in_range_decrypts_the_post_and_no_one_else_gets_it);
 both!(agency_alerts_arrive_with_default_settings);
 both!(hidden_posts_and_muted_or_suspended_authors_do_not_notify);

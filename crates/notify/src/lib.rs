@@ -41,15 +41,29 @@
 //!
 //! ## Endpoints
 //!
-//! Push endpoints must be `https://`: real push services all are, and
-//! refusing anything else keeps the hub from being pointed at services on
-//! its own LAN. Two exceptions, both opt-in:
-//! [`Notifier::allow_loopback_http_endpoints`] (`[web]
-//! push_allow_loopback_http`) accepts `http://` to a loopback IP literal
-//! only — a push service standing in on the hub's own machine, as the
-//! browser tests run — and [`Notifier::allow_http_endpoints`] accepts any
-//! `http://`, for this crate's and the web crate's tests. The rule is
-//! checked when a browser subscribes and again before each send.
+//! An endpoint is a URL the hub will POST to on a browser's word, so it is
+//! checked like one ([`endpoint`], issue 14 item 12): `https://` only, and
+//! its host must be — and resolve only to — globally routable addresses
+//! (no loopback, private, link-local, …), checked when a browser
+//! subscribes **and again at every send** through the HTTP client's own
+//! resolver, which resolves once and connects only to the addresses it
+//! checked (no DNS rebinding between check and connect; no proxy, no
+//! redirects). The exceptions are for a push service on this machine and
+//! are off by default: [`Notifier::allow_loopback_http_endpoints`] (`[web]
+//! push_allow_loopback_http`) accepts loopback IP literals (`http://` or
+//! `https://` to `127.0.0.1`, `[::1]`) — the browser tests' stand-in — and
+//! [`Notifier::loopback_only_for_tests`] keeps every push on this machine
+//! for this crate's and the web crate's tests (names through
+//! [`Notifier::with_resolver`]'s test resolver must resolve to loopback).
+//!
+//! An endpoint belongs to the account that first subscribed it. The same
+//! account subscribing it again updates its keys; another account is
+//! refused ([`SubscribeError::Taken`]) rather than given the row: a
+//! browser that really changes hands makes a new subscription (a new
+//! endpoint) when its new user turns notifications on, so only a replayed
+//! endpoint would ever be moved — and moving it would silence the first
+//! account's device, or, with a second row, push one account's notices to
+//! another's browser.
 //!
 //! ## TLS
 //!
@@ -68,6 +82,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use porchlight_pushguard as endpoint;
 pub mod rules;
 mod vapid;
 
@@ -78,6 +93,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use endpoint::LocalPush;
 use porchlight_store::{PushSubscription, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use web_push_native::{p256, Auth, WebPushBuilder};
@@ -102,6 +118,9 @@ pub enum NotifyError {
 pub enum SubscribeError {
     #[error("{0}")]
     Invalid(String),
+    /// The endpoint is another account's (see the crate docs).
+    #[error("this browser's push subscription belongs to another account on this hub; turn notifications on again on this device to get a subscription of your own")]
+    Taken,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -228,31 +247,15 @@ struct Inner {
     store: Store,
     key: Arc<vapid::VapidKey>,
     subject: String,
+    /// Built from `resolver` and `local` ([`endpoint::client`]); rebuilt
+    /// whenever either changes.
     http: reqwest::Client,
     tz: jiff::tz::TimeZone,
-    http_endpoints: HttpEndpoints,
+    local: LocalPush,
+    resolver: Arc<dyn reqwest::dns::Resolve>,
 }
 
-/// Which plain-`http://` push endpoints are accepted (real push services
-/// are all HTTPS; see [`Notifier::allow_loopback_http_endpoints`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HttpEndpoints {
-    /// None: the default.
-    Refused,
-    /// Only IP literals on this machine (`127.0.0.0/8`, `[::1]`).
-    Loopback,
-    /// Any (tests only).
-    Any,
-}
-
-/// Whether `uri`'s host is a loopback IP literal. Names (even
-/// `localhost`) are not: a resolver could send them elsewhere.
-fn loopback_literal(uri: &http::Uri) -> bool {
-    let Some(host) = uri.host() else { return false };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
+const USER_AGENT: &str = concat!("porchlight/", env!("CARGO_PKG_VERSION"));
 
 /// Per-request timeout; `notify` waits at most about this long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -314,12 +317,8 @@ impl Notifier {
             return Err(NotifyError::Subject(subject_mailto));
         }
         let key = vapid::VapidKey::load_or_create(data_dir)?;
-        let http = reqwest::Client::builder()
-            .timeout(SEND_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("porchlight/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let resolver: Arc<dyn reqwest::dns::Resolve> = Arc::new(endpoint::SystemResolver);
+        let http = endpoint::client(resolver.clone(), LocalPush::Off, USER_AGENT, SEND_TIMEOUT)
             .map_err(|e| NotifyError::Client(e.to_string()))?;
         Ok(Notifier {
             inner: Arc::new(Inner {
@@ -328,9 +327,38 @@ impl Notifier {
                 subject,
                 http,
                 tz: jiff::tz::TimeZone::system(),
-                http_endpoints: HttpEndpoints::Refused,
+                local: LocalPush::Off,
+                resolver,
             }),
         })
+    }
+
+    /// Sets the endpoint policy and resolver, and rebuilds the HTTP client
+    /// around them (keeping the old client, stricter by construction for
+    /// every change but a resolver swap, if that ever fails).
+    fn reconfigure(
+        mut self,
+        local: LocalPush,
+        resolver: Arc<dyn reqwest::dns::Resolve>,
+    ) -> Notifier {
+        let inner = Arc::make_mut(&mut self.inner);
+        match endpoint::client(resolver.clone(), local, USER_AGENT, SEND_TIMEOUT) {
+            Ok(http) => {
+                inner.http = http;
+                inner.local = local;
+                inner.resolver = resolver;
+            }
+            Err(e) => tracing::error!("cannot rebuild the Web Push HTTP client: {e}"),
+        }
+        self
+    }
+
+    /// Resolves push service names with `resolver` instead of the system's
+    /// (tests use [`endpoint::FixedResolver`] so no lookup leaves the
+    /// machine). Subscriptions and sends both use it.
+    pub fn with_resolver(self, resolver: Arc<dyn reqwest::dns::Resolve>) -> Notifier {
+        let local = self.inner.local;
+        self.reconfigure(local, resolver)
     }
 
     /// Uses `tz` instead of the system's time zone for quiet hours.
@@ -339,39 +367,28 @@ impl Notifier {
         self
     }
 
-    /// Accepts `http://` push endpoints. Only for tests with a local push
-    /// service: real push services are all HTTPS, and refusing anything
-    /// else keeps the hub from being pointed at services on its own LAN.
-    pub fn allow_http_endpoints(mut self) -> Notifier {
-        Arc::make_mut(&mut self.inner).http_endpoints = HttpEndpoints::Any;
-        self
+    /// Tests only: every push stays on this machine — loopback IP literals,
+    /// and names only when they resolve (through [`with_resolver`](Self::with_resolver))
+    /// to loopback addresses, `http://` to either. Public and private
+    /// addresses are refused.
+    pub fn loopback_only_for_tests(self) -> Notifier {
+        let resolver = self.inner.resolver.clone();
+        self.reconfigure(LocalPush::LoopbackOnly, resolver)
     }
 
-    /// Accepts `http://` push endpoints whose host is a loopback IP
-    /// literal (`127.0.0.0/8` or `[::1]`), and no other `http://` ones:
-    /// for a push service standing in on the hub's own machine (the
-    /// browser tests use one; `[web] push_allow_loopback_http` turns it
-    /// on). Host names, even `localhost`, are still refused, so no
-    /// resolver can turn this into a way to reach the LAN.
-    pub fn allow_loopback_http_endpoints(mut self) -> Notifier {
-        let inner = Arc::make_mut(&mut self.inner);
-        if inner.http_endpoints == HttpEndpoints::Refused {
-            inner.http_endpoints = HttpEndpoints::Loopback;
+    /// Accepts push endpoints whose host is a loopback IP literal
+    /// (`127.0.0.0/8` or `[::1]`, `http://` or `https://`): a push service
+    /// standing in on the hub's own machine (the browser tests use one;
+    /// `[web] push_allow_loopback_http` turns it on). Everything else is
+    /// judged as without it: host names, even `localhost`, by the
+    /// addresses they resolve to, so no resolver can turn this into a way
+    /// to reach the LAN or the hub itself.
+    pub fn allow_loopback_http_endpoints(self) -> Notifier {
+        if self.inner.local != LocalPush::Off {
+            return self;
         }
-        self
-    }
-
-    /// Why this notifier will not use `uri` as a push endpoint, if it won't.
-    fn refuse_scheme(&self, uri: &http::Uri) -> Option<&'static str> {
-        match (uri.scheme_str(), self.inner.http_endpoints) {
-            (Some("https"), _) => None,
-            (Some("http"), HttpEndpoints::Any) => None,
-            (Some("http"), HttpEndpoints::Loopback) if loopback_literal(uri) => None,
-            (Some("http"), HttpEndpoints::Loopback) => Some(
-                "endpoint must be an https:// URL of a push service (http:// is allowed only to 127.0.0.1 or [::1] on this hub)",
-            ),
-            _ => Some("endpoint must be an https:// URL of a push service"),
-        }
+        let resolver = self.inner.resolver.clone();
+        self.reconfigure(LocalPush::LoopbackLiterals, resolver)
     }
 
     /// The VAPID public key as browsers want it (`applicationServerKey`):
@@ -384,7 +401,10 @@ impl Notifier {
         &self.inner.store
     }
 
-    /// Checks a browser's subscription; the error names what is wrong.
+    /// Checks a browser's subscription without any lookup — its form, its
+    /// keys, the scheme and an IP-literal host; the error names what is
+    /// wrong. [`subscribe`](Self::subscribe) also resolves a host name and
+    /// checks its addresses.
     pub fn validate(&self, s: &BrowserSubscription) -> Result<(), String> {
         if s.endpoint.len() > MAX_ENDPOINT_LEN {
             return Err(format!(
@@ -395,9 +415,9 @@ impl Notifier {
             .endpoint
             .parse()
             .map_err(|_| "endpoint is not a URL".to_string())?;
-        if let Some(why) = self.refuse_scheme(&uri) {
-            return Err(why.into());
-        }
+        let url =
+            reqwest::Url::parse(&s.endpoint).map_err(|_| "endpoint is not a URL".to_string())?;
+        endpoint::check_url(&url, self.inner.local)?;
         if origin_of(&uri).is_none() {
             return Err("endpoint has no host".into());
         }
@@ -421,8 +441,11 @@ impl Notifier {
         user_agent: &str,
     ) -> Result<PushSubscription, SubscribeError> {
         self.validate(s).map_err(SubscribeError::Invalid)?;
+        endpoint::check_endpoint(&s.endpoint, self.inner.local, &self.inner.resolver)
+            .await
+            .map_err(SubscribeError::Invalid)?;
         let ua: String = user_agent.chars().take(300).collect();
-        Ok(self
+        match self
             .inner
             .store
             .upsert_push_subscription(
@@ -433,7 +456,11 @@ impl Notifier {
                 &ua,
                 jiff::Timestamp::now(),
             )
-            .await?)
+            .await
+        {
+            Err(StoreError::Conflict(_)) => Err(SubscribeError::Taken),
+            other => Ok(other?),
+        }
     }
 
     /// Sends `n` to every subscription whose user may see it and whose
@@ -641,10 +668,12 @@ impl Notifier {
     ) -> Result<u16, String> {
         let uri = uri.ok_or("the stored endpoint is not a URL")?;
         // Checked again here: a subscription stored while the hub allowed
-        // loopback http:// is not used once it no longer does.
-        if let Some(why) = self.refuse_scheme(&uri) {
-            return Err(format!("the stored {why}"));
-        }
+        // loopback http:// is not used once it no longer does. A host name
+        // is checked by the client's resolver, on the addresses it then
+        // connects to (see `endpoint`).
+        let url =
+            reqwest::Url::parse(&s.endpoint).map_err(|_| "the stored endpoint is not a URL")?;
+        endpoint::check_url(&url, self.inner.local).map_err(|why| format!("the stored {why}"))?;
         let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
         let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
             .map_err(|_| "the stored p256dh key is not a P-256 key")?;
@@ -670,12 +699,15 @@ impl Notifier {
         );
         h.insert("urgency", http::HeaderValue::from_static(urgency));
         let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
-        let resp = self
-            .inner
-            .http
-            .execute(req)
-            .await
-            .map_err(|e| format!("cannot reach the push service: {}", e.without_url()))?;
+        let resp =
+            self.inner
+                .http
+                .execute(req)
+                .await
+                .map_err(|e| match endpoint::refusal_in(&e) {
+                    Some(why) => format!("refused: the stored {why}"),
+                    None => format!("cannot reach the push service: {}", e.without_url()),
+                })?;
         Ok(resp.status().as_u16())
     }
 }

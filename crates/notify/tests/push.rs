@@ -118,7 +118,7 @@ async fn hub() -> Hub {
     let store = Store::open(dir.path()).await.unwrap();
     let notifier = Notifier::open(store.clone(), dir.path(), CONTACT.into())
         .unwrap()
-        .allow_http_endpoints()
+        .loopback_only_for_tests()
         .with_time_zone(jiff::tz::TimeZone::UTC);
     let (origin, log) = push_service().await;
     Hub {
@@ -494,29 +494,300 @@ async fn bad_subscriptions_are_refused_with_a_reason() {
     assert!(strict.validate(&s).unwrap_err().contains("base64url"));
 }
 
+/// Issue 14 item 12: an endpoint stays with the account that subscribed
+/// it. The same account subscribing again updates its keys; another
+/// account is refused and the row is not moved.
 #[tokio::test]
-async fn an_endpoint_subscribed_again_changes_hands() {
+async fn an_endpoint_never_moves_to_another_account() {
     let h = hub().await;
     let a = h.user("olive", Role::Owner).await;
     let b = h.user("max", Role::Member).await;
     let browser = h.browser(a, "shared-tablet").await;
+    let before = h.store.push_subscriptions_of(a).await.unwrap();
+    // max replays olive's endpoint (with his own keys, or hers): refused.
+    let his = Browser::new(browser.endpoint.clone()).subscription();
+    for s in [his.clone(), browser.subscription()] {
+        let e = h.notifier.subscribe(b, &s, "").await.unwrap_err();
+        assert!(
+            matches!(e, porchlight_notify::SubscribeError::Taken),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("another account"), "{e}");
+    }
+    assert!(h.store.push_subscriptions_of(b).await.unwrap().is_empty());
+    assert_eq!(
+        h.store.push_subscriptions_of(a).await.unwrap(),
+        before,
+        "olive's row is untouched"
+    );
+    // The store refuses it too, whoever calls it.
+    let e = h
+        .store
+        .upsert_push_subscription(b, &browser.endpoint, "k", "a", "", jiff::Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, porchlight_store::StoreError::Conflict(_)),
+        "{e:?}"
+    );
+    // Pushes to that endpoint are still encrypted to olive's keys.
     h.notifier
-        .subscribe(b, &browser.subscription(), "")
+        .notify(&notice("alarm", None, "2026-11-29T14:00:00Z"))
+        .await;
+    let got = h.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        browser.decrypt(&got[0].body)["title"],
+        "alarm at the front door",
+        "olive's own keys still work"
+    );
+    // olive subscribing again (new keys on the same endpoint) updates her row.
+    let renewed = Browser::new(browser.endpoint.clone());
+    h.notifier
+        .subscribe(a, &renewed.subscription(), "")
         .await
         .unwrap();
-    assert!(h.store.push_subscriptions_of(a).await.unwrap().is_empty());
-    assert_eq!(h.store.push_subscriptions_of(b).await.unwrap().len(), 1);
+    let rows = h.store.push_subscriptions_of(a).await.unwrap();
+    assert_eq!((rows.len(), rows[0].id), (1, before[0].id));
+    h.notifier
+        .notify(&notice("alarm", None, "2026-11-29T14:01:00Z"))
+        .await;
+    assert_eq!(
+        renewed.decrypt(&h.take()[0].body)["title"],
+        "alarm at the front door"
+    );
+    // Once olive's row is gone, max may subscribe that endpoint.
     assert!(h
         .store
         .delete_push_subscription(a, &browser.endpoint)
         .await
-        .unwrap()
-        .eq(&false));
-    assert!(h
-        .store
-        .delete_push_subscription(b, &browser.endpoint)
-        .await
         .unwrap());
+    h.notifier.subscribe(b, &his, "").await.unwrap();
+    assert_eq!(h.store.push_subscriptions_of(b).await.unwrap().len(), 1);
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+fn with_endpoint(endpoint: &str) -> BrowserSubscription {
+    let mut s = Browser::new("https://push.example.net/x".into()).subscription();
+    s.endpoint = endpoint.into();
+    s
+}
+
+/// Issue 14 item 12: an endpoint whose host is, or resolves to, a
+/// loopback, private or link-local address is refused when a browser
+/// subscribes — by the hub as configured by default. Names are resolved by
+/// a fixed test table: nothing is looked up or contacted off this machine.
+#[tokio::test]
+async fn endpoints_on_this_machine_or_the_lan_are_refused_at_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let owner = store
+        .create_user(
+            NewUser {
+                username: "olive",
+                role: Role::Owner,
+                password_hash: "x",
+                keys: None,
+            },
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let dns = Arc::new(porchlight_notify::endpoint::FixedResolver::new());
+    dns.set("metadata.test", &[ip("169.254.169.254")]);
+    dns.set("router.test", &[ip("192.168.1.1")]);
+    dns.set("nas.test", &[ip("fd12:3456::7")]);
+    dns.set("self.test", &[ip("127.0.0.1")]);
+    dns.set("mixed.test", &[ip("8.8.8.8"), ip("10.0.0.1")]);
+    dns.set(
+        "push.test",
+        &[ip("8.8.8.8"), ip("2a00:1450:4001:82b::200a")],
+    );
+    let strict = Notifier::open(store.clone(), dir.path(), CONTACT.into())
+        .unwrap()
+        .with_resolver(dns.clone());
+    for (endpoint, why) in [
+        ("https://127.0.0.1/push/x", "loopback"),
+        ("https://[::1]:8443/push/x", "loopback"),
+        ("https://2130706433/push/x", "loopback"),
+        ("https://10.0.0.2/push/x", "private"),
+        ("https://172.20.1.1/push/x", "private"),
+        ("https://192.168.1.1:8443/admin", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[fe80::1]/push/x", "link-local"),
+        ("https://[::ffff:10.1.2.3]/push/x", "private"),
+        (
+            "https://metadata.test/latest/meta-data",
+            "169.254.169.254, a link-local",
+        ),
+        ("https://router.test/push/x", "192.168.1.1, a private"),
+        ("https://nas.test/push/x", "private"),
+        ("https://self.test/push/x", "127.0.0.1, a loopback"),
+        ("https://mixed.test/push/x", "10.0.0.1, a private"),
+        ("https://nowhere.test/push/x", "cannot resolve"),
+    ] {
+        let e = strict
+            .subscribe(owner, &with_endpoint(endpoint), "")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, porchlight_notify::SubscribeError::Invalid(_)),
+            "{endpoint}: {e:?}"
+        );
+        assert!(e.to_string().contains(why), "{endpoint}: {e}");
+    }
+    assert!(
+        store.push_subscriptions_of(owner).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert_eq!(
+        dns.lookups("metadata.test"),
+        1,
+        "names are resolved to be judged"
+    );
+    // A public push service is accepted (no connection is made to subscribe).
+    strict
+        .subscribe(owner, &with_endpoint("https://push.test/wpush/abc"), "")
+        .await
+        .unwrap();
+    // The loopback switch admits loopback IP literals only, not names
+    // that resolve to loopback, and nothing on the LAN.
+    let switch = strict.clone().allow_loopback_http_endpoints();
+    switch
+        .subscribe(owner, &with_endpoint("http://127.0.0.1:9/push/ok"), "")
+        .await
+        .unwrap();
+    for endpoint in [
+        "https://self.test/push/x",
+        "https://192.168.1.1/x",
+        "http://localhost:9/push/x",
+        "https://metadata.test/x",
+    ] {
+        assert!(
+            switch
+                .subscribe(owner, &with_endpoint(endpoint), "")
+                .await
+                .is_err(),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(store.push_subscriptions_of(owner).await.unwrap().len(), 2);
+}
+
+/// A TCP listener on 127.0.0.1 that counts the connections it accepts.
+async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = n.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, n)
+}
+
+/// DNS rebinding: a name that was public when the browser subscribed and
+/// resolves to this machine when the hub sends is refused at send time,
+/// before any connection (the listener standing where it points accepts
+/// none), with one lookup per send.
+#[tokio::test]
+async fn a_name_rebound_after_subscribing_is_refused_before_connecting() {
+    let h = hub().await;
+    let owner = h.user("olive", Role::Owner).await;
+    let (port, accepted) = counting_listener().await;
+    let dns = Arc::new(porchlight_notify::endpoint::FixedResolver::new());
+    dns.set("push.rebind.test", &[ip("8.8.8.8")]);
+    let strict = Notifier::open(h.store.clone(), h._dir.path(), CONTACT.into())
+        .unwrap()
+        .with_resolver(dns.clone());
+    let endpoint = format!("https://push.rebind.test:{port}/push/olive");
+    strict
+        .subscribe(owner, &with_endpoint(&endpoint), "")
+        .await
+        .unwrap();
+    assert_eq!(dns.lookups("push.rebind.test"), 1);
+    for (rebound, why) in [
+        ("127.0.0.1", "127.0.0.1, a loopback"),
+        ("10.9.8.7", "10.9.8.7, a private"),
+        ("169.254.169.254", "link-local"),
+    ] {
+        dns.set("push.rebind.test", &[ip(rebound)]);
+        let before = dns.lookups("push.rebind.test");
+        let d = strict.send_test(owner).await;
+        assert!(
+            matches!(&d[..], [porchlight_notify::Delivery { outcome: Outcome::Failed { status: None, reason }, .. }] if reason.contains("refused") && reason.contains(why)),
+            "{rebound}: {d:?}"
+        );
+        assert_eq!(
+            dns.lookups("push.rebind.test"),
+            before + 1,
+            "one lookup per send"
+        );
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
+    // The subscription was refused, not removed: the failure is counted.
+    assert_eq!(
+        h.store.push_subscriptions_of(owner).await.unwrap()[0].failures,
+        3
+    );
+}
+
+/// The connection goes to the address the check saw: with a test resolver
+/// pointing a name at the local push service, the push arrives there after
+/// exactly one lookup, and stops arriving the moment the name points off
+/// this machine.
+#[tokio::test]
+async fn the_send_connects_to_the_address_it_checked() {
+    let h = hub().await;
+    let owner = h.user("olive", Role::Owner).await;
+    let dns = Arc::new(porchlight_notify::endpoint::FixedResolver::new());
+    dns.set("push.local.test", &[ip("127.0.0.1")]);
+    let n = h.notifier.clone().with_resolver(dns.clone());
+    let port = h.origin.rsplit(':').next().unwrap();
+    let browser = Browser::new(format!("http://push.local.test:{port}/push/olive-phone"));
+    n.subscribe(owner, &browser.subscription(), "")
+        .await
+        .unwrap();
+    assert_eq!(dns.lookups("push.local.test"), 1);
+    let d = n.send_test(owner).await;
+    assert!(
+        matches!(
+            d[..],
+            [porchlight_notify::Delivery {
+                outcome: Outcome::Delivered { status: 201 },
+                ..
+            }]
+        ),
+        "{d:?}"
+    );
+    assert_eq!(
+        dns.lookups("push.local.test"),
+        2,
+        "the check and the connection share one lookup"
+    );
+    let got = h.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        browser.decrypt(&got[0].body)["title"],
+        "Porchlight test notification"
+    );
+    dns.set("push.local.test", &[ip("10.0.0.1")]);
+    let d = n.send_test(owner).await;
+    assert!(
+        matches!(&d[..], [porchlight_notify::Delivery { outcome: Outcome::Failed { reason, .. }, .. }] if reason.contains("10.0.0.1")),
+        "{d:?}"
+    );
+    assert!(h.take().is_empty());
 }
 
 #[tokio::test]
@@ -558,9 +829,10 @@ async fn loopback_http_is_allowed_only_to_loopback_addresses_and_only_when_asked
         !e.contains("127.0.0.1"),
         "the strict hub does not advertise the opt-in: {e}"
     );
-    // The opt-in does not widen a test notifier's "any http".
+    // The test notifier keeps every push on this machine; the opt-in does
+    // not widen it to the LAN.
     let any = h.notifier.clone().allow_loopback_http_endpoints();
-    assert_eq!(any.validate(&with("http://192.168.1.1/x")), Ok(()));
+    assert!(any.validate(&with("http://192.168.1.1/x")).is_err());
 
     // A loopback subscription is delivered under the opt-in, and a hub
     // that no longer allows it does not send to the stored one.

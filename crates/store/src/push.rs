@@ -8,11 +8,13 @@
 //!
 //! Invariants:
 //!
-//! * An endpoint belongs to at most one subscription (`UNIQUE`). When a
-//!   browser subscribes again — after a re-subscription, or because another
-//!   household member signed in on it — the row is taken over: new keys, new
-//!   owner, failure count reset. A browser is told things for whoever last
-//!   asked on it, never for two people.
+//! * An endpoint belongs to at most one subscription (`UNIQUE`), and to the
+//!   account that stored it for as long as the row lives. The same account
+//!   storing it again updates the row (new keys, failure count reset);
+//!   another account is refused with [`StoreError::Conflict`] and the row
+//!   is left as it was — never moved to them (issue 14 item 12; the
+//!   notifier's docs say why refusing beats a second row). A browser is
+//!   told things for one person only.
 //! * Deleting a user deletes their subscriptions and rules (`ON DELETE
 //!   CASCADE`); the notifier also skips disabled users.
 //! * No rules row means the defaults: every camera the user may see, every
@@ -115,8 +117,9 @@ fn list_from_json<T: serde::de::DeserializeOwned>(
 }
 
 impl Store {
-    /// Stores a subscription for `user_id`, or takes over the row with the
-    /// same endpoint (see the module docs).
+    /// Stores a subscription for `user_id`, or updates `user_id`'s own row
+    /// with the same endpoint; [`StoreError::Conflict`] when that endpoint
+    /// is another account's (see the module docs).
     pub async fn upsert_push_subscription(
         &self,
         user_id: i64,
@@ -129,9 +132,10 @@ impl Store {
         let row = sqlx::query(&format!(
             "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent, created)
              VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id,
+             ON CONFLICT (endpoint) DO UPDATE SET
                 p256dh = excluded.p256dh, auth = excluded.auth,
                 user_agent = excluded.user_agent, failures = 0
+             WHERE push_subscriptions.user_id = excluded.user_id
              RETURNING {SUB_COLS}"
         ))
         .bind(user_id)
@@ -140,9 +144,15 @@ impl Store {
         .bind(auth)
         .bind(user_agent)
         .bind(micros(now))
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .doing("storing a push subscription")?;
+        // No row back: the endpoint exists and is another account's.
+        let row = row.ok_or_else(|| {
+            StoreError::Conflict(
+                "a push subscription with this endpoint, of another account,".into(),
+            )
+        })?;
         Ok(sub_from_row(&row))
     }
 

@@ -2,7 +2,10 @@
 //! subscriptions, their notification rules, and a test push.
 //!
 //! Every endpoint is for household accounts (owners and members) and acts
-//! on the caller's own subscriptions and rules only. State-changing calls
+//! on the caller's own subscriptions and rules only. A subscription's push
+//! endpoint is judged by `porchlight_notify` (public push services only,
+//! issue 14 item 12): a refused one is 400 with the reason; an endpoint
+//! already subscribed by another account is 409 and stays theirs. State-changing calls
 //! pass the CSRF guard like every other request. When the hub runs without
 //! a [`porchlight_notify::Notifier`] (`App::notifier` is `None`), the push
 //! endpoints answer 503 with a JSON error; rules can still be read and
@@ -61,10 +64,12 @@ pub(crate) fn routes() -> Router<App> {
         )
 }
 
-/// An API error, or "push is not set up on this hub" (503).
+/// An API error, "push is not set up on this hub" (503), or "that
+/// endpoint is another account's" (409).
 pub(crate) enum PushError {
     Web(WebError),
     Unavailable,
+    Taken(String),
 }
 
 impl<E: Into<WebError>> From<E> for PushError {
@@ -82,6 +87,9 @@ impl IntoResponse for PushError {
                 Json(json!({ "error": "Web Push is not set up on this hub" })),
             )
                 .into_response(),
+            PushError::Taken(m) => {
+                (StatusCode::CONFLICT, Json(json!({ "error": m }))).into_response()
+            }
         }
     }
 }
@@ -111,7 +119,8 @@ async fn subscribe(
         .subscribe(u.session.user_id, &sub, &u.visitor.user_agent)
         .await
         .map_err(|e| match e {
-            SubscribeError::Invalid(m) => WebError::BadRequest(m),
+            SubscribeError::Invalid(m) => PushError::Web(WebError::BadRequest(m)),
+            e @ SubscribeError::Taken => PushError::Taken(e.to_string()),
             SubscribeError::Store(e) => e.into(),
         })?;
     Ok((

@@ -464,3 +464,98 @@ async fn the_settings_form_saves_rules_without_javascript() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("nonsense"), "{}", r.body);
 }
+
+/// Issue 14 item 12 through the API: an endpoint on this machine's network
+/// is refused with the reason (400), and an endpoint another account
+/// subscribed stays theirs (409).
+#[tokio::test]
+async fn lan_endpoints_are_refused_and_an_endpoint_never_changes_hands() {
+    let h = hub_with(true).await;
+    let mia = h.browser("mia", Role::Member).await;
+    let mia_id = h.user_id("mia").await;
+    let olive = h.browser("olive", Role::Owner).await;
+    let olive_id = h.user_id("olive").await;
+    let store = h.vault.store();
+    for endpoint in [
+        "https://10.0.0.2/wpush/x",
+        "https://192.168.1.1:8443/admin",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fe80::1]/wpush/x",
+        "http://192.168.1.1/admin",
+        "https://unknown.example.net/wpush/x",
+    ] {
+        let r = h
+            .call(
+                &mia,
+                "POST",
+                "/api/v1/push/subscriptions",
+                Some(subscription(endpoint)),
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{endpoint}: {}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("endpoint")),
+            "{}",
+            r.body
+        );
+    }
+    assert!(store
+        .push_subscriptions_of(mia_id)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let shared = subscription("https://push.example.net/wpush/hall-tablet");
+    let r = h
+        .call(
+            &mia,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(shared.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = h
+        .call(
+            &olive,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(shared.clone()),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("another account"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        store.push_subscriptions_of(mia_id).await.unwrap().len(),
+        1,
+        "still mia's"
+    );
+    assert!(store
+        .push_subscriptions_of(olive_id)
+        .await
+        .unwrap()
+        .is_empty());
+    // mia subscribing it again is fine.
+    let r = h
+        .call(
+            &mia,
+            "POST",
+            "/api/v1/push/subscriptions",
+            Some(shared),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}

@@ -1,7 +1,9 @@
 //! A post with its comments (comment form with the kindness reminder,
 //! reactions, report button), and the new-post form (with the fair-posting
 //! guidance shown up front and, when a post is returned for revision, the
-//! exact reasons and what to add).
+//! exact reasons and what to add). The form's place starts empty — the
+//! author's home area is never filled in — and an empty place means the
+//! wider area around the home ([`area::default_post_cell`]).
 
 use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -287,8 +289,8 @@ struct PostDraft {
 
 const FAIR_GUIDE: &str = "Describe what the person did first — what happened, where and when. \
     Then, only if it helps neighbors recognise them, what they looked like: clothing, hair, build, \
-    age range, vehicle. A description that mentions race or ethnicity needs at least two of those \
-    other details, or it will be sent back to you.";
+    age range, vehicle. In any post, safety or not, a description that mentions race or ethnicity \
+    needs at least two of those other details, or it will be sent back to you.";
 
 fn new_post_form(
     s: &Session,
@@ -312,7 +314,7 @@ fn new_post_form(
         }
         @if let Some(e) = error { p.error role="alert" { (e) } }
         aside.guide {
-            h2 { "Posting about safety?" }
+            h2 { "Describing someone?" }
             p { (FAIR_GUIDE) }
         }
         form method="post" action="/posts/new" enctype="multipart/form-data" {
@@ -324,12 +326,17 @@ fn new_post_form(
             }
             label { "Title" input name="title" required maxlength="120" value=(d.title); }
             label { "What happened" textarea name="body" rows="6" required maxlength="5000" { (d.body) } }
-            label { "Place (an area cell, resolution 9 or coarser)"
-                input name="cell" required value=(d.cell) pattern="[0-9a-fA-F]{15,16}";
+            label { "Place (optional: an area cell, resolution 9 or coarser)"
+                input name="cell" value=(d.cell) pattern="[0-9a-fA-F]{15,16}";
                 span.muted.small {
-                    "Your own area is filled in ("
-                    a href="/area" { "choose another" }
-                    "). Posts never carry an address or coordinates."
+                    @match s.v.home_cell.and_then(area::default_post_cell) {
+                        Some(wide) => {
+                            "Leave it empty and the post shows the wider area around your home (cell "
+                            code { (wide) } ", about 5 km²) — never your own area. "
+                        }
+                        None => { "Choose the cell where it happened. " }
+                    }
+                    "Posts never carry an address or coordinates."
                 }
             }
             fieldset {
@@ -366,11 +373,9 @@ fn new_post_form(
 /// `GET /posts/new` (refused, with the reason, while muted or suspended).
 pub async fn new_post_page(s: Session) -> PageResult {
     s.v.require_can_write()?;
-    let d = PostDraft {
-        cell: s.v.home_cell.map(|c| c.to_string()).unwrap_or_default(),
-        ..PostDraft::default()
-    };
-    Ok(new_post_form(&s, &d, None, None).into_response())
+    // The place starts empty: the home area is never filled in, so a post
+    // made as the form comes never carries it (issue 14 item 7).
+    Ok(new_post_form(&s, &PostDraft::default(), None, None).into_response())
 }
 
 /// `POST /posts/new` (multipart: fields and up to four photos). A post
@@ -438,7 +443,7 @@ pub async fn create(State(n): State<Neighborhood>, s: Session, req: Request) -> 
         category: d.category.clone(),
         title: d.title.clone(),
         body: d.body.clone(),
-        cell: d.cell.clone(),
+        cell: Some(d.cell.clone()),
         kind: if aid { opt(&d.kind) } else { None },
         status: if aid { opt(&d.status) } else { None },
         date: if event { opt(&d.date) } else { None },

@@ -66,6 +66,16 @@ fn home() -> h3o::CellIndex {
         .to_cell(Resolution::Eight)
 }
 
+/// A res-8 cell next to the home cell (about 0.8 km away): posts may not
+/// carry their author's home cell.
+fn next_door() -> h3o::CellIndex {
+    home()
+        .grid_disk::<Vec<_>>(1)
+        .into_iter()
+        .find(|c| *c != home())
+        .unwrap()
+}
+
 /// A res-8 cell about `km` east of the home cell's centre.
 fn east(km: f64) -> h3o::CellIndex {
     let c = LatLng::from(home());
@@ -203,7 +213,7 @@ impl T {
             category: category.into(),
             title: title.into(),
             body: body.into(),
-            cell: cell.to_string(),
+            cell: Some(cell.to_string()),
             ..NewPost::default()
         };
         self.n.create_post(&v, &p).await.unwrap()["id"]
@@ -561,7 +571,7 @@ async fn feed_page_shows_the_radius_distances_badges_and_drawing() {
         "wildlife",
         "Heron at home",
         "A heron at the pond.",
-        home(),
+        next_door(),
     )
     .await;
     t.post(
@@ -641,7 +651,8 @@ async fn new_post_page_returns_profiling_with_guidance_and_strips_photos() {
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let cookie = format!("nb_session={ana}");
     let csrf = csrf_for(&ana);
-    let cell = home().to_string();
+    // The place as the form comes: empty, which means the wider area.
+    let cell = String::new();
 
     let r = t.get("/posts/new", &ana).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -649,9 +660,16 @@ async fn new_post_page_returns_profiling_with_guidance_and_strips_photos() {
         r.text.contains("Describe what the person did first"),
         "guidance shown up front"
     );
+    // Issue 14 item 7: the home area is never filled in (a post made as the
+    // form comes used to carry it); the wider default place is named.
     assert!(
-        r.text.contains(&format!("value=\"{cell}\"")),
-        "own area prefilled"
+        !r.text.contains(&home().to_string()),
+        "the form must not carry the home cell"
+    );
+    let wide = crate::area::default_post_cell(home()).unwrap();
+    assert!(
+        r.text.contains(&wide.to_string()),
+        "the default place is named"
     );
     assert!(
         !r.text.contains("value=\"safety_tip\""),
@@ -711,6 +729,13 @@ async fn new_post_page_returns_profiling_with_guidance_and_strips_photos() {
     assert!(post_url.starts_with("/posts/"));
     let r = t.get(&post_url, &ana).await;
     assert!(r.text.contains("Lost black dog"));
+    let id: i64 = post_url.trim_start_matches("/posts/").parse().unwrap();
+    let p = t.n.post(&v, id).await.unwrap();
+    assert_eq!(
+        p["cell"],
+        wide.to_string(),
+        "a post without a place gets the wider area: {p}"
+    );
     let src = r
         .text
         .split("img src=\"")
@@ -762,7 +787,7 @@ async fn hostile_comment_gets_the_kindness_reminder_then_can_be_confirmed() {
             "wildlife",
             "Fox in the yard",
             "A fox was in our yard last night.",
-            home(),
+            next_door(),
         )
         .await;
     let path = format!("/posts/{id}/comments");
@@ -822,7 +847,7 @@ async fn agencies_see_no_comment_box_reactions_or_photos_on_residents_posts() {
             "wildlife",
             "Coyote",
             "A coyote near the school.",
-            home(),
+            next_door(),
         )
         .await;
     let v = t.n.viewer_for_token(&ana).await.unwrap();
@@ -948,7 +973,7 @@ async fn report_then_moderate_through_the_pages() {
             "crime_safety",
             "Car window smashed",
             "Someone smashed a car window on 4th at 2am.",
-            home(),
+            next_door(),
         )
         .await;
 
@@ -1073,7 +1098,7 @@ async fn page_routes_list_matches_the_router() {
     let t = setup().await;
     let (_, ana) = t.user("ana", Role::Neighbor, Some(home())).await;
     let id = t
-        .post(&ana, "wildlife", "Heron", "At the pond.", home())
+        .post(&ana, "wildlife", "Heron", "At the pond.", next_door())
         .await
         .to_string();
     for (method, path) in super::PAGE_ROUTES {

@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use porchlight_neighborhood::accounts::Role;
+use porchlight_neighborhood::push::PushOptions;
+use porchlight_neighborhood::push_endpoint::{FixedResolver, LocalPush};
 use porchlight_neighborhood::{Limits, Neighborhood, UserId};
 use porchlight_vault::keys::KdfParams;
 use serde_json::Value;
@@ -141,6 +143,17 @@ async fn open(backend: Backend) -> Option<(Ctx, Guard)> {
         comments_per_hour: 1000,
         login_failures: 5,
     });
+    // Every push stays on this machine: `push.example` (the tests' push
+    // service name) resolves to 127.0.0.1 through a fixed table, nothing
+    // else resolves, and only loopback addresses are accepted.
+    let dns = std::sync::Arc::new(FixedResolver::new());
+    dns.set("push.example", &["127.0.0.1".parse().unwrap()]);
+    n.set_push_resolver(dns).unwrap();
+    n.set_push_options(PushOptions {
+        local: LocalPush::LoopbackOnly,
+        ..PushOptions::default()
+    })
+    .unwrap();
     let app = porchlight_neighborhood::router(n.clone());
     Some((Ctx { n, app, url }, guard))
 }
@@ -241,6 +254,49 @@ impl Ctx {
         }
     }
 
+    /// A page request as a browser signed in as `token` sends it (session
+    /// cookie; `body` is a content type and bytes).
+    pub async fn page(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .header("host", "nb.test")
+            .header("cookie", format!("nb_session={token}"));
+        let body = match body {
+            Some((ct, bytes)) => {
+                b = b.header("content-type", ct);
+                Body::from(bytes)
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(b.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
     /// Signs in through the API.
     pub async fn login(&self, username: &str) -> String {
         let r = self
@@ -299,6 +355,16 @@ pub fn cell_at(home: h3o::CellIndex, min: f64, max: f64) -> h3o::CellIndex {
             d >= min && d <= max
         })
         .unwrap_or_else(|| panic!("no cell between {min} and {max} km"))
+}
+
+/// A resolution-8 cell next to `home` (about 0.8 km away): where tests
+/// post what happened near a user's home, since a post may not carry its
+/// author's home cell.
+pub fn next_door(home: h3o::CellIndex) -> h3o::CellIndex {
+    home.grid_disk::<Vec<_>>(1)
+        .into_iter()
+        .find(|c| *c != home)
+        .expect("a neighbouring cell")
 }
 
 /// A small PNG (generated, `w`×`h`).

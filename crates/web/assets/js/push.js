@@ -34,7 +34,7 @@
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const json = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(json.error || `HTTP ${res.status}`);
+    if (!res.ok) throw Object.assign(new Error(json.error || `HTTP ${res.status}`), { status: res.status });
     return json;
   }
 
@@ -61,8 +61,17 @@
       const sub = await reg.pushManager.getSubscription();
       if (sub) {
         // Tell the hub again: it may have forgotten this browser (a failed
-        // delivery, another account signed in here, a new hub key).
-        await api("POST", "/api/v1/push/subscriptions", sub.toJSON());
+        // delivery, a new hub key). If another account subscribed this
+        // browser, the hub keeps it theirs (409): offer "Enable", which
+        // makes a new subscription for this account.
+        try {
+          await api("POST", "/api/v1/push/subscriptions", sub.toJSON());
+        } catch (err) {
+          if (err.status !== 409) throw err;
+          say("Notifications on this device are for another account that used it. Enable them to get yours instead.");
+          show(false);
+          return;
+        }
         say("Notifications are on for this device.", "ok");
       } else {
         say(Notification.permission === "denied"

@@ -249,8 +249,9 @@ impl<Auth> HubBuilder<Auth> {
         self
     }
 
-    /// With Web Push: a [`Notifier`] in the hub's folder that may push to
-    /// `http://` endpoints (a local test push service).
+    /// With Web Push: a [`Notifier`] in the hub's folder that pushes only to
+    /// this machine (a local test push service; `push.example.net` resolves
+    /// to 127.0.0.1).
     pub fn with_notifier(mut self) -> Self {
         self.notifier = true;
         self
@@ -276,9 +277,15 @@ impl<Auth> HubBuilder<Auth> {
             .unwrap();
         let mut notifier = None;
         if self.notifier {
+            // Every push stays on this machine: `push.example.net` (the
+            // tests' push service name) resolves to 127.0.0.1 through a
+            // fixed table, and nothing else resolves at all.
+            let dns = Arc::new(porchlight_notify::endpoint::FixedResolver::new());
+            dns.set("push.example.net", &["127.0.0.1".parse().unwrap()]);
             let n = Notifier::open(store.clone(), dir.path(), "mailto:owner@example.org".into())
                 .unwrap()
-                .allow_http_endpoints();
+                .loopback_only_for_tests()
+                .with_resolver(dns);
             app = app.with_notifier(n.clone());
             notifier = Some(n);
         }
