@@ -13,7 +13,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { phonePage, shot } from "./lib/harness.mjs";
+import { assertPlays, phonePage, shot } from "./lib/harness.mjs";
 import { openFixture, closeFixture, signInOwner, signIn, watchErrors, freePort, CAMERAS, MODE } from "./lib/household.mjs";
 
 const [CAM, OTHER] = CAMERAS;
@@ -24,25 +24,6 @@ before(async () => ({ hub, browser, page, errors } = await openFixture()));
 after(() => closeFixture({ hub, browser }));
 
 const go = (path) => page.goto(hub.url + path);
-
-/** Waits until `selector`'s <video> plays: time advances and, for live
- *  video, it stays under a second behind what it has received. */
-async function assertPlays(p, selector, { live }) {
-  await p.waitForFunction(
-    (sel) => { const v = document.querySelector(sel); return v && v.currentTime > 0.3 && v.buffered.length > 0; },
-    selector, { timeout: 25000 });
-  const t0 = await p.$eval(selector, (v) => v.currentTime);
-  let worstLag = 0;
-  for (let i = 0; i < 5; i++) {
-    await p.waitForTimeout(400);
-    const lag = await p.$eval(selector, (v) => v.buffered.end(v.buffered.length - 1) - v.currentTime);
-    worstLag = Math.max(worstLag, lag);
-  }
-  const t1 = await p.$eval(selector, (v) => v.currentTime);
-  assert.ok(t1 - t0 > 1, `${selector} plays: currentTime went from ${t0} to ${t1}`);
-  if (live) assert.ok(worstLag < 1, `${selector} is live: buffered end − currentTime was up to ${worstLag.toFixed(2)} s`);
-  return `${selector}: played ${(t1 - t0).toFixed(1)} s in 2 s` + (live ? `, buffered lag at most ${worstLag.toFixed(2)} s` : "");
-}
 
 /** The status of a WebSocket upgrade to `path` with `cookie`, as the server answers it. */
 function upgradeStatus(path, cookie) {

@@ -1,6 +1,7 @@
 // Shared pieces of the browser tests: start a real `porchlight` process on
 // a fresh data folder, launch Debian's Chromium through playwright-core,
 // compute TOTP codes, save screenshots.
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, mkdirSync, existsSync } from "node:fs";
@@ -37,6 +38,7 @@ export async function startHub(cmd = "serve", extraEnv = {}, opts = {}) {
   // The demo prints an RTSP token made for the run (RTSP never takes an
   // account password): `live at rtsp://demo-owner:TOKEN@…`.
   let rtspToken = null;
+  let https = null;
   const url = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`hub did not start in 30 s:\n${stderr}`)), 30000);
     proc.on("exit", (code) => fail(new Error(`hub exited with ${code}:\n${stderr}`)));
@@ -47,11 +49,14 @@ export async function startHub(cmd = "serve", extraEnv = {}, opts = {}) {
       if (r) rtsp = r[1];
       const t = line.match(/live at rtsp:\/\/[^:\s]+:([^@\s]+)@/);
       if (t) rtspToken = t[1];
+      // With remote access on, a third line names the hub's HTTPS address.
+      const h = line.match(/^HTTPS at (https:\/\/\S+?)\/? \(listening/);
+      if (h) https = h[1];
     });
   });
   for (let i = 0; i < 20 && !rtsp; i++) await new Promise((r) => setTimeout(r, 50));
   for (let i = 0; i < 40 && cmd === "demo" && !rtspToken; i++) await new Promise((r) => setTimeout(r, 50));
-  return { url, rtsp, rtspToken, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
+  return { url, rtsp, rtspToken, get https() { return https; }, proc, dataDir, stop: () => proc.kill("SIGTERM"), stderr: () => stderr };
 }
 
 export async function launchBrowser() {
@@ -98,4 +103,23 @@ export function totp(secretB32, unixSeconds = Date.now() / 1000) {
 export async function nextStep() {
   const ms = 30000 - (Date.now() % 30000) + 200;
   await new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `selector`'s <video> plays: time advances and, for live
+ *  video, it stays under a second behind what it has received. */
+export async function assertPlays(p, selector, { live }) {
+  await p.waitForFunction(
+    (sel) => { const v = document.querySelector(sel); return v && v.currentTime > 0.3 && v.buffered.length > 0; },
+    selector, { timeout: 25000 });
+  const t0 = await p.$eval(selector, (v) => v.currentTime);
+  let worstLag = 0;
+  for (let i = 0; i < 5; i++) {
+    await p.waitForTimeout(400);
+    const lag = await p.$eval(selector, (v) => v.buffered.end(v.buffered.length - 1) - v.currentTime);
+    worstLag = Math.max(worstLag, lag);
+  }
+  const t1 = await p.$eval(selector, (v) => v.currentTime);
+  assert.ok(t1 - t0 > 1, `${selector} plays: currentTime went from ${t0} to ${t1}`);
+  if (live) assert.ok(worstLag < 1, `${selector} is live: buffered end − currentTime was up to ${worstLag.toFixed(2)} s`);
+  return `${selector}: played ${(t1 - t0).toFixed(1)} s in 2 s` + (live ? `, buffered lag at most ${worstLag.toFixed(2)} s` : "");
 }

@@ -24,7 +24,7 @@ import { binary, repo, startHub, totp, launchBrowser, phonePage } from "./harnes
 export const CAMERAS = ["front-door", "driveway"];
 
 /** Fast, test-sized settings: cheap password hashing, short segments, frequent flushes. */
-const ENV = {
+export const ENV = {
   PORCHLIGHT_ACCOUNTS_ARGON2_M_KIB: "64",
   PORCHLIGHT_ACCOUNTS_ARGON2_T: "1",
   PORCHLIGHT_RECORDER_SEGMENT_SECONDS: "10",
@@ -41,7 +41,7 @@ export function freePort() {
   });
 }
 
-function simulator(port) {
+export function simulator(port) {
   const script = process.env.PORCHLIGHT_SHARED
     ? join(process.env.PORCHLIGHT_SHARED, "tools", "rtsp_cam.py")
     : join(repo, "..", "shared", "tools", "rtsp_cam.py");
@@ -60,7 +60,7 @@ function simulator(port) {
   });
 }
 
-function cli(dataDir, args, input = "") {
+export function cli(dataDir, args, input = "") {
   return execFileSync(binary(), ["--data-dir", dataDir, ...args], {
     env: { ...process.env, ...ENV },
     input,
