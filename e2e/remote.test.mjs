@@ -41,6 +41,8 @@ import { ENV, cli, freePort, signInOwner, simulator, watchErrors } from "./lib/h
 import { b64u, decrypt, pushService } from "./lib/push.mjs";
 
 const DOMAIN = "relay.test";
+/** Lifetime of the certificates Pebble issues here (renewal after ⅔ of it). */
+const CERT_SECONDS = 75;
 const CAM = "front-door";
 const OWNER = { username: "alex", password: "a long household passphrase" };
 
@@ -120,6 +122,9 @@ async function startPebble(dir, dnsPort) {
     listenAddress: `127.0.0.1:${acme}`, managementListenAddress: `127.0.0.1:${management}`,
     certificate: join(dir, "api.pem"), privateKey: join(dir, "api.key"),
     httpPort: 5002, tlsPort: 5001, ocspResponderURL: "", externalAccountBindingRequired: false,
+    // Short-lived certificates: the hub renews at two thirds of the
+    // lifetime, on the real clock, while the tests run.
+    certificateValidityPeriod: CERT_SECONDS,
   } }));
   const env = { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_AUTHZREUSE: "0" };
   delete env.PEBBLE_VA_ALWAYS_VALID; // validate DNS-01 for real, through the relay's DNS
@@ -436,6 +441,33 @@ test("the relay saw only ciphertext, and holds no key of the hub", () => {
     }
   }
   assert.ok(relayFiles.length > 0, "the relay keeps files (its own key, the hubs it knows)");
+});
+
+test("the certificate renews on the real clock, before expiry, without dropping the tunnel", async (t) => {
+  const status = () => JSON.parse(cli(hub.dataDir, ["remote", "status", "--json"]));
+  const before = status();
+  const first = before.certificate;
+  assert.ok(first?.serial, JSON.stringify(before));
+  const life = Date.parse(first.not_after) - Date.parse(first.not_before);
+  assert.ok(life <= (CERT_SECONDS + 60) * 1000, `a short-lived certificate: ${JSON.stringify(first)}`);
+  // Bounded wait: the whole lifetime and a margin.
+  let now = before;
+  for (let i = 0; i < (CERT_SECONDS + 30) * 2 && now.certificate.serial === first.serial; i++) {
+    await sleep(500);
+    now = status();
+  }
+  assert.notEqual(now.certificate.serial, first.serial, `renewed: ${JSON.stringify(now)}`);
+  const renewedAt = Date.parse(now.certificate.not_before);
+  assert.ok(Date.now() < Date.parse(first.not_after), "renewed before the first one expired");
+  t.diagnostic(`renewed ${((renewedAt - Date.parse(first.not_before)) / 1000).toFixed(0)} s into a ${(life / 1000).toFixed(0)} s lifetime`);
+  assert.equal(now.report.tunnel.connected, true);
+  assert.equal(now.report.tunnel.since, before.report.tunnel.since, "the tunnel stayed up across the renewal");
+  // Both doors now present the new certificate, and the page still works.
+  const fp = await presented(tlsTap.port, hubName, pebble.root);
+  assert.equal(fp, await presented(Number(new URL(home).port), `lan.${hubName}`, pebble.root));
+  const r = await page.goto(`${away}/`);
+  assert.equal(r.status(), 200);
+  assert.equal(new URL(page.url()).origin, away);
 });
 
 test("kill -9 the relay while a viewer watches: the hub reconnects, a reload plays, recording never stops", async (t) => {
