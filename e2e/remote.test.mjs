@@ -8,8 +8,10 @@
 //   * the ACME CA is Debian's `pebble`, validating DNS-01 for real by
 //     asking the relay's DNS (its own API certificate is made here with
 //     openssl);
-//   * the hub is `porchlight serve` with a GStreamer camera simulator,
-//     remote access turned on with `porchlight remote enable`;
+//   * the hub is `porchlight serve` with a GStreamer camera simulator; the
+//     owner turns remote access on **from the settings page** while it
+//     runs (the CLI's `remote enable` is the same code, tested in
+//     crates/cli/tests/remote.rs), and the running hub starts serving it;
 //   * Chromium trusts Pebble's root through an NSS database in a temporary
 //     HOME (as a phone trusts a public CA) and maps `*.relay.test` to
 //     127.0.0.1. Away from home it is given only the relay's TLS port; at
@@ -29,6 +31,7 @@ import { spawn, execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createECDH, createPrivateKey, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync, readFileSync, readdirSync, statSync, mkdirSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
@@ -36,7 +39,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
-import { assertPlays, binary, phonePage, shot, startHub } from "./lib/harness.mjs";
+import { assertPlays, binary, phonePage, shot, startHub, totp } from "./lib/harness.mjs";
 import { ENV, cli, freePort, signInOwner, simulator, watchErrors } from "./lib/household.mjs";
 import { b64u, decrypt, pushService } from "./lib/push.mjs";
 
@@ -190,7 +193,7 @@ function walk(dir) {
 }
 
 let work, pebble, relay, relayArgs, tlsTap, controlTap, sim, hub, push, browser, context, page, errors;
-let hubName, away, home, totpSecret, relayData;
+let hubName, away, home, local, httpsPort, totpSecret, totpStep, relayData;
 const seen = {}; // what the browser received in the clear: the needles
 
 async function startRelay() {
@@ -215,26 +218,19 @@ before(async () => {
   const dataDir = join(work, "hub");
   cli(dataDir, ["user", "add", OWNER.username, "--role", "owner", "--password-stdin"], `${OWNER.password}\n`);
   cli(dataDir, ["camera", "add", CAM, "--url", `rtsp://127.0.0.1:${simPort}/sub`]);
-  // The household's two commands: an invitation from the relay's operator,
-  // then `remote enable` (the hub reaches the relay through the tap).
-  const token = execFileSync(binary(), ["--data-dir", relayData, "relay", "invite"], { encoding: "utf8" }).trim();
-  // Asynchronously: the taps run in this process and must keep forwarding.
-  const { stdout: enabled } = await execFileAsync(binary(), ["--data-dir", dataDir, "remote", "enable", "--relay", `127.0.0.1:${controlTap.port}`, "--token", token,
-    "--acme-directory", pebble.directory, "--acme-ca-file", pebble.apiCaFile,
-    "--public-tls", `127.0.0.1:${tlsTap.port}`], { env: { ...process.env, ...ENV }, encoding: "utf8" });
-  hubName = JSON.parse(cli(dataDir, ["remote", "status", "--json"])).name;
-  assert.match(hubName, new RegExp(`^[a-z2-7]{26}\\.${DOMAIN.replace(".", "\\.")}$`), enabled);
 
+  // The hub runs without remote access; the ACME CA it will use when an
+  // owner turns it on is configuration (`[remote]`, here by environment).
   push = await pushService();
-  hub = await startHub("serve", { ...ENV, PORCHLIGHT_WEB_PUSH_ALLOW_LOOPBACK_HTTP: "true" },
-    { dataDir, args: ["--rtsp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"] });
-  for (let i = 0; i < 40 && !hub.https; i++) await sleep(50);
-  assert.ok(hub.https, `serve names its HTTPS address:\n${hub.stderr()}`);
-  away = `https://${hubName}:${tlsTap.port}`;
-  home = hub.https;
-  assert.equal(new URL(home).hostname, `lan.${hubName}`);
+  httpsPort = await freePort();
+  hub = await startHub("serve", {
+    ...ENV,
+    PORCHLIGHT_WEB_PUSH_ALLOW_LOOPBACK_HTTP: "true",
+    PORCHLIGHT_REMOTE_ACME_DIRECTORY: pebble.directory,
+    PORCHLIGHT_REMOTE_ACME_CA_FILE: pebble.apiCaFile,
+  }, { dataDir, args: ["--rtsp-listen", "127.0.0.1:0", "--https-listen", `127.0.0.1:${httpsPort}`] });
   hub.owner = OWNER;
-  hub.url = away;
+  local = hub.url;
 
   // Chromium trusts Pebble's root (a temporary HOME's NSS database) and
   // finds every *.relay.test name on loopback; the port in the URL says
@@ -278,17 +274,61 @@ const api = (method, path, body) => page.evaluate(async ([method, path, body]) =
   return { status: r.status, body: await r.json().catch(() => null) };
 }, [method, path, body]);
 
-test("away from home: through the relay, sign in with two-factor in a secure context", async () => {
-  // The tunnel may still be coming up right after `serve` started.
-  for (let i = 0; i < 100; i++) {
-    const r = await page.goto(`${away}/signin`).catch((e) => e);
-    if (!(r instanceof Error) && r.status() === 200) break;
-    await sleep(200);
+test("an owner turns remote access on from the settings page, and the running hub starts serving it", async () => {
+  // At the hub's plain address on this machine (a secure context on loopback).
+  totpSecret = await signInOwner(page, hub);
+  totpStep = Math.floor(Date.now() / 30000);
+  await page.goto(`${local}/settings`);
+  // An invitation from the relay's operator.
+  const token = execFileSync(binary(), ["--data-dir", relayData, "relay", "invite"], { encoding: "utf8" }).trim();
+  // A wrong token is refused with the reason, and nothing is turned on.
+  await page.fill("#remote-enable input[name=relay]", `127.0.0.1:${controlTap.port}`);
+  await page.fill("#remote-enable input[name=token]", "plr1_not-a-token");
+  await page.click("#remote-enable button[type=submit]");
+  assert.match(await page.textContent("#remote-error"), /token/i);
+  await page.fill("#remote-enable input[name=relay]", `127.0.0.1:${controlTap.port}`);
+  await page.fill("#remote-enable input[name=token]", token);
+  await shot(page, "remote-00-enable-form");
+  await page.click("#remote-enable button[type=submit]");
+  hubName = (await page.textContent("#remote-name")).trim();
+  assert.match(hubName, new RegExp(`^[a-z2-7]{26}\\.${DOMAIN.replace(".", "\\.")}$`));
+  assert.match(await page.textContent("#remote-cert"), /valid until/);
+  away = `https://${hubName}:${tlsTap.port}`;
+  home = `https://lan.${hubName}:${httpsPort}`;
+  // The running hub picks it up: the tunnel comes up (bounded wait).
+  let status;
+  for (let i = 0; i < 120; i++) {
+    status = JSON.parse(cli(hub.dataDir, ["remote", "status", "--json"]));
+    if (status.report?.tunnel?.connected) break;
+    await sleep(250);
   }
+  assert.equal(status.report.tunnel.connected, true, JSON.stringify(status));
+  await page.goto(`${local}/audit`);
+  const audit = await page.textContent("main");
+  assert.ok(audit.includes("remote.enable") && audit.includes("remote.enable_failed"), "both attempts are audited");
+  await shot(page, "remote-00-enabled");
+});
+
+test("away from home: through the relay, sign in with two-factor in a secure context", async () => {
+  const fresh = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  await page.context().close();
+  page = await fresh.newPage();
+  context = fresh;
+  page.setDefaultTimeout(20000);
+  errors = watchErrors(page);
+  const r = await page.goto(`${away}/signin`);
+  assert.equal(r.status(), 200);
   assert.equal(new URL(page.url()).origin, away);
   assert.equal(await page.evaluate(() => window.isSecureContext), true, "HTTPS with a certificate Chromium trusts");
   seen.html = Buffer.from(await page.content());
-  totpSecret = await signInOwner(page, hub);
+  await page.fill("input[name=username]", OWNER.username);
+  await page.fill("input[name=password]", OWNER.password);
+  await page.click("button[type=submit]");
+  assert.match(page.url(), /\/signin\/code/);
+  // A code of a later 30-s step than the one used at set-up (codes are single-use).
+  while (Math.floor(Date.now() / 30000) <= totpStep) await sleep(500);
+  await page.fill("input[name=code]", totp(totpSecret));
+  await page.click("button[type=submit]");
   assert.match(await page.textContent("h1"), new RegExp(`Hello, ${OWNER.username}`));
   const cookies = await context.cookies(away);
   const session = cookies.find((c) => c.name === "pl_session");
@@ -506,4 +546,28 @@ test("kill -9 the relay while a viewer watches: the hub reconnects, a reload pla
   assert.ok(spans.some(([a, b]) => a < killedAt - 1000 && b > restarted + 1000),
     `one span across the kill at ${new Date(killedAt).toISOString()}: ${JSON.stringify(recs.body.spans)}`);
   assert.deepEqual(errors.filter((e) => !/WebSocket|net::ERR/.test(e)), [], "no script errors or CSP violations");
+});
+
+test("remote disable on a running hub stops HTTPS and withdraws the hub's names at once", async () => {
+  const { stdout } = await execFileAsync(binary(), ["--data-dir", hub.dataDir, "remote", "disable"], { encoding: "utf8" });
+  assert.match(stdout, /Remote access is off/);
+  // Bounded wait for the watcher: the HTTPS port closes.
+  const port = Number(new URL(home).port);
+  let open = true;
+  for (let i = 0; i < 60 && open; i++) {
+    open = await new Promise((r) => {
+      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); r(true); });
+      s.on("error", () => r(false));
+    });
+    if (open) await sleep(250);
+  }
+  assert.equal(open, false, "nothing listens on the HTTPS port any more");
+  // The hub no longer answers to its remote name (the Host guard: 421).
+  const status = await new Promise((ok, fail) => {
+    const u = new URL(local);
+    const req = http.request({ host: u.hostname, port: u.port, path: "/signin", headers: { Host: hubName } }, (res) => { res.resume(); ok(res.statusCode); });
+    req.on("error", fail);
+    req.end();
+  });
+  assert.equal(status, 421);
 });

@@ -148,6 +148,90 @@ pub fn start(
     }
 }
 
+/// How often [`watch`] looks at the settings without being woken.
+const LOOK_EVERY: Duration = Duration::from_secs(3);
+
+/// Keeps remote access in step with the data folder's settings while the
+/// hub runs: started when they appear (the settings page's form, which
+/// wakes this at once, or `porchlight remote enable` in another process),
+/// stopped when they go (`porchlight remote disable`). The hub's names and
+/// the LAN redirect follow ([`porchlight_web::remote::RemoteLive`]), so the
+/// Host guard answers to them exactly while remote access runs. Returns
+/// what runs when `stop` fires, for the caller's graceful stop.
+#[allow(clippy::too_many_arguments)]
+pub async fn watch(
+    data_dir: std::path::PathBuf,
+    https_listen: SocketAddr,
+    mut running: Option<Running>,
+    router: axum::Router,
+    vault: Arc<Vault>,
+    notifier: Option<porchlight_notify::Notifier>,
+    live: Arc<porchlight_web::remote::RemoteLive>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    grace: Duration,
+) -> Option<Running> {
+    live.watch();
+    let mut last_error = String::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return running,
+            _ = live.changed().notified() => {}
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+        }
+        let on = match porchlight_remote::RemoteSettings::load(&data_dir) {
+            Ok(s) => s.is_some(),
+            Err(e) => {
+                let e = format!("{e:#}");
+                if e != last_error {
+                    tracing::warn!("remote access: cannot read the settings: {e}");
+                    last_error = e;
+                }
+                continue;
+            }
+        };
+        match (on, running.is_some()) {
+            (true, false) => match Bound::bind(&data_dir, https_listen).await {
+                Ok(Some(bound)) => {
+                    last_error.clear();
+                    if let Err(e) = live.set_hosts(&bound.remote.names()) {
+                        tracing::error!("remote access: {e}");
+                        continue;
+                    }
+                    live.set_redirect(Some(bound.lan_base()));
+                    tracing::info!(
+                        "remote access is on: https://{}/ from anywhere, {}/ at home",
+                        bound.remote.hub_name(),
+                        bound.lan_base()
+                    );
+                    running = Some(start(
+                        bound,
+                        router.clone(),
+                        vault.clone(),
+                        notifier.clone(),
+                    ));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    if e != last_error {
+                        tracing::error!("remote access is on but cannot start: {e}");
+                        last_error = e;
+                    }
+                }
+            },
+            (false, true) => {
+                if let Some(r) = running.take() {
+                    r.stop(grace).await;
+                }
+                live.set_redirect(None);
+                let _ = live.set_hosts(&[]);
+                tracing::info!("remote access is off: HTTPS and the tunnel stopped");
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The integrity check found someone else's key: audit it and tell the
 /// owners on their devices.
 async fn raise_alarm(

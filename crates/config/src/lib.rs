@@ -82,8 +82,24 @@ pub struct Config {
     pub alarm: AlarmConfig,
     /// `[neighborhood]`: the neighborhood server run in the same process.
     pub neighborhood: NeighborhoodConfig,
+    /// `[remote]`: remote access turned on from the settings page.
+    pub remote: RemoteConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+}
+
+/// `[remote]`: what remote access uses when an owner turns it on from the
+/// settings page (`porchlight remote enable` takes the same as options).
+/// Unset: Let's Encrypt, trusted through the usual web roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteConfig {
+    /// The ACME CA's directory URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<String>,
+    /// A PEM root to trust for the ACME CA's own HTTPS (a test CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 /// `[neighborhood]`: the neighborhood server (posts, agencies, moderation),
@@ -592,6 +608,13 @@ listen = "{nb_listen}"
 # in the data directory.
 # database_url = "postgres://porchlight@127.0.0.1/neighborhood"
 
+[remote]
+# The ACME CA that gives the hub its certificate when an owner turns remote
+# access on from the settings page; unset: Let's Encrypt.
+# acme_directory = "https://acme-v02.api.letsencrypt.org/directory"
+# A PEM root to trust for that CA's own HTTPS (only for a test CA).
+# acme_ca_file = "/etc/porchlight/test-ca.pem"
+
 [log]
 # "error", "warn", "info", "debug", "trace", or tracing directives such as
 # "info,porchlight_web=debug".
@@ -918,6 +941,13 @@ const ENV_KEYS: &[EnvKey] = &[
         true,
         "a URL such as postgres://porchlight@127.0.0.1/neighborhood",
     ),
+    k(
+        "remote.acme_directory",
+        Kind::Str,
+        true,
+        "a URL such as https://acme-v02.api.letsencrypt.org/directory",
+    ),
+    k("remote.acme_ca_file", Kind::Str, true, "a PEM file path"),
     k("recorder.flush_interval_seconds", Kind::U32, false, UINT),
     k("recorder.min_free_mib", Kind::U32, false, UINT),
     k(
@@ -1243,6 +1273,10 @@ mod tests {
             neighborhood: NeighborhoodConfig {
                 database_url: Some("postgres://x".into()),
                 ..NeighborhoodConfig::default()
+            },
+            remote: RemoteConfig {
+                acme_directory: Some("https://x".into()),
+                acme_ca_file: Some("/ca".into()),
             },
             ..Config::default()
         };

@@ -110,6 +110,10 @@ fn non_default_config() -> Config {
             siren_seconds: Seconds::from_secs(300),
         },
         neighborhood: Default::default(),
+        remote: porchlight_config::RemoteConfig {
+            acme_directory: Some("https://acme.example/directory".into()),
+            acme_ca_file: Some(PathBuf::from("/etc/porchlight/acme-ca.pem")),
+        },
         log: LogConfig {
             level: "info,porchlight_web=debug".to_string(),
         },
@@ -159,6 +163,10 @@ base_topic = "home/porchlight"
 exit_delay_seconds = 45
 entry_delay_seconds = 2.5
 siren_seconds = 300
+
+[remote]
+acme_directory = "https://acme.example/directory"
+acme_ca_file = "/etc/porchlight/acme-ca.pem"
 
 [log]
 level = "info,porchlight_web=debug"

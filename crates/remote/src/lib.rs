@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`identity`] | the hub's long-term Ed25519 key and its hub-id |
 //! | [`acme`] | ACME DNS-01 (instant-acme): a certificate for the hub's names, key made on the hub |
+//! | [`enrol`] | turning remote access on: enrolment with the relay, the first certificate (CLI and settings page) |
 //! | [`certs`] | where the certificate lives, its facts, the hot-swappable resolver |
 //! | [`https`] | serving the axum router over rustls, from a listener or tunnelled streams |
 //! | [`integrity`] | the check that the relay shows browsers the hub's own key |
@@ -23,6 +24,7 @@
 
 pub mod acme;
 pub mod certs;
+pub mod enrol;
 mod files;
 pub mod https;
 pub mod identity;

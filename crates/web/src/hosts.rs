@@ -160,7 +160,7 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     let Some(host) = requested_host(&req) else {
         return next.run(req).await;
     };
-    if app.allowed_hosts.allows(&host) {
+    if app.allowed_hosts.allows(&host) || app.remote.allows(&host) {
         return next.run(req).await;
     }
     tracing::info!(%host, "refused a request for a host name this hub does not answer to");

@@ -50,6 +50,7 @@ mod media;
 mod openapi;
 mod pages;
 mod push;
+pub mod remote;
 pub mod session;
 mod still;
 mod triggers;
@@ -75,6 +76,9 @@ pub struct App {
     /// The host names requests may name (from the config, plus
     /// [`App::allow_hosts`]).
     pub allowed_hosts: Arc<hosts::AllowedHosts>,
+    /// Remote access while the hub runs: its names once it is on, and the
+    /// watcher's wake-up ([`remote::RemoteLive`]).
+    pub remote: Arc<remote::RemoteLive>,
     /// Live frames, when this process records (`serve`, `demo`).
     pub live: Option<Arc<porchlight_recorder::LiveHub>>,
     /// Web Push, when the hub sends notifications (`serve`, `demo`).
@@ -84,29 +88,26 @@ pub struct App {
     pub alarm: Option<porchlight_alarm::AlarmClient>,
     /// The event path, when this process runs it: `POST /api/v1/events`.
     pub events: Option<porchlight_events::EventsHandle>,
-    /// `https://lan.<hub-id>.<domain>:PORT` when the hub serves HTTPS:
-    /// plain-HTTP requests from other machines are sent there.
-    pub https_redirect: Option<String>,
 }
 
 impl App {
     pub fn new(vault: Arc<Vault>, config: Arc<Config>) -> App {
         App {
             allowed_hosts: Arc::new(hosts::AllowedHosts::from_config(&config.web)),
+            remote: Arc::default(),
             vault,
             config,
             live: None,
             notifier: None,
             alarm: None,
             events: None,
-            https_redirect: None,
         }
     }
 
     /// Redirects plain-HTTP requests from anywhere but loopback to `base`
     /// (`https://NAME:PORT`, no trailing slash) with the same path and query.
-    pub fn with_https_redirect(mut self, base: String) -> App {
-        self.https_redirect = Some(base);
+    pub fn with_https_redirect(self, base: String) -> App {
+        self.remote.set_redirect(Some(base));
         self
     }
 
@@ -223,7 +224,7 @@ async fn redirect_to_https(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    if let Some(base) = &app.https_redirect {
+    if let Some(base) = app.remote.redirect() {
         let over_tls = req
             .extensions()
             .get::<porchlight_remote::OverTls>()

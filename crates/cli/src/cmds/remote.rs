@@ -21,9 +21,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use porchlight_remote::runtime::{self, RemoteStatus};
-use porchlight_remote::{relay, Remote, RemoteSettings};
 
 use crate::context::Context;
 
@@ -150,103 +148,39 @@ fn disable(ctx: &Context) -> anyhow::Result<()> {
     runtime::disable(&ctx.data_dir)?;
     match was.name {
         Some(n) => println!(
-            "Remote access is off; {n} is forgotten. Restart `porchlight serve` to stop serving HTTPS."
+            "Remote access is off; {n} is forgotten. A running `porchlight serve` stops serving HTTPS within seconds."
         ),
         None => println!("Remote access was not on."),
     }
     Ok(())
 }
 
-/// Waits for the tunnel's first connection; the first failure (a refused
-/// token, a wrong relay key, nothing listening) ends the wait with the
-/// tunnel's own error — an interactive command should not sit in backoff.
-async fn first_connection(tunnel: &porchlight_relay::client::Tunnel) -> anyhow::Result<()> {
-    let mut rx = tunnel.watch_status();
-    let waited = tokio::time::timeout(
-        CONNECT_WAIT,
-        rx.wait_for(|s| s.connected || (s.failures > 0 && s.last_error.is_some())),
-    )
-    .await;
-    match waited {
-        Ok(Ok(s)) if s.connected => Ok(()),
-        Ok(Ok(s)) => Err(anyhow::anyhow!(s.last_error.clone().unwrap_or_default())),
-        Ok(Err(_)) => Err(anyhow::anyhow!("the tunnel stopped")),
-        Err(_) => Err(anyhow::anyhow!(
-            "no answer from the relay within {} s",
-            CONNECT_WAIT.as_secs()
-        )),
-    }
-}
-
-/// How long `enable` waits for the relay to accept the tunnel.
-const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 async fn enable(args: EnableArgs, ctx: &Context) -> anyhow::Result<()> {
     porchlight_remote::certs::install_default_provider();
-    let token: porchlight_relay::EnrolmentToken = args.token.trim().parse()?;
-    let relay = match (&args.relay, &token.relay_addr) {
-        (Some(r), _) => r.clone(),
-        (None, Some(r)) => r.clone(),
-        (None, None) => anyhow::bail!(
-            "the enrolment token names no relay address: give it with --relay HOST:PORT (ask the relay's operator)"
-        ),
-    };
-    if let Some(ca) = &args.acme_ca_file {
-        std::fs::metadata(ca).with_context(|| format!("--acme-ca-file {}", ca.display()))?;
-    }
-    if RemoteSettings::load(&ctx.data_dir)?.is_some() {
-        anyhow::bail!(
-            "remote access is already on for this hub (`porchlight remote status`); run `porchlight remote disable` first to enrol again"
-        );
-    }
-    std::fs::create_dir_all(&ctx.data_dir)
-        .with_context(|| format!("cannot create {}", ctx.data_dir.display()))?;
-    let id = porchlight_remote::HubIdentity::load_or_create(&ctx.data_dir)?;
     let mut acme = porchlight_remote::AcmeOptions::default();
     if let Some(d) = args.acme_directory {
         acme.directory = d;
     }
-    acme.ca_file = args
-        .acme_ca_file
-        .map(|p| std::path::absolute(&p).unwrap_or(p));
-    let settings = RemoteSettings {
-        relay: relay.clone(),
-        relay_fingerprint: token.fingerprint_text(),
-        domain: token.domain.clone(),
-        enrolment_token: Some(args.token.trim().to_owned()),
+    acme.ca_file = args.acme_ca_file;
+    let req = porchlight_remote::enrol::EnrolRequest {
+        relay: args.relay,
+        token: args.token,
         acme,
         public_tls: args.public_tls,
     };
-    let name = settings.hub_name(id.hub_id());
-    settings.save(&ctx.data_dir)?;
-    let remote = Remote::load(&ctx.data_dir)?.context("the settings just written")?;
-
-    // Enrol: one tunnel, authenticated by the hub's key and (the first
-    // time) the token. A refusal undoes the settings: nothing is enabled.
-    let (tunnel, _incoming) = relay::start(&remote, None)?;
-    if let Err(e) = first_connection(&tunnel).await {
-        let _ = porchlight_remote::settings::remove(&ctx.data_dir);
-        return Err(e).with_context(|| {
-            format!("cannot enrol with the relay at {relay}; remote access stays off")
-        });
-    }
-    remote.forget_token()?;
-    println!("Enrolled with the relay at {relay}: this hub is {name}");
-
-    let txt = relay::RelayTxt {
-        tunnel: tunnel.clone(),
-        name: remote.acme_txt_name(),
-    };
-    let info = remote.obtain_certificate(&txt).await.with_context(|| {
-        format!("remote access is on, but the certificate for {name} could not be obtained (`porchlight serve` keeps trying)")
-    })?;
+    let done = porchlight_remote::enrol::enrol(&ctx.data_dir, req).await?;
+    let (name, info) = (done.name, done.certificate);
+    println!(
+        "Enrolled with the relay at {}: this hub is {name}",
+        done.relay
+    );
     println!(
         "Certificate for {name} and *.{name}, valid until {}; key SHA-256 {}",
         info.not_after.strftime("%Y-%m-%d %H:%M UTC"),
         info.spki_sha256
     );
     println!(
-        "Remote access is on: https://{name}/ from anywhere, https://lan.{name}:{}/ at home. Restart `porchlight serve` if it is running.",
+        "Remote access is on: https://{name}/ from anywhere, https://lan.{name}:{}/ at home. A running `porchlight serve` starts serving it within seconds.",
         ctx.config.web.https_listen.port()
     );
     Ok(())

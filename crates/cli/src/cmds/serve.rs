@@ -52,11 +52,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<()> {
     porchlight_remote::certs::install_default_provider();
     let vault = ctx.open_vault().await?;
     let mut server = Server::bind(&ctx, args.listen, args.rtsp_listen).await?;
-    server.remote = crate::remote_access::Bound::bind(
-        &ctx.data_dir,
-        args.https_listen.unwrap_or(ctx.config.web.https_listen),
-    )
-    .await?;
+    server.https_listen = args.https_listen.unwrap_or(ctx.config.web.https_listen);
+    server.remote = crate::remote_access::Bound::bind(&ctx.data_dir, server.https_listen).await?;
     let no_users = vault.store().count_users().await? == 0;
     let mut out = std::io::stdout().lock();
     server.print_url(&mut out)?;
@@ -79,6 +76,9 @@ pub struct Server {
     pub seed_neighborhood: bool,
     /// Remote access (HTTPS listener bound), when it is on.
     pub remote: Option<crate::remote_access::Bound>,
+    /// Where HTTPS is served once remote access is on (also when it is
+    /// turned on while the hub runs).
+    pub https_listen: SocketAddr,
 }
 
 impl Server {
@@ -132,6 +132,7 @@ impl Server {
             signals,
             seed_neighborhood: false,
             remote: None,
+            https_listen: ctx.config.web.https_listen,
         })
     }
 
@@ -177,6 +178,7 @@ impl Server {
             mut signals,
             seed_neighborhood,
             remote,
+            https_listen,
         } = self;
         // Event details written before migration 13 are still in clear:
         // seal them to the recipients of now and vacuum the database, before
@@ -281,10 +283,9 @@ impl Server {
         if let Some(r) = &remote {
             app = app.with_https_redirect(r.lan_base());
             // The hub's names answer too (the Host allow-list refuses any
-            // other name: DNS rebinding).
-            let names = r.remote.names();
-            app = app
-                .allow_hosts(names.iter().map(String::as_str))
+            // other name: DNS rebinding), while remote access runs.
+            app.remote
+                .set_hosts(&r.remote.names())
                 .map_err(|e| anyhow::anyhow!("remote access: {e}"))?;
         }
         if let Some(n) = notifier.clone() {
@@ -292,6 +293,19 @@ impl Server {
         }
         let remote = remote
             .map(|r| crate::remote_access::start(r, app.router(), vault.clone(), notifier.clone()));
+        // Remote access turned on or off while the hub runs.
+        let (remote_stop_tx, remote_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let remote_watch = tokio::spawn(crate::remote_access::watch(
+            ctx.data_dir.clone(),
+            https_listen,
+            remote,
+            app.router(),
+            vault.clone(),
+            notifier.clone(),
+            app.remote.clone(),
+            remote_stop_rx,
+            GRACE,
+        ));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(porchlight_web::serve(app, listener, async move {
             let _ = stop_rx.await;
@@ -328,7 +342,8 @@ impl Server {
                 }
             }
         };
-        if let Some(r) = remote {
+        let _ = remote_stop_tx.send(());
+        if let Ok(Some(r)) = remote_watch.await {
             r.stop(GRACE).await;
         }
         let _ = rtsp_stop_tx.send(());

@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<App> {
             get(detection::page).post(detection::post),
         )
         .route("/settings", get(settings::index))
+        .route("/settings/remote", post(crate::remote::enable))
         .route(
             "/settings/cameras",
             get(settings::cameras).post(settings::cameras_post),

@@ -87,7 +87,15 @@ pub(super) async fn index(
 ) -> Result<Response, PageError> {
     owner(&u)?;
     let store = app.vault.store();
-    let saved = query.is_some_and(|q| q.split('&').any(|kv| kv == "saved=notifications"));
+    let saved = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "saved=notifications"));
+    // A refused "turn on remote access", said back next to its form.
+    let remote_error = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "remote_error")
+            .map(|(_, v)| v.into_owned())
+    });
     let notifications =
         crate::push::notifications_section(&app, &u.session, saved, "/settings").await?;
     let cams = store.cameras().await?.len();
@@ -106,7 +114,7 @@ pub(super) async fn index(
                 li { a href="/api/openapi.json" { strong { "API" } span.muted { "the JSON API, described as OpenAPI" } } }
             }
             (notifications)
-            (remote_section(&app))
+            (remote_section(&app, &u.session, remote_error.as_deref()))
         },
     )
     .into_response())
@@ -114,17 +122,14 @@ pub(super) async fn index(
 
 /// The Remote access section of the settings index (owners only: the
 /// index is).
-fn remote_section(app: &App) -> Markup {
+fn remote_section(app: &App, s: &SessionRow, error: Option<&str>) -> Markup {
     let status = porchlight_remote::RemoteStatus::read(app.vault.store().data_dir());
     html! {
         section #remote {
             h2 { "Remote access" }
             @match status {
                 Err(e) => p.error role="alert" { "Cannot read the remote access settings: " (format!("{e:#}")) },
-                Ok(s) if !s.enabled => p.muted {
-                    "Off. Turn it on with " code { "porchlight remote enable --relay HOST:PORT --token TOKEN" }
-                    " on the hub: the hub gets its own name and certificate, and phones reach it over HTTPS at home and away."
-                },
+                Ok(st) if !st.enabled => (crate::remote::enable_form(app, &csrf_field(&s.csrf_token), error)),
                 Ok(s) => {
                     @if let Some(w) = &s.warning {
                         p.error #remote-warning role="alert" { strong { "Warning: " } (w) }
