@@ -203,14 +203,32 @@ impl Relay {
         let control = bind("hubs (--control-listen)", cfg.control_listen).await?;
         let (dns_udp, dns_tcp) = match cfg.dns_listen {
             Some(addr) => {
-                let udp = UdpSocket::bind(addr).await.map_err(RelayError::io(format!(
-                    "cannot listen for DNS (--dns-listen) on UDP {addr}"
-                )))?;
                 // The same port over TCP (large answers, and resolvers that
-                // insist); an ephemeral UDP port means the same number.
-                let addr = udp.local_addr().map_err(RelayError::io("DNS socket"))?;
-                let tcp = bind("DNS over TCP (--dns-listen)", addr).await?;
-                (Some(udp), Some(tcp))
+                // insist). An ephemeral UDP port means the same number over
+                // TCP, which something else may hold: then another pair is
+                // tried (a fixed port is not, its error is the answer).
+                let mut tries = 0;
+                loop {
+                    let udp = UdpSocket::bind(addr).await.map_err(RelayError::io(format!(
+                        "cannot listen for DNS (--dns-listen) on UDP {addr}"
+                    )))?;
+                    let got = udp.local_addr().map_err(RelayError::io("DNS socket"))?;
+                    match TcpListener::bind(got).await {
+                        Ok(tcp) => break (Some(udp), Some(tcp)),
+                        Err(e)
+                            if addr.port() == 0
+                                && e.kind() == std::io::ErrorKind::AddrInUse
+                                && tries < 32 =>
+                        {
+                            tries += 1;
+                        }
+                        Err(e) => {
+                            return Err(RelayError::io(format!(
+                                "cannot listen for DNS over TCP (--dns-listen) on {got}"
+                            ))(e))
+                        }
+                    }
+                }
             }
             None => (None, None),
         };
