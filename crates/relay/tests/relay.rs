@@ -129,6 +129,44 @@ async fn enrol_with_token_then_reconnect_with_key_alone() {
     assert!(e.contains("already used"), "{e}");
 }
 
+/// `relay revoke` (the store's `revoke_hub`, from another process) ends a
+/// running tunnel within seconds, and the hub's reconnection is refused
+/// with the reason.
+#[tokio::test]
+async fn revoking_a_hub_ends_its_running_tunnel_and_refuses_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path()).await;
+    let key = new_key(11);
+    let (t, _rx) = Tunnel::start(cfg(&relay, Some(token(dir.path()))), key.clone());
+    t.wait_connected(WAIT).await.expect("enrols and connects");
+    let id = hub_id(&key.verifying_key());
+    porchlight_relay::store::RelayStore::open(dir.path())
+        .unwrap()
+        .revoke_hub(&id)
+        .unwrap();
+    // The running tunnel is cut, and the hub's next attempt is refused
+    // with the reason (bounded wait: the check runs every second, the
+    // hub's first retry follows at once).
+    let mut rx = t.watch_status();
+    let s: TunnelStatus = tokio::time::timeout(
+        Duration::from_secs(15),
+        rx.wait_for(|s| {
+            !s.connected
+                && s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("revoked"))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no refusal naming the revocation: {:?}", t.status()))
+    .unwrap()
+    .clone();
+    assert!(s
+        .last_error
+        .unwrap()
+        .contains("revoked by the relay's operator"));
+}
+
 #[tokio::test]
 async fn wrong_expired_missing_and_foreign_tokens_are_refused() {
     let dir = tempfile::tempdir().unwrap();

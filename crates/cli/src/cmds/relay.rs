@@ -27,7 +27,8 @@ pub enum Command {
     Invite(InviteArgs),
     /// List the enrolled hubs.
     Hubs,
-    /// Refuse a hub from its next connection on; its names stop resolving.
+    /// Refuse a hub: its running tunnel ends within a second, later
+    /// connections are refused, its names stop resolving.
     Revoke(RevokeArgs),
 }
 

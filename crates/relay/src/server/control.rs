@@ -37,6 +37,9 @@ const MAX_TXT_VALUES: usize = 8;
 /// Longest TXT value (a DNS-01 value is 43 characters).
 const MAX_TXT_LEN: usize = 255;
 
+/// How often a running tunnel checks that its hub is still enrolled.
+const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) async fn accept_loop(
     state: Arc<State>,
     listener: TcpListener,
@@ -154,9 +157,21 @@ async fn serve_hub(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) -> Resul
             }
         });
     });
+    // A revocation (`porchlight relay revoke`, from another process) ends
+    // the running tunnel too, and with it every browser connection in it.
+    let revoked = {
+        let st = state.clone();
+        let hub = id.clone();
+        async move {
+            while st.hub_active(&hub) {
+                tokio::time::sleep(REVOCATION_CHECK).await;
+            }
+        }
+    };
     let reason = tokio::select! {
         r = driver => r,
         _ = close.cancelled() => "replaced by a newer tunnel or stopped".to_owned(),
+        _ = revoked => "revoked by the relay's operator".to_owned(),
     };
     let mut links = state.links.lock().unwrap_or_else(|p| p.into_inner());
     if links.get(&id).is_some_and(|l| l.conn_id == conn_id) {
