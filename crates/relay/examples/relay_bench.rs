@@ -31,8 +31,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-#[tokio::main]
-async fn main() -> Res<()> {
+fn main() -> Res<()> {
+    // The relay as `porchlight relay serve` runs it: one thread
+    // (RELAY_BENCH_THREADS=multi for tokio's multi-thread runtime). The
+    // hub and the viewers are other processes on the multi-thread one.
+    let one_thread = std::env::args().nth(1).as_deref() == Some("relay")
+        && std::env::var("RELAY_BENCH_THREADS").as_deref() != Ok("multi");
+    let rt = if one_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(async_main())
+}
+
+async fn async_main() -> Res<()> {
     porchlight_relay::tls::install_default_provider();
     let a: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| -> Res<&str> {
