@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod ha;
 pub mod machine;
 mod mqtt;

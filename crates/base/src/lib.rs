@@ -19,6 +19,8 @@
 //! assert_eq!(clock.now().as_second(), 1_700_000_030);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 pub mod secret;
 pub mod tools;

@@ -56,6 +56,8 @@
 //! assert_eq!(example, porchlight_config::Config::default());
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -30,6 +30,8 @@
 //!
 //! Not here: audio, H.265, serving RTSP (the restream crate).
 
+#![forbid(unsafe_code)]
+
 pub mod encode;
 pub mod render;
 pub mod sprites;

@@ -27,6 +27,8 @@
 //! - Bad input (video, configuration, planes) is an error naming what is
 //!   wrong, never a panic.
 
+#![forbid(unsafe_code)]
+
 pub mod decode;
 pub mod motion;
 mod ssd;

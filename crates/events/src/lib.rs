@@ -31,6 +31,8 @@
 //! message per new/updated/ended event), `<camera>/snapshot` (JPEG, only
 //! when enabled: it is a picture in the clear on the broker).
 
+#![forbid(unsafe_code)]
+
 pub mod activity;
 pub mod parcel;
 pub mod settings;

@@ -18,6 +18,8 @@
 //! H.265 access units in length-prefixed "AVC" form), never transcoded;
 //! times are 90 kHz ticks; nothing here writes plaintext video to disk.
 
+#![forbid(unsafe_code)]
+
 pub mod fmp4;
 pub mod index;
 pub mod mp4;

@@ -1,6 +1,6 @@
 //! Coarse areas: the H3 cells the neighborhood server speaks in.
 //!
-//! The server never receives a precise location (issue 7, DESIGN.md rule 5).
+//! The server never receives a precise location (issue 7, design/privacy.md rule 5).
 //! Everything that names a place is an H3 cell, and this module is the one
 //! gate every cell passes through:
 //!

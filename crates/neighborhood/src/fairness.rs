@@ -1,5 +1,5 @@
 //! Fair posting: the profiling check for posts and the kindness reminder
-//! for comments (issue 7 item 5, issue 14 item 9, DESIGN.md rule 7).
+//! for comments (issue 7 item 5, issue 14 item 9, design/privacy.md rule 7).
 //!
 //! # What is checked
 //!

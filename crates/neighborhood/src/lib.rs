@@ -37,6 +37,8 @@
 //! the admin functions in [`accounts`] (for the CLI) and
 //! [`Neighborhood::set_push_options`] (the Web Push contact).
 
+#![forbid(unsafe_code)]
+
 pub mod accounts;
 pub mod api;
 pub mod area;

@@ -82,6 +82,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub use porchlight_pushguard as endpoint;
 pub mod rules;
 mod vapid;

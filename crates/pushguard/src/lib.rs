@@ -39,6 +39,8 @@
 //! push_allow_loopback_http` and the neighborhood's push options turn on
 //! [`LocalPush::LoopbackLiterals`].
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

@@ -20,6 +20,8 @@
 //! Not here: the hub's key storage, ACME, HTTPS serving and the integrity
 //! check (porchlight-remote); the CLI (crates/cli, `porchlight relay …`).
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod error;
 pub mod limits;

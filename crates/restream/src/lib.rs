@@ -53,6 +53,8 @@
 //! Not here: UDP or multicast transport, RTSPS, audio, Digest auth,
 //! recording (`ANNOUNCE`/`RECORD`), transcoding.
 
+#![forbid(unsafe_code)]
+
 pub mod request;
 pub mod rtp;
 pub mod sdp;

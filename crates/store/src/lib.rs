@@ -3,9 +3,9 @@
 //! The hub's embedded store: one SQLite database (`porchlight.db`) in WAL
 //! mode inside the data folder, with versioned migrations applied at
 //! start-up, and *typed operations* — callers ask for "the user named X" or
-//! "append this audit entry", never write SQL. That border is what lets the
-//! neighborhood server run the same operations on PostgreSQL later without
-//! its callers changing.
+//! "append this audit entry", never write SQL. Only the hub uses it: the
+//! neighborhood server keeps its own database (SQLite or PostgreSQL, in
+//! `porchlight-neighborhood`), which never holds household data.
 //!
 //! Invariants this crate keeps:
 //!

@@ -1,6 +1,7 @@
 //! # porchlight-web
 //!
-//! The HTTP face of the hub and the neighborhood server: axum routes,
+//! The HTTP face of the hub (the neighborhood server has its own, in
+//! `porchlight-neighborhood`, on its own origin): axum routes,
 //! server-rendered pages (maud), the JSON API, and the rules every request
 //! passes through on the way in:
 //!
@@ -34,6 +35,8 @@
 //! porchlight_web::serve(app, listener, std::future::pending()).await
 //! # }
 //! ```
+
+#![forbid(unsafe_code)]
 
 mod access;
 mod alarm;
