@@ -36,6 +36,9 @@ fn broker_up() -> bool {
     up
 }
 
+/// What the watcher heard: (topic, payload) in order.
+type Heard = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 #[test]
 fn the_demo_front_door_makes_person_and_package_events() {
     if !broker_up() {
@@ -43,7 +46,7 @@ fn the_demo_front_door_makes_person_and_package_events() {
     }
     let prefix = format!("porchlight-demo-test-{}", std::process::id());
     // An MQTT client watching the hub's topics.
-    let heard: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let heard: Heard = Arc::default();
     let mut opts = rumqttc::MqttOptions::new(format!("{prefix}-watcher"), "127.0.0.1", 1883);
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut conn) = rumqttc::Client::new(opts, 100);

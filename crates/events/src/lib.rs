@@ -176,7 +176,7 @@ impl DetectorCell {
     async fn get(&self) -> Option<Arc<Detector>> {
         self.cell
             .get_or_init(|| async {
-                let Some(load) = self.load else { return None };
+                let load = self.load?;
                 tracing::info!("loading the object detector");
                 match tokio::task::spawn_blocking(load).await {
                     Ok(Ok(d)) => Some(Arc::new(d)),

@@ -824,7 +824,7 @@ pub fn check_post(category: &str, title: &str, body: &str) -> Verdict {
     let describes_person = mentions_race || (s.person_at.is_some() && !appearance.is_empty());
     // The race rule holds in every category; the behaviour rules only in
     // the safety categories.
-    if !mentions_race && !(safety && describes_person) {
+    if !(mentions_race || (safety && describes_person)) {
         return Verdict::Accept;
     }
 
