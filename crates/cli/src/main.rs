@@ -102,9 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = context::Context::load(&cli.globals, cli.command.data_dir_rule())?;
     ctx.init_logging()?;
     // The relay forwards bytes and nothing else: one thread does it with
-    // no cross-thread wake-ups (about a third less CPU per Mbit/s than the
-    // multi-thread runtime in bench/relay.sh; one core forwards over a
-    // Gbit/s). Everything else runs on the multi-thread runtime.
+    // no cross-thread wake-ups (25-30 % less CPU per Mbit/s than the
+    // multi-thread runtime in bench/relay.sh, bench/RESULTS.md). Everything
+    // else runs on the multi-thread runtime.
     let relay = matches!(
         cli.command,
         cmds::Command::Relay(cmds::relay::Command::Serve(_))
