@@ -23,7 +23,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createECDH, randomBytes } from "node:crypto";
-import { b64u, checkVapid, decrypt, pushService } from "./lib/push.mjs";
+import { b64u, checkVapid, decrypt, pushService, showPush } from "./lib/push.mjs";
 import { launchBrowser, phonePage, shot, startHub } from "./lib/harness.mjs";
 import { signInOwner, watchErrors } from "./lib/household.mjs";
 
@@ -113,34 +113,7 @@ test("a doorbell press on the demo reaches the push service, signed and encrypte
 test("the page's service worker shows it as a notification that opens the event", async () => {
   await context.grantPermissions(["notifications"], { origin: hub.url });
   await page.goto(`${hub.url}/`);
-  const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
-  assert.equal(scope, `${hub.url}/`);
-  const cdp = await context.newCDPSession(page);
-  const registration = new Promise((ok) => cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
-    const r = registrations.find((x) => x.scopeURL === scope && !x.isDeleted);
-    if (r) ok(r.registrationId);
-  }));
-  await cdp.send("ServiceWorker.enable");
-  const registrationId = await registration;
-  let shown = [];
-  // Up to 30 s: the worker may have to be started for the push first,
-  // which on a loaded machine takes seconds (a bound, not a timing check).
-  // Headless Chromium has once dropped a push delivered through the
-  // DevTools protocol (a clean-clone CI run: no notification in 30 s,
-  // while every other run shows it within a second), so the same push is
-  // delivered again every 5 s until it shows. The notification's tag is
-  // the event's, so a second delivery replaces the first rather than
-  // adding one: the count below still proves one notification per event.
-  for (let i = 0; i < 150 && shown.length === 0; i++) {
-    if (i % 25 === 0) {
-      await cdp.send("ServiceWorker.deliverPushMessage", { origin: hub.url, registrationId, data: payloadText });
-    }
-    shown = await page.evaluate(async () => {
-      const reg = await navigator.serviceWorker.ready;
-      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data, icon: n.icon }));
-    });
-    if (shown.length === 0) await page.waitForTimeout(200);
-  }
+  const shown = await showPush(context, page, hub.url, payloadText);
   assert.equal(shown.length, 1, `one notification: ${JSON.stringify(shown)}`);
   const [n] = shown;
   assert.equal(n.title, payload.title);

@@ -41,7 +41,7 @@ import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 import { assertPlays, binary, phonePage, shot, startHub, totp } from "./lib/harness.mjs";
 import { ENV, cli, freePort, signInOwner, simulator, watchErrors } from "./lib/household.mjs";
-import { b64u, decrypt, pushService } from "./lib/push.mjs";
+import { b64u, decrypt, pushService, showPush } from "./lib/push.mjs";
 
 const DOMAIN = "relay.test";
 /** Lifetime of the certificates Pebble issues here (renewal after ⅔ of it). */
@@ -365,22 +365,9 @@ test("away: the service worker controls the page, and a push alert arrives and o
   // The page's worker shows it; its link opens the event, through the relay.
   await context.grantPermissions(["notifications"], { origin: away });
   await page.goto(`${away}/`);
-  const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
-  const cdp = await context.newCDPSession(page);
-  const registration = new Promise((ok) => cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
-    const r = registrations.find((x) => x.scopeURL === scope && !x.isDeleted);
-    if (r) ok(r.registrationId);
-  }));
-  await cdp.send("ServiceWorker.enable");
-  const registrationId = await registration;
-  let shown = [];
-  for (let i = 0; i < 150 && shown.length === 0; i++) {
-    if (i % 25 === 0) await cdp.send("ServiceWorker.deliverPushMessage", { origin: away, registrationId, data: got });
-    shown = await page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.data));
-    if (shown.length === 0) await sleep(200);
-  }
+  const shown = await showPush(context, page, away, got);
   assert.equal(shown.length, 1, "the notification shows");
-  const res = await page.goto(new URL(shown[0].url, away).href);
+  const res = await page.goto(new URL(shown[0].data.url, away).href);
   assert.equal(res.status(), 200);
   assert.equal(new URL(page.url()).origin, away);
   // The event's snapshot, as the phone shows it: a JPEG, in the clear here.

@@ -86,3 +86,32 @@ export function checkVapid(header, hubKey, audience) {
   return claims;
 }
 
+/** Hands `data` (a decrypted push payload) to the page's service worker
+ *  through the DevTools protocol, as a browser's push client would, and
+ *  resolves with the notifications the worker then shows. `origin` is the
+ *  page's. Headless Chromium has once dropped such a delivery (a
+ *  clean-clone CI run), so the same push is delivered again every 5 s
+ *  until it shows, for up to 30 s (a bound, not a timing check); the
+ *  notification's tag is the event's, so a second delivery replaces the
+ *  first rather than adding one. */
+export async function showPush(context, page, origin, data) {
+  const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+  assert.equal(scope, `${origin}/`);
+  const cdp = await context.newCDPSession(page);
+  const registration = new Promise((ok) => cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+    const r = registrations.find((x) => x.scopeURL === scope && !x.isDeleted);
+    if (r) ok(r.registrationId);
+  }));
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registration;
+  let shown = [];
+  for (let i = 0; i < 150 && shown.length === 0; i++) {
+    if (i % 25 === 0) await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data });
+    shown = await page.evaluate(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data, icon: n.icon }));
+    });
+    if (shown.length === 0) await page.waitForTimeout(200);
+  }
+  return shown;
+}
