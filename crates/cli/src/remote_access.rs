@@ -151,8 +151,34 @@ pub fn start(
 /// How often [`watch`] looks at the settings without being woken.
 const LOOK_EVERY: Duration = Duration::from_secs(3);
 
+/// Starts serving `bound` and hands the hub's names to the Host guard and
+/// the LAN redirect, so requests naming them are answered exactly while it
+/// runs (at start-up and when turned on later alike).
+fn go_live(
+    bound: Bound,
+    router: &axum::Router,
+    vault: &Arc<Vault>,
+    notifier: &Option<porchlight_notify::Notifier>,
+    live: &porchlight_web::remote::RemoteLive,
+) -> anyhow::Result<Running> {
+    live.set_hosts(&bound.remote.names())
+        .map_err(|e| anyhow::anyhow!("remote access: {e}"))?;
+    live.set_redirect(Some(bound.lan_base()));
+    tracing::info!(
+        "remote access is on: https://{}/ from anywhere, {}/ at home",
+        bound.remote.hub_name(),
+        bound.lan_base()
+    );
+    Ok(start(
+        bound,
+        router.clone(),
+        vault.clone(),
+        notifier.clone(),
+    ))
+}
+
 /// Keeps remote access in step with the data folder's settings while the
-/// hub runs: started when they appear (the settings page's form, which
+/// hub runs (`initial`: bound at start-up, when it was on then): started when they appear (the settings page's form, which
 /// wakes this at once, or `porchlight remote enable` in another process),
 /// stopped when they go (`porchlight remote disable`). The hub's names and
 /// the LAN redirect follow ([`porchlight_web::remote::RemoteLive`]), so the
@@ -162,7 +188,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(3);
 pub async fn watch(
     data_dir: std::path::PathBuf,
     https_listen: SocketAddr,
-    mut running: Option<Running>,
+    initial: Option<Bound>,
     router: axum::Router,
     vault: Arc<Vault>,
     notifier: Option<porchlight_notify::Notifier>,
@@ -172,6 +198,14 @@ pub async fn watch(
 ) -> Option<Running> {
     live.watch();
     let mut last_error = String::new();
+    let mut running = match initial.map(|b| go_live(b, &router, &vault, &notifier, &live)) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            tracing::error!("{e:#}");
+            None
+        }
+        None => None,
+    };
     loop {
         tokio::select! {
             _ = &mut stop => return running,
@@ -193,22 +227,10 @@ pub async fn watch(
             (true, false) => match Bound::bind(&data_dir, https_listen).await {
                 Ok(Some(bound)) => {
                     last_error.clear();
-                    if let Err(e) = live.set_hosts(&bound.remote.names()) {
-                        tracing::error!("remote access: {e}");
-                        continue;
+                    match go_live(bound, &router, &vault, &notifier, &live) {
+                        Ok(r) => running = Some(r),
+                        Err(e) => tracing::error!("{e:#}"),
                     }
-                    live.set_redirect(Some(bound.lan_base()));
-                    tracing::info!(
-                        "remote access is on: https://{}/ from anywhere, {}/ at home",
-                        bound.remote.hub_name(),
-                        bound.lan_base()
-                    );
-                    running = Some(start(
-                        bound,
-                        router.clone(),
-                        vault.clone(),
-                        notifier.clone(),
-                    ));
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -54,10 +54,13 @@ impl RemoteLive {
         Ok(())
     }
 
-    /// Whether `host` (a `Host` header) is one of those names.
+    /// Whether `host` (a `Host` header) is one of those names (or, as in
+    /// every [`AllowedHosts`], a loopback address).
     pub fn allows(&self, host: &str) -> bool {
-        let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner());
-        hosts.names().next().is_some() && hosts.allows(host)
+        self.hosts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .allows(host)
     }
 
     /// Where plain HTTP from other machines is sent (`None`: nowhere).
@@ -125,16 +128,8 @@ pub(crate) async fn enable(
     body: Bytes,
 ) -> Result<Response, PageError> {
     require_role(&u.session, &[Role::Owner]).map_err(PageError)?;
-    let fields: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
-        .collect();
-    let field = |k: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
+    let fields = crate::pages::settings::Fields::parse(&body);
+    let field = |k: &str| fields.get(k).map(str::to_owned);
     let actor = u.visitor.actor();
     let data_dir = app.vault.store().data_dir().to_owned();
     let mut acme = porchlight_remote::AcmeOptions::default();

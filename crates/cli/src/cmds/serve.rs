@@ -280,20 +280,12 @@ impl Server {
             .with_live(recorder.live())
             .with_alarm(alarm.client())
             .with_events(hub_events.handle());
-        if let Some(r) = &remote {
-            app = app.with_https_redirect(r.lan_base());
-            // The hub's names answer too (the Host allow-list refuses any
-            // other name: DNS rebinding), while remote access runs.
-            app.remote
-                .set_hosts(&r.remote.names())
-                .map_err(|e| anyhow::anyhow!("remote access: {e}"))?;
-        }
         if let Some(n) = notifier.clone() {
             app = app.with_notifier(n);
         }
-        let remote = remote
-            .map(|r| crate::remote_access::start(r, app.router(), vault.clone(), notifier.clone()));
-        // Remote access turned on or off while the hub runs.
+        // Remote access: started now when it is on (its listener is already
+        // bound and printed), and turned on or off while the hub runs — one
+        // path for both (remote_access::watch).
         let (remote_stop_tx, remote_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let remote_watch = tokio::spawn(crate::remote_access::watch(
             ctx.data_dir.clone(),

@@ -11,7 +11,7 @@ mod events;
 mod home;
 pub(crate) mod layout;
 mod rtsp;
-mod settings;
+pub(crate) mod settings;
 mod timeline;
 
 use axum::routing::{get, post};

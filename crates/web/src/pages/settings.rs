@@ -39,17 +39,18 @@ use crate::users::{self, UserView};
 use crate::App;
 
 /// The fields of a posted form (a field may repeat, e.g. checkboxes).
-struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(body: &Bytes) -> Fields {
+    pub(crate) fn parse(body: &Bytes) -> Fields {
         Fields(
             form_urlencoded::parse(body)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
-    fn get(&self, k: &str) -> Option<&str> {
+    /// The first value of `k`, trimmed; `None` when absent or blank.
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == k)
