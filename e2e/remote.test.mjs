@@ -52,15 +52,19 @@ const OWNER = { username: "alex", password: "a long household passphrase" };
 const execFileAsync = promisify(execFile);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+function accepts(port) {
+  return new Promise((r) => {
+    const s = net.connect(port, "127.0.0.1", () => { s.destroy(); r(true); });
+    s.on("error", () => r(false));
+  });
+}
+
 /** Waits until something accepts TCP connections on 127.0.0.1:`port`. */
 async function listening(port, what, ms = 20000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); r(true); });
-      s.on("error", () => r(false));
-    });
-    if (ok) return;
+    if (await accepts(port)) return;
     if (Date.now() > deadline) throw new Error(`${what} is not listening on ${port}`);
     await sleep(100);
   }
@@ -542,10 +546,7 @@ test("remote disable on a running hub stops HTTPS and withdraws the hub's names 
   const port = Number(new URL(home).port);
   let open = true;
   for (let i = 0; i < 60 && open; i++) {
-    open = await new Promise((r) => {
-      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); r(true); });
-      s.on("error", () => r(false));
-    });
+    open = await accepts(port);
     if (open) await sleep(250);
   }
   assert.equal(open, false, "nothing listens on the HTTPS port any more");

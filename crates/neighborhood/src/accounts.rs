@@ -675,9 +675,10 @@ impl Neighborhood {
         radius_km: Option<f64>,
     ) -> Result<h3o::CellIndex> {
         let cell = area::parse_home_cell(cell).map_err(|e| Error::Invalid(e.to_string()))?;
+        let v = self.viewer(user).await?;
         let radius = match radius_km {
             Some(r) => area::check_radius_km(r).map_err(|e| Error::Invalid(e.to_string()))?,
-            None => self.viewer(user).await?.radius_km,
+            None => v.radius_km,
         };
         sqlx::query("UPDATE users SET home_cell = $1, radius_km = $2 WHERE id = $3")
             .bind(u64::from(cell) as i64)
@@ -688,7 +689,7 @@ impl Neighborhood {
         // Posts this resident made at the new home (or inside it) would
         // now show their home cell: move them out to the wider area. An
         // agency's area is the public area it serves, nobody's home.
-        if self.viewer(user).await?.role != Role::Agency {
+        if v.role != Role::Agency {
             self.coarsen_posts_at_home(user, cell).await?;
         }
         Ok(cell)
