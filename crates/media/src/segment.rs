@@ -757,6 +757,162 @@ pub fn scan<R: Read + Seek>(mut input: R) -> Result<ScanResult, SegmentError> {
     Ok(out)
 }
 
+/// How far the whole records after `from` reach, reading only the
+/// framing: the header's two length fields when `from` is 0, then each
+/// record's magic and length. `from` is 0 (the start of the file) or a
+/// record boundary that an earlier call returned; `file_len` is how much
+/// of the file to consider (its length as just seen).
+///
+/// Returns the offset just past the last whole record at or before
+/// `file_len` — `from` itself when no whole record (from 0: not even the
+/// whole header) follows yet. So a reader outside the writer can follow a
+/// segment as it grows and take only what is complete, at the cost of one
+/// small read per record instead of [`scan`]'s pass over every byte (the
+/// off-site backup ships records this way while they are written). Any
+/// prefix of a segment cut at a returned offset is itself a valid segment
+/// (design/storage.md). Nothing beyond the framing is checked; [`scan`]
+/// is the check. A magic that is not a segment's or a record's is an
+/// error, never a panic.
+pub fn whole_records_end<R: Read + Seek>(
+    mut input: R,
+    from: u64,
+    file_len: u64,
+) -> Result<u64, SegmentError> {
+    let mut read_at = |at: u64, buf: &mut [u8]| -> io::Result<()> {
+        input.seek(SeekFrom::Start(at))?;
+        input.read_exact(buf)
+    };
+    let mut pos = from;
+    if from == 0 {
+        if file_len < 12 {
+            return Ok(0);
+        }
+        let mut head = [0u8; 12];
+        read_at(0, &mut head)?;
+        if version_of_magic(&head[..8]).is_none() {
+            return Err(SegmentError::BadHeader(format!(
+                "bad magic at offset 0: {:?}",
+                String::from_utf8_lossy(&head[..8])
+            )));
+        }
+        let k = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        if k == 0 || k > MAX_WRAPPED_KEY_LEN {
+            return Err(SegmentError::BadHeader(format!(
+                "wrapped-key length {k} at offset 8 is outside 1..={MAX_WRAPPED_KEY_LEN}"
+            )));
+        }
+        let meta_at = 12 + u64::from(k);
+        if meta_at + 4 > file_len {
+            return Ok(0);
+        }
+        let mut m = [0u8; 4];
+        read_at(meta_at, &mut m)?;
+        let m = u32::from_le_bytes(m);
+        if m > MAX_METADATA_LEN {
+            return Err(SegmentError::BadHeader(format!(
+                "metadata length {m} at offset {meta_at} is over {MAX_METADATA_LEN}"
+            )));
+        }
+        pos = meta_at + 4 + u64::from(m);
+        if pos > file_len {
+            return Ok(0);
+        }
+    }
+    let mut seq_guess = 0u32;
+    while pos + 8 <= file_len {
+        let mut head = [0u8; 8];
+        read_at(pos, &mut head)?;
+        if &head[..4] != RECORD_MAGIC {
+            return Err(SegmentError::Corrupt {
+                offset: pos,
+                seq: seq_guess,
+                reason: format!(
+                    "no record magic: expected \"GOP1\", found {:02x?}",
+                    &head[..4]
+                ),
+            });
+        }
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len < MIN_RECORD_LEN {
+            return Err(SegmentError::Corrupt {
+                offset: pos,
+                seq: seq_guess,
+                reason: format!("record length {len} is under the minimum {MIN_RECORD_LEN}"),
+            });
+        }
+        let next = pos + 8 + u64::from(len);
+        if next > file_len {
+            break;
+        }
+        pos = next;
+        seq_guess = seq_guess.wrapping_add(1);
+    }
+    Ok(pos)
+}
+
+/// The summed `duration_90k` of the frames of the whole records in
+/// [`from`, `to`) — both offsets returned by [`whole_records_end`] (0: the
+/// start of the file, whose header is stepped over) — reading only each
+/// record's plaintext head and frame list. Where a shipped prefix of a
+/// growing segment ends on the recording's timeline, without a key.
+pub fn duration_between<R: Read + Seek>(
+    mut input: R,
+    from: u64,
+    to: u64,
+) -> Result<u64, SegmentError> {
+    let mut pos = from;
+    if from == 0 {
+        pos = header_len(&mut input)?;
+    }
+    let mut total = 0u64;
+    let mut head = [0u8; RECORD_HEAD];
+    let mut entries = Vec::new();
+    while pos < to {
+        input.seek(SeekFrom::Start(pos))?;
+        input.read_exact(&mut head)?;
+        if &head[..4] != RECORD_MAGIC {
+            return Err(SegmentError::Corrupt {
+                offset: pos,
+                seq: u32::from_le_bytes([head[8], head[9], head[10], head[11]]),
+                reason: "no record magic".into(),
+            });
+        }
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let n = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as usize;
+        if n == 0 || (n * ENTRY_LEN) as u64 > u64::from(len) {
+            return Err(SegmentError::Corrupt {
+                offset: pos,
+                seq: u32::from_le_bytes([head[8], head[9], head[10], head[11]]),
+                reason: format!("{n} frames do not fit a {len}-byte record"),
+            });
+        }
+        entries.resize(n * ENTRY_LEN, 0);
+        input.read_exact(&mut entries)?;
+        total += entries
+            .chunks_exact(ENTRY_LEN)
+            .map(|e| u64::from(entry(e).duration_90k))
+            .sum::<u64>();
+        pos += 8 + u64::from(len);
+    }
+    Ok(total)
+}
+
+/// Length of the (whole) header at the start of `input`.
+fn header_len<R: Read + Seek>(input: &mut R) -> Result<u64, SegmentError> {
+    let mut head = [0u8; 12];
+    input.seek(SeekFrom::Start(0))?;
+    input.read_exact(&mut head)?;
+    if version_of_magic(&head[..8]).is_none() {
+        return Err(SegmentError::BadHeader("bad magic at offset 0".into()));
+    }
+    let k = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    let meta_at = 12 + u64::from(k);
+    let mut m = [0u8; 4];
+    input.seek(SeekFrom::Start(meta_at))?;
+    input.read_exact(&mut m)?;
+    Ok(meta_at + 4 + u64::from(u32::from_le_bytes(m)))
+}
+
 /// [`scan`] of the file at `path`.
 pub fn scan_file(path: &Path) -> Result<ScanResult, SegmentError> {
     scan(File::open(path)?)
@@ -1900,6 +2056,54 @@ mod tests {
             .unwrap();
         assert!(matches!(err, SegmentError::NoRecipients));
         assert!(!dir.path().join("new").exists());
+    }
+
+    /// Following a file as it grows by framing alone agrees with the full
+    /// scan at every length, whether started from 0 each time or resumed
+    /// from the last boundary; a non-segment is an error.
+    #[test]
+    fn whole_records_end_follows_a_growing_file() {
+        let fx = three_gops([(5, 3000, 700), (3, 2500, 800), (4, 2000, 600)]);
+        let data = std::fs::read(&fx.path).unwrap();
+        let mut resumed = 0u64;
+        for cut in 0..=data.len() {
+            let prefix = &data[..cut];
+            let scanned = scan(Cursor::new(prefix)).unwrap().valid_len;
+            let hopped = whole_records_end(Cursor::new(prefix), 0, cut as u64).unwrap();
+            assert_eq!(hopped, scanned, "cut at {cut}");
+            resumed = whole_records_end(Cursor::new(&data[..]), resumed, cut as u64).unwrap();
+            assert_eq!(resumed, scanned, "resumed, cut at {cut}");
+        }
+        assert_eq!(resumed, data.len() as u64);
+        // Where each whole-record prefix ends on the timeline.
+        let total: u64 = fx
+            .summary
+            .frames
+            .iter()
+            .map(|f| u64::from(f.duration_90k))
+            .sum();
+        let all = duration_between(Cursor::new(&data[..]), 0, data.len() as u64).unwrap();
+        assert_eq!(all, total);
+        let r1 = fx.summary.records[1].offset;
+        let first: u64 = fx.summary.frames[fx.summary.records[0].frames.clone()]
+            .iter()
+            .map(|f| u64::from(f.duration_90k))
+            .sum();
+        assert_eq!(
+            duration_between(Cursor::new(&data[..]), 0, r1).unwrap(),
+            first
+        );
+        assert_eq!(
+            duration_between(Cursor::new(&data[..]), r1, data.len() as u64).unwrap(),
+            total - first
+        );
+        let err = whole_records_end(Cursor::new(b"not a segment file".to_vec()), 0, 18);
+        assert!(matches!(err, Err(SegmentError::BadHeader(_))), "{err:?}");
+        let mut bad = data.clone();
+        let first = fx.summary.records[1].offset as usize;
+        bad[first] = b'X';
+        let err = whole_records_end(Cursor::new(&bad[..]), 0, bad.len() as u64);
+        assert!(matches!(err, Err(SegmentError::Corrupt { .. })), "{err:?}");
     }
 
     #[test]

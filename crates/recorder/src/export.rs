@@ -41,7 +41,8 @@ fn frames_of(row: &RecordingRow, dir: &Path) -> Result<Vec<FrameInfo>, RecorderE
     }
 }
 
-fn entry_of(e: &porchlight_store::SampleEntryRow) -> VideoSampleEntry {
+/// The MP4 sample entry a stored codec configuration describes.
+pub fn entry_of(e: &porchlight_store::SampleEntryRow) -> VideoSampleEntry {
     VideoSampleEntry {
         codec: if e.codec == "h265" {
             Codec::H265
@@ -93,21 +94,61 @@ pub async fn plan(
     .await
     .map_err(|e| RecorderError::Internal(e.to_string()))??;
 
+    let recs = rows
+        .iter()
+        .zip(per_row)
+        // One sample entry per MP4 track.
+        .take_while(|(row, _)| row.sample_entry_id == entry_id)
+        .map(|(row, frames)| PlannedRecording {
+            id: row.id,
+            start: row.start,
+            frames,
+            path: recordings_dir.join(&row.file_name),
+        })
+        .collect();
+    plan_recordings(&camera.name, &entry, recs, from, to, key)
+}
+
+/// One recording as [`plan_recordings`] needs it: where it starts on the
+/// wall clock, its frames in order, and its segment file.
+#[derive(Debug, Clone)]
+pub struct PlannedRecording {
+    pub id: i64,
+    pub start: jiff::Timestamp,
+    pub frames: Vec<FrameInfo>,
+    pub path: PathBuf,
+}
+
+/// Plans the MP4 over [from, to) of `recs` (one camera's recordings in
+/// time order, all of one sample entry), reading nothing but what it is
+/// given: the hub's export ([`plan`]) and a restore from an off-site
+/// backup (which rebuilds the segment files first) share it. `label`
+/// names the camera in errors.
+pub fn plan_recordings(
+    label: &str,
+    entry: &VideoSampleEntry,
+    recs: Vec<PlannedRecording>,
+    from: jiff::Timestamp,
+    to: jiff::Timestamp,
+    key: Arc<MemberKey>,
+) -> Result<Export, RecorderError> {
+    if from >= to {
+        return Err(RecorderError::Export(format!(
+            "the range is empty: {from} is not before {to}"
+        )));
+    }
     let (from_us, to_us) = (from.as_microsecond(), to.as_microsecond());
     // Every frame of the overlapping recordings, with its wall-clock start.
     let mut all: Vec<(i64, FramePos)> = Vec::new();
-    for (row, frames) in rows.iter().zip(&per_row) {
-        if row.sample_entry_id != entry_id {
-            break; // one sample entry per MP4 track
-        }
+    for rec in &recs {
         let (mut t90, mut offset) = (0u64, 0u64);
-        for f in frames {
-            let t_us = row.start.as_microsecond() + (t90 * 100 / 9) as i64;
+        for f in &rec.frames {
+            let t_us = rec.start.as_microsecond() + (t90 * 100 / 9) as i64;
             all.push((
                 t_us,
                 FramePos {
                     info: *f,
-                    source: row.id as u64,
+                    source: rec.id as u64,
                     offset,
                 },
             ));
@@ -128,7 +169,7 @@ pub async fn plan(
         .ok_or_else(|| {
             RecorderError::Export(format!(
                 "camera `{}` has no key frame between {from} and {to} to start playback from",
-                camera.name
+                label
             ))
         })?;
     let picked: Vec<(i64, FramePos)> = all[start_i..]
@@ -139,7 +180,7 @@ pub async fn plan(
     let Some(&(start_us, _)) = picked.first() else {
         return Err(RecorderError::Export(format!(
             "camera `{}` has no key frame between {from} and {to} to start playback from",
-            camera.name
+            label
         )));
     };
     let end_us = picked
@@ -149,11 +190,11 @@ pub async fn plan(
     let mut used: Vec<i64> = picked.iter().map(|(_, f)| f.source as i64).collect();
     used.dedup();
     let out: Vec<FramePos> = picked.into_iter().map(|(_, f)| f).collect();
-    let plan = Mp4Plan::new(&entry, out, from).map_err(|e| RecorderError::Export(e.to_string()))?;
-    let paths: HashMap<u64, PathBuf> = rows
-        .iter()
+    let plan = Mp4Plan::new(entry, out, from).map_err(|e| RecorderError::Export(e.to_string()))?;
+    let paths: HashMap<u64, PathBuf> = recs
+        .into_iter()
         .filter(|r| used.contains(&r.id))
-        .map(|r| (r.id as u64, recordings_dir.join(&r.file_name)))
+        .map(|r| (r.id as u64, r.path))
         .collect();
     Ok(Export {
         plan,

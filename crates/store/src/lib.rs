@@ -33,6 +33,7 @@
 
 pub mod alarm;
 pub mod audit;
+pub mod backup;
 pub mod camera_modes;
 pub mod cameras;
 pub mod detection;
@@ -55,6 +56,9 @@ use sqlx::sqlite::{
 
 pub use alarm::{AlarmLink, AlarmRequest, AlarmStateRow, NewSensor, Sensor, SensorTelemetry};
 pub use audit::{AuditEntry, AuditProblem, NewAuditEntry};
+pub use backup::{
+    BackupDestination, BackupEvent, BackupQueue, BackupSegment, NewBackupDestination,
+};
 pub use cameras::{Camera, CameraStatusRow, NewCamera};
 pub use events::{EventDetails, EventFilter, EventRow, NewEvent, StoredDetails, StoredEvent};
 pub use migrate::{MigrationStatus, MIGRATIONS};
@@ -68,6 +72,12 @@ pub use users::{NewUser, Role, User, UserKeys};
 
 /// Name of the database file inside the data folder.
 pub const DB_FILE: &str = "porchlight.db";
+
+/// Most connections the store's pool opens. They open on demand and stay
+/// open, each holding the database and its WAL: a long-running hub's
+/// descriptors on the database grow to at most twice this, plus the
+/// shared `-shm` index.
+pub const POOL_MAX_CONNECTIONS: u32 = 8;
 
 /// Errors from the store. Each names what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +162,7 @@ impl Store {
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(POOL_MAX_CONNECTIONS)
             .connect_with(opts)
             .await
             .map_err(|source| StoreError::Open {

@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sealed_event_details",
         sql: include_str!("../migrations/sqlite/0013_sealed_event_details.sql"),
     },
+    Migration {
+        version: 14,
+        name: "backup",
+        sql: include_str!("../migrations/sqlite/0014_backup.sql"),
+    },
 ];
 
 pub(crate) fn checksum(sql: &str) -> String {

@@ -148,7 +148,24 @@ pub async fn insert_event(
 ) -> Result<i64, SealError> {
     let to = recipients_for(store, e.camera_id, &e.source).await?;
     let sealed = seal(&e.details(), &to)?;
-    Ok(store.insert_sealed_event(e, &sealed, now).await?)
+    let id = store.insert_sealed_event(e, &sealed, now).await?;
+    mark_for_backup(store, id, e, now).await?;
+    Ok(id)
+}
+
+/// Marks event `id` for off-site backup when its kind is one that goes
+/// ([`porchlight_store::backup::worthy`]): decided here, the one place an
+/// event's kind is in clear before it is sealed.
+async fn mark_for_backup(
+    store: &Store,
+    id: i64,
+    e: &NewEvent,
+    now: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    if porchlight_store::backup::worthy(&e.kind, e.alert) {
+        store.mark_event_for_backup(id, now).await?;
+    }
+    Ok(())
 }
 
 /// Replaces the details of the ongoing event `id` with `e`'s (the whole
@@ -158,7 +175,10 @@ pub async fn insert_event(
 pub async fn update_event(store: &Store, id: i64, e: &NewEvent) -> Result<(), SealError> {
     let to = recipients_for(store, e.camera_id, &e.source).await?;
     let sealed = seal(&e.details(), &to)?;
-    Ok(store.reseal_event(id, &sealed).await?)
+    store.reseal_event(id, &sealed).await?;
+    // A detection that opened as motion may have become a person.
+    mark_for_backup(store, id, e, jiff::Timestamp::now()).await?;
+    Ok(())
 }
 
 /// One page of events for a reader.
