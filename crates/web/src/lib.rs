@@ -42,6 +42,7 @@ mod access;
 mod alarm;
 mod api;
 mod assets;
+mod backup;
 mod camera_admin;
 pub mod csrf;
 mod detection;

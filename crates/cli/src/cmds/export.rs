@@ -125,7 +125,7 @@ pub async fn run(a: Args, ctx: Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_file(
+pub(crate) fn write_file(
     mut export: porchlight_recorder::export::Export,
     output: &std::path::Path,
     recipient: Option<age::x25519::Recipient>,

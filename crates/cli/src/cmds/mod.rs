@@ -4,6 +4,7 @@
 use crate::context::{Context, DataDirRule};
 
 pub mod alarm;
+pub mod backup;
 pub mod camera;
 pub mod check;
 pub mod demo;
@@ -50,6 +51,10 @@ pub enum Command {
     /// Events: detections, packages, doorbell presses, alarm transitions.
     #[command(subcommand)]
     Events(events::Command),
+    /// Off-site copies of event footage: add, list, remove, status; and,
+    /// with no hub at all, events and restore.
+    #[command(subcommand)]
+    Backup(backup::Command),
     /// Remote access through a relay: enable, status, disable.
     #[command(subcommand)]
     Remote(remote::Command),
@@ -83,6 +88,7 @@ pub async fn run(command: Command, ctx: Context) -> anyhow::Result<()> {
         Command::Alarm(cmd) => alarm::run(cmd, ctx).await,
         Command::Detect(args) => detect::run(args, ctx).await,
         Command::Events(cmd) => events::run(cmd, ctx).await,
+        Command::Backup(cmd) => backup::run(cmd, ctx).await,
         Command::Remote(cmd) => remote::run(cmd, ctx).await,
         Command::Relay(cmd) => relay::run(cmd, ctx).await,
     }

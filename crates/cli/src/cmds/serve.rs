@@ -206,6 +206,13 @@ impl Server {
         )
         .await
         .context("starting the recorder")?;
+        // porchlight-backup (issue 17): event footage off-site while it
+        // happens, to the destinations `porchlight backup add` made.
+        let backup = porchlight_backup::uploader::Uploader::start(
+            vault.store().clone(),
+            ctx.data_dir.join(porchlight_recorder::RECORDINGS_DIR),
+            porchlight_backup::uploader::UploaderOptions::default(),
+        );
         // porchlight-alarm (issue 6): MQTT sensors, sirens and the alarm state machine.
         let alarm_opts =
             porchlight_alarm::AlarmOptions::from_config(&ctx.config).context("alarm settings")?;
@@ -344,6 +351,7 @@ impl Server {
             n.abort();
         }
         hub_events.shutdown().await;
+        backup.shutdown().await;
         alarm.shutdown().await; // porchlight-alarm (issue 6)
         recorder.shutdown().await;
         vault.store().clone().close().await;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod garage;
+
 /// The password of the test users.
 pub const PW: &str = "a long household passphrase";
 /// `PORCHLIGHT_RECORDER_SEGMENT_SECONDS` (the smallest the config allows).
@@ -145,7 +147,17 @@ pub fn porchlight_with(dir: &Path, env: &[(&str, &str)]) -> Command {
 /// Runs `porchlight ARGS` with `stdin`: (exit code or -1, stdout, stderr).
 /// A panic in porchlight fails the test.
 pub fn run(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = porchlight(dir)
+    run_env(dir, &[], args, stdin)
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_env(
+    dir: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    let mut child = porchlight_with(dir, env)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

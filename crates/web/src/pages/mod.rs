@@ -47,6 +47,11 @@ pub(crate) fn routes() -> Router<App> {
         )
         .route("/settings", get(settings::index))
         .route("/settings/remote", post(crate::remote::enable))
+        .route("/settings/backup", post(crate::backup::add))
+        .route(
+            "/settings/backup/{name}/remove",
+            post(crate::backup::remove),
+        )
         .route(
             "/settings/cameras",
             get(settings::cameras).post(settings::cameras_post),

@@ -17,6 +17,9 @@
 //! folder (`porchlight_remote::RemoteStatus`), the same facts as
 //! `porchlight remote status`.
 //!
+//! And **Off-site backup** (issue 17, design/backup.md), built in
+//! `crate::backup`: destinations, their queue and errors, add and stop.
+//!
 //! The forms post here and go through the same functions as the JSON API
 //! (`media`, `camera_admin`, `users`), so both check and audit alike. With
 //! JavaScript, "Test connection" calls the API in place
@@ -97,8 +100,14 @@ pub(super) async fn index(
             .find(|(k, _)| k == "remote_error")
             .map(|(_, v)| v.into_owned())
     });
+    let backup_error = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "backup_error")
+            .map(|(_, v)| v.into_owned())
+    });
     let notifications =
         crate::push::notifications_section(&app, &u.session, saved, "/settings").await?;
+    let backup = crate::backup::section(&app, &u.session, backup_error.as_deref()).await?;
     let cams = store.cameras().await?.len();
     let users = store.list_users().await?.len();
     Ok(settings_page(
@@ -110,12 +119,14 @@ pub(super) async fn index(
                 li { a href="/settings/cameras" { strong { "Cameras" } span.muted { (cams) " · add, test, pause, remove" } } }
                 li { a href="/settings/users" { strong { "Users" } span.muted { (users) " · household members and what they may see" } } }
                 li { a href="#notifications" { strong { "Notifications" } span.muted { "push to this device, what and when" } } }
+                li { a href="#backup" { strong { "Off-site backup" } span.muted { "event footage elsewhere, while it happens" } } }
                 li { a href="/audit" { strong { "Audit log" } span.muted { "who watched what, when" } } }
                 li { a href="/account" { strong { "Your account" } span.muted { "password, two-factor sign-in, sessions" } } }
                 li { a href="/api/openapi.json" { strong { "API" } span.muted { "the JSON API, described as OpenAPI" } } }
             }
             (notifications)
             (remote_section(&app, &u.session, remote_error.as_deref()))
+            (backup)
         },
     )
     .into_response())
