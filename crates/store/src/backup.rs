@@ -369,7 +369,9 @@ impl Store {
     }
 
     /// Segments with something left to send to `dest_id`, most urgent
-    /// first, then oldest.
+    /// first: an event's newest segment before its pre-roll (the footage
+    /// of the moment is what a thief is about to cut off), then the
+    /// continuous backlog oldest first.
     pub async fn pending_backup_segments(
         &self,
         dest_id: i64,
@@ -378,7 +380,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT dest_id, recording_id, object_id, priority, described, uploaded_to, done
              FROM backup_segments WHERE dest_id = ? AND done = 0
-             ORDER BY priority, recording_id LIMIT ?",
+             ORDER BY priority, CASE WHEN priority = 0 THEN -recording_id ELSE recording_id END
+             LIMIT ?",
         )
         .bind(dest_id)
         .bind(limit)
