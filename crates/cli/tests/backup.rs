@@ -955,3 +955,40 @@ fn an_outage_and_a_restart_lose_nothing_and_nothing_is_deleted() {
     assert!(log.contains("PUT /"), "the proxy saw the uploads: {log}");
     assert!(!log.contains("DELETE"), "the hub tried to delete: {log}");
 }
+
+/// An object over the multipart threshold (an outage's backlog, continuous
+/// mode) goes up in parts and comes back whole, on the real S3 server and
+/// in a folder.
+#[test]
+fn large_objects_go_up_in_parts_and_come_back_whole() {
+    let Some(g) = garage::garage() else { return };
+    let len = porchlight_backup::dest::MULTIPART_OVER + 3 * porchlight_backup::dest::PART_SIZE / 2;
+    let mut data = vec![0u8; len];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let nas = format!("file://{}", folder.path().display());
+    let s3 = format!("s3://{}/multipart-{}", garage::BUCKET, std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (url, opts) in [(nas, Default::default()), (s3, rw_opts(g))] {
+        rt.block_on(async {
+            let d = porchlight_backup::Destination::open(&url, &opts).unwrap();
+            d.put("s/big/000000000000-000000000001", data.clone().into())
+                .await
+                .unwrap();
+            let back = d.get("s/big/000000000000-000000000001").await.unwrap();
+            assert!(
+                back.len() == data.len() && back[..] == data[..],
+                "{url}: round trip"
+            );
+            let listed = d.list("s/big/").await.unwrap();
+            assert_eq!(listed.len(), 1, "{url}: {listed:?}");
+            assert_eq!(listed[0].size, len as u64);
+        });
+    }
+}
