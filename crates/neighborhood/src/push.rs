@@ -46,23 +46,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use web_push_native::jwt_simple::prelude::{
-    Claims, Duration as JwtDuration, ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair,
-};
-use web_push_native::{p256, Auth, WebPushBuilder};
+use web_push_native::p256;
 
 use crate::db::now_ms;
+use crate::push_endpoint::send::{decode_b64url, origin_of, shorten, Vapid};
 use crate::push_endpoint::{self, LocalPush};
 use crate::{Error, Neighborhood, Result, UserId};
 
 /// `settings` key holding the VAPID private key (PKCS#8 PEM).
 const KEY_SETTING: &str = "vapid_private_key_pem";
-/// How long a signed VAPID JWT is valid (RFC 8292 allows at most 24 h).
-const JWT_VALIDITY_HOURS: u64 = 12;
 /// Per-request timeout of a push.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest endpoint accepted.
@@ -158,46 +152,13 @@ const USER_AGENT: &str = concat!("porchlight-neighborhood/", env!("CARGO_PKG_VER
 
 /// The key, the HTTP client, the options and the in-flight counter.
 pub(crate) struct Pusher {
-    key: ES256KeyPair,
-    public_b64: String,
+    vapid: Vapid,
     /// The client (built around the resolver and the options' `local`)
     /// and the resolver; replaced together.
     http: std::sync::RwLock<(reqwest::Client, Resolver)>,
     options: std::sync::Mutex<PushOptions>,
     in_flight: AtomicUsize,
     idle: tokio::sync::Notify,
-}
-
-fn decode_b64url(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .or_else(|_| URL_SAFE.decode(s))
-        .ok()
-}
-
-/// `scheme://host[:port]` of an endpoint (the VAPID audience).
-fn origin_of(uri: &http::Uri) -> Option<String> {
-    let scheme = uri.scheme_str()?;
-    let auth = uri.authority()?;
-    if auth.host().is_empty() {
-        return None;
-    }
-    Some(match auth.port_u16() {
-        Some(p) if !((scheme == "https" && p == 443) || (scheme == "http" && p == 80)) => {
-            format!("{scheme}://{}:{p}", auth.host())
-        }
-        _ => format!("{scheme}://{}", auth.host()),
-    })
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 fn check_contact(c: &str) -> Result<String> {
@@ -227,7 +188,7 @@ impl Pusher {
         let pem = match stored(pool).await? {
             Some(pem) => pem,
             None => {
-                let fresh = ES256KeyPair::generate().to_pem().map_err(|e| {
+                let fresh = Vapid::generate_pem().map_err(|e| {
                     Error::Invalid(format!("cannot encode a new Web Push key: {e}"))
                 })?;
                 // The first writer wins; everyone then reads that key.
@@ -241,14 +202,12 @@ impl Pusher {
                 pem
             }
         };
-        let key = ES256KeyPair::from_pem(&pem).map_err(|e| {
+        let vapid = Vapid::from_pem(&pem).map_err(|e| {
             Error::Invalid(format!(
                 "the stored Web Push key ({KEY_SETTING} in settings) is not a P-256 key in PEM ({e}); \
                  delete that row to make a new one (browsers will have to subscribe again)"
             ))
         })?;
-        let public_b64 =
-            URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
         let resolver: Resolver = Arc::new(push_endpoint::SystemResolver);
         let http =
             push_endpoint::client(resolver.clone(), LocalPush::Off, USER_AGENT, SEND_TIMEOUT)
@@ -256,8 +215,7 @@ impl Pusher {
                     Error::Invalid(format!("cannot set up the HTTP client for Web Push: {e}"))
                 })?;
         Ok(Pusher {
-            key,
-            public_b64,
+            vapid,
             http: std::sync::RwLock::new((http, resolver)),
             options: std::sync::Mutex::new(PushOptions::default()),
             in_flight: AtomicUsize::new(0),
@@ -284,15 +242,6 @@ impl Pusher {
             })?;
         *self.http.write().unwrap_or_else(|p| p.into_inner()) = (http, resolver);
         Ok(())
-    }
-
-    /// The `Authorization` header for a push to `origin`.
-    fn authorization(&self, origin: &str, contact: &str) -> std::result::Result<String, String> {
-        let claims = Claims::create(JwtDuration::from_hours(JWT_VALIDITY_HOURS))
-            .with_audience(origin)
-            .with_subject(contact);
-        let token = self.key.sign(claims).map_err(|e| e.to_string())?;
-        Ok(format!("vapid t={token}, k={}", self.public_b64))
     }
 }
 
@@ -339,7 +288,7 @@ impl Neighborhood {
     /// The VAPID public key as browsers want it (`applicationServerKey`):
     /// the uncompressed P-256 point, base64url without padding.
     pub fn push_public_key(&self) -> &str {
-        &self.inner.push.public_b64
+        self.inner.push.vapid.public_b64()
     }
 
     /// Checks a browser's subscription without any lookup — its form, its
@@ -689,7 +638,8 @@ impl Neighborhood {
         Outcome::Failed { status, reason }
     }
 
-    /// Encrypts, signs and sends one push; the HTTP status, or why none.
+    /// Encrypts, signs and sends one push (`porchlight_pushguard::send`,
+    /// shared with the hub); the HTTP status, or why none.
     async fn attempt(
         &self,
         s: &StoredSub,
@@ -701,68 +651,31 @@ impl Neighborhood {
     ) -> std::result::Result<u16, String> {
         let p = &self.inner.push;
         let options = p.options();
-        let uri = uri.ok_or("the stored endpoint is not a URL")?;
-        // Checked again at every send; a host name is checked by the
-        // client's resolver on the addresses it then connects to.
-        let url =
-            reqwest::Url::parse(&s.endpoint).map_err(|_| "the stored endpoint is not a URL")?;
-        push_endpoint::check_url(&url, options.local).map_err(|why| format!("the stored {why}"))?;
-        let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
-        let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
-            .map_err(|_| "the stored p256dh key is not a P-256 key")?;
-        let auth = decode_b64url(&s.auth).ok_or("the stored auth secret is not base64url")?;
-        if auth.len() != 16 {
-            return Err("the stored auth secret is not 16 bytes".into());
-        }
-        let mut req = WebPushBuilder::new(uri, ua_public, Auth::clone_from_slice(&auth))
-            .with_valid_duration(ttl)
-            .build(payload)
-            .map_err(|e| format!("cannot encrypt the payload: {e}"))?;
-        let authz = p
-            .authorization(origin, &options.contact)
-            .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
-        let h = req.headers_mut();
-        h.insert(
-            http::header::AUTHORIZATION,
-            authz
-                .parse()
-                .map_err(|_| "the VAPID header is not a header value")?,
-        );
-        h.insert("urgency", http::HeaderValue::from_static(urgency));
-        let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
-        let resp =
-            p.client()
-                .0
-                .execute(req)
-                .await
-                .map_err(|e| match push_endpoint::refusal_in(&e) {
-                    Some(why) => format!("refused: the stored {why}"),
-                    None => format!("cannot reach the push service: {}", e.without_url()),
-                })?;
-        Ok(resp.status().as_u16())
+        push_endpoint::send::send(
+            &p.client().0,
+            &p.vapid,
+            push_endpoint::send::Target {
+                endpoint: &s.endpoint,
+                p256dh: &s.p256dh,
+                auth: &s.auth,
+            },
+            push_endpoint::send::Push {
+                uri: uri.as_ref(),
+                origin,
+                contact: &options.contact,
+                local: options.local,
+                ttl,
+                urgency,
+            },
+            payload,
+        )
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_keep_non_default_ports() {
-        let o = |s: &str| origin_of(&s.parse().unwrap());
-        assert_eq!(
-            o("https://fcm.googleapis.com/fcm/send/abc").as_deref(),
-            Some("https://fcm.googleapis.com")
-        );
-        assert_eq!(
-            o("https://push.example:443/x").as_deref(),
-            Some("https://push.example")
-        );
-        assert_eq!(
-            o("http://127.0.0.1:8443/x").as_deref(),
-            Some("http://127.0.0.1:8443")
-        );
-    }
 
     #[test]
     fn contacts_must_be_mailto_or_https() {

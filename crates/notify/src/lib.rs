@@ -93,12 +93,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine;
+use endpoint::send::{decode_b64url, origin_of, shorten};
 use endpoint::LocalPush;
 use porchlight_store::{PushSubscription, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use web_push_native::{p256, Auth, WebPushBuilder};
+use web_push_native::p256;
 
 pub use vapid::KEY_FILE;
 
@@ -161,15 +160,6 @@ const MAX_TITLE: usize = 120;
 const MAX_BODY: usize = 400;
 const MAX_URL: usize = 512;
 const MAX_TAG_KIND: usize = 40;
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
 
 impl Payload {
     /// The payload for `n`.
@@ -270,30 +260,6 @@ impl std::fmt::Debug for Notifier {
             .field("subject", &self.inner.subject)
             .finish_non_exhaustive()
     }
-}
-
-fn decode_b64url(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .or_else(|_| URL_SAFE.decode(s))
-        .ok()
-}
-
-/// `scheme://host[:port]` of an endpoint.
-fn origin_of(uri: &http::Uri) -> Option<String> {
-    let scheme = uri.scheme_str()?;
-    let auth = uri.authority()?;
-    let host = auth.host();
-    if host.is_empty() {
-        return None;
-    }
-    Some(match auth.port_u16() {
-        Some(p) if !((scheme == "https" && p == 443) || (scheme == "http" && p == 80)) => {
-            format!("{scheme}://{host}:{p}")
-        }
-        _ => format!("{scheme}://{host}"),
-    })
 }
 
 fn local_minute(at: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> u16 {
@@ -658,7 +624,8 @@ impl Notifier {
         Outcome::Failed { status, reason }
     }
 
-    /// Encrypts, signs and sends one push; the HTTP status, or why none.
+    /// Encrypts, signs and sends one push; the HTTP status, or why none
+    /// (`porchlight_pushguard::send`, shared with the neighborhood).
     async fn attempt(
         &self,
         s: &PushSubscription,
@@ -668,49 +635,25 @@ impl Notifier {
         ttl: Duration,
         urgency: &'static str,
     ) -> Result<u16, String> {
-        let uri = uri.ok_or("the stored endpoint is not a URL")?;
-        // Checked again here: a subscription stored while the hub allowed
-        // loopback http:// is not used once it no longer does. A host name
-        // is checked by the client's resolver, on the addresses it then
-        // connects to (see `endpoint`).
-        let url =
-            reqwest::Url::parse(&s.endpoint).map_err(|_| "the stored endpoint is not a URL")?;
-        endpoint::check_url(&url, self.inner.local).map_err(|why| format!("the stored {why}"))?;
-        let p256dh = decode_b64url(&s.p256dh).ok_or("the stored p256dh key is not base64url")?;
-        let ua_public = p256::PublicKey::from_sec1_bytes(&p256dh)
-            .map_err(|_| "the stored p256dh key is not a P-256 key")?;
-        let auth = decode_b64url(&s.auth).ok_or("the stored auth secret is not base64url")?;
-        if auth.len() != 16 {
-            return Err("the stored auth secret is not 16 bytes".into());
-        }
-        let mut req = WebPushBuilder::new(uri, ua_public, Auth::clone_from_slice(&auth))
-            .with_valid_duration(ttl)
-            .build(payload)
-            .map_err(|e| format!("cannot encrypt the payload: {e}"))?;
-        let authz = self
-            .inner
-            .key
-            .authorization(origin, &self.inner.subject)
-            .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
-        let h = req.headers_mut();
-        h.insert(
-            http::header::AUTHORIZATION,
-            authz
-                .parse()
-                .map_err(|_| "VAPID header is not a header value")?,
-        );
-        h.insert("urgency", http::HeaderValue::from_static(urgency));
-        let req = reqwest::Request::try_from(req).map_err(|e| format!("bad push request: {e}"))?;
-        let resp =
-            self.inner
-                .http
-                .execute(req)
-                .await
-                .map_err(|e| match endpoint::refusal_in(&e) {
-                    Some(why) => format!("refused: the stored {why}"),
-                    None => format!("cannot reach the push service: {}", e.without_url()),
-                })?;
-        Ok(resp.status().as_u16())
+        endpoint::send::send(
+            &self.inner.http,
+            self.inner.key.vapid(),
+            endpoint::send::Target {
+                endpoint: &s.endpoint,
+                p256dh: &s.p256dh,
+                auth: &s.auth,
+            },
+            endpoint::send::Push {
+                uri: uri.as_ref(),
+                origin,
+                contact: &self.inner.subject,
+                local: self.inner.local,
+                ttl,
+                urgency,
+            },
+            payload,
+        )
+        .await
     }
 }
 
@@ -752,23 +695,6 @@ mod tests {
         assert_eq!(
             Payload::of(&notice(&format!("/{}", "x".repeat(600)))).url,
             "/"
-        );
-    }
-
-    #[test]
-    fn origins_keep_non_default_ports() {
-        let o = |s: &str| origin_of(&s.parse().unwrap());
-        assert_eq!(
-            o("https://fcm.googleapis.com/fcm/send/abc").as_deref(),
-            Some("https://fcm.googleapis.com")
-        );
-        assert_eq!(
-            o("https://push.example:443/x").as_deref(),
-            Some("https://push.example")
-        );
-        assert_eq!(
-            o("http://127.0.0.1:8443/x").as_deref(),
-            Some("http://127.0.0.1:8443")
         );
     }
 }

@@ -25,22 +25,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use web_push_native::jwt_simple::prelude::*;
+use porchlight_pushguard::send::Vapid;
 
 use crate::NotifyError;
 
 /// File name of the private key inside the data folder.
 pub const KEY_FILE: &str = "vapid.key";
 
-/// How long a signed VAPID JWT is valid (RFC 8292 allows at most 24 h).
-const JWT_VALIDITY_HOURS: u64 = 12;
-
-pub(crate) struct VapidKey {
-    key: ES256KeyPair,
-    public_b64: String,
-}
+/// The hub's key; signing and the public key are
+/// `porchlight_pushguard::send::Vapid`'s.
+pub(crate) struct VapidKey(Vapid);
 
 fn key_err(path: &Path, message: impl ToString) -> NotifyError {
     NotifyError::Key {
@@ -53,44 +47,34 @@ impl VapidKey {
     /// Loads `data_dir/vapid.key`, creating it on first use.
     pub(crate) fn load_or_create(data_dir: &Path) -> Result<VapidKey, NotifyError> {
         let path = data_dir.join(KEY_FILE);
-        let key = match std::fs::read_to_string(&path) {
-            Ok(pem) => ES256KeyPair::from_pem(&pem).map_err(|e| {
-                key_err(
-                    &path,
-                    format!("not a P-256 private key in PEM ({e}); delete it to make a new one (browsers will have to subscribe again)"),
-                )
-            })?,
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(data_dir, &path)?,
             Err(e) => return Err(key_err(&path, e)),
         };
-        let public_b64 =
-            URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
-        Ok(VapidKey { key, public_b64 })
+        let key = Vapid::from_pem(&pem).map_err(|e| {
+            key_err(
+                &path,
+                format!("not a P-256 private key in PEM ({e}); delete it to make a new one (browsers will have to subscribe again)"),
+            )
+        })?;
+        Ok(VapidKey(key))
     }
 
     pub(crate) fn public_b64(&self) -> &str {
-        &self.public_b64
+        self.0.public_b64()
     }
 
-    /// The `Authorization` header value for a push to `origin`
-    /// (`scheme://host[:port]`).
-    ///
-    /// Signed here rather than by `web-push-native`'s `with_vapid`, which
-    /// builds the audience from scheme and host only and so drops a
-    /// non-default port; RFC 8292 wants the push resource's origin.
-    pub(crate) fn authorization(&self, origin: &str, subject: &str) -> Result<String, String> {
-        let claims = Claims::create(Duration::from_hours(JWT_VALIDITY_HOURS))
-            .with_audience(origin)
-            .with_subject(subject);
-        let token = self.key.sign(claims).map_err(|e| e.to_string())?;
-        Ok(format!("vapid t={token}, k={}", self.public_b64))
+    pub(crate) fn vapid(&self) -> &Vapid {
+        &self.0
     }
 }
 
-fn create(data_dir: &Path, path: &PathBuf) -> Result<ES256KeyPair, NotifyError> {
+/// Writes a new key to `path` (or reads the one another process wrote
+/// first); its PEM.
+fn create(data_dir: &Path, path: &PathBuf) -> Result<String, NotifyError> {
     std::fs::create_dir_all(data_dir).map_err(|e| key_err(path, e))?;
-    let key = ES256KeyPair::generate();
-    let pem = key.to_pem().map_err(|e| key_err(path, e))?;
+    let pem = Vapid::generate_pem().map_err(|e| key_err(path, e))?;
     let tmp = data_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut opts = std::fs::OpenOptions::new();
@@ -120,12 +104,11 @@ fn create(data_dir: &Path, path: &PathBuf) -> Result<ES256KeyPair, NotifyError> 
                 "created the hub's Web Push (VAPID) key in {}",
                 path.display()
             );
-            Ok(key)
+            Ok(pem)
         }
         // Another process created it meanwhile: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let pem = std::fs::read_to_string(path).map_err(|e| key_err(path, e))?;
-            ES256KeyPair::from_pem(&pem).map_err(|e| key_err(path, e))
+            std::fs::read_to_string(path).map_err(|e| key_err(path, e))
         }
         Err(e) => Err(key_err(path, e)),
     }

@@ -39,7 +39,13 @@
 //! push_allow_loopback_http` and the neighborhood's push options turn on
 //! [`LocalPush::LoopbackLiterals`].
 
+//!
+//! [`send`] is the rest of sending one push, also shared: the check again,
+//! RFC 8291 encryption, the VAPID JWT, the request.
+
 #![forbid(unsafe_code)]
+
+pub mod send;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
