@@ -21,6 +21,8 @@ pub struct AddRequest {
     pub max_rate_mbit: Option<f64>,
     pub allow_delete: bool,
     pub retain_days: Option<i64>,
+    /// Keep at most this many GiB there (oldest copies go first).
+    pub retain_gib: Option<f64>,
     pub options: DestOptions,
 }
 
@@ -93,6 +95,14 @@ pub async fn add(
             return bad(format!("retention of {d} days: give 1 or more"));
         }
     }
+    let retain_bytes = match req.retain_gib {
+        None => None,
+        Some(_) if !req.allow_delete => {
+            return bad("a size limit there needs permission to delete copies".into())
+        }
+        Some(g) if g.is_finite() && g > 0.0 => Some((g * (1u64 << 30) as f64) as i64),
+        Some(g) => return bad(format!("a size limit of {g} GiB: give a positive number")),
+    };
     let dest = Destination::open(&req.url, &req.options)?;
     let (b, digest) = bundle::current(store).await?;
     if b.members.is_empty() {
@@ -111,7 +121,7 @@ pub async fn add(
                 max_rate_bps,
                 may_delete: req.allow_delete,
                 retain_days: req.retain_days,
-                retain_bytes: None,
+                retain_bytes,
             },
             now,
         )

@@ -25,7 +25,7 @@
 //!
 //! [`whole_records_end`]: porchlight_media::segment::whole_records_end
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -331,18 +331,27 @@ async fn pass(
     }
 
     // 4. Retention there, only where the household allowed deleting.
-    if let (true, Some(days)) = (row.may_delete, row.retain_days) {
-        if st
+    let limits = (row.retain_days.is_some() || row.retain_bytes.is_some()) && row.may_delete;
+    if limits
+        && st
             .retention_checked
             .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
-        {
-            let cutoff = now - jiff::SignedDuration::from_hours(24 * days);
-            let n = expire(&dest, cutoff).await?;
-            if n > 0 {
-                tracing::info!(name = %row.name, objects = n, "backup: deleted copies older than {days} days there");
-            }
-            st.retention_checked = Some(Instant::now());
+    {
+        let cutoff = row
+            .retain_days
+            .map(|days| now - jiff::SignedDuration::from_hours(24 * days));
+        // Copies still being sent are never touched.
+        let sending: HashSet<String> = store
+            .pending_backup_segments(row.id, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|s| s.object_id)
+            .collect();
+        let n = expire(&dest, cutoff, row.retain_bytes, &sending).await?;
+        if n > 0 {
+            tracing::info!(name = %row.name, objects = n, "backup: deleted copies past the retention limits there");
         }
+        st.retention_checked = Some(Instant::now());
     }
 
     // 5. Ship what the queued segments' files hold beyond their copies.
@@ -511,33 +520,70 @@ struct Found {
 /// How often retention looks at a destination that allows deleting.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes the segments (parts, then description) and event copies stored
-/// before `cutoff`. Key bundles stay: they are small, and an old copy may
-/// need the bundle of its time. Returns how many objects went.
-async fn expire(dest: &Destination, cutoff: jiff::Timestamp) -> Result<usize> {
-    let mut n = 0;
+/// Deletes, at a destination that allows it, the segments (parts, then
+/// description) stored before `cutoff`, then the oldest segments while
+/// all of them together exceed `max_bytes`, then event copies older than
+/// `cutoff`. Segments in `sending` are never deleted. Key bundles stay:
+/// they are small, and an old copy may need the bundle of its time.
+/// Returns how many objects went.
+async fn expire(
+    dest: &Destination,
+    cutoff: Option<jiff::Timestamp>,
+    max_bytes: Option<i64>,
+    sending: &HashSet<String>,
+) -> Result<usize> {
+    // Every segment: its description, its parts, its size, its newest write.
+    let mut parts: HashMap<String, Vec<crate::dest::Listed>> = HashMap::new();
+    for p in dest.list(layout::SEGMENTS).await? {
+        if let Some(id) = p
+            .name
+            .strip_prefix(layout::SEGMENTS)
+            .and_then(|r| r.split('/').next())
+        {
+            parts.entry(id.to_owned()).or_default().push(p);
+        }
+    }
+    let mut segs: Vec<(jiff::Timestamp, String, String, u64)> = Vec::new();
+    let mut total = 0u64;
     for d in dest.list(layout::DESCRIPTIONS).await? {
         let Some(id) = layout::parse_description(&d.name) else {
             continue;
         };
-        if d.modified >= cutoff {
+        let ps = parts.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let size: u64 = ps.iter().map(|p| p.size).sum();
+        let newest = ps
+            .iter()
+            .map(|p| p.modified)
+            .max()
+            .unwrap_or(d.modified)
+            .max(d.modified);
+        total += size;
+        if !sending.contains(&id) {
+            segs.push((newest, id, d.name, size));
+        }
+    }
+    segs.sort();
+    let mut n = 0;
+    for (newest, id, desc, size) in segs {
+        let too_old = cutoff.is_some_and(|c| newest < c);
+        let too_big = max_bytes.is_some_and(|m| total > m.max(0) as u64);
+        if !(too_old || too_big) {
             continue;
         }
-        let parts = dest.list(&layout::parts_prefix(&id)).await?;
-        if parts.iter().any(|p| p.modified >= cutoff) {
-            continue; // still growing, or re-sent lately
-        }
-        for p in parts {
+        for p in parts.get(&id).map(Vec::as_slice).unwrap_or_default() {
             dest.delete(&p.name).await?;
             n += 1;
         }
-        dest.delete(&d.name).await?;
+        dest.delete(&desc).await?;
         n += 1;
+        total -= size;
     }
-    for e in dest.list(layout::EVENTS).await? {
-        if layout::parse_event(&e.name).is_some() && e.modified < cutoff {
-            dest.delete(&e.name).await?;
-            n += 1;
+    if let Some(cutoff) = cutoff {
+        for e in dest.list(layout::EVENTS).await? {
+            if layout::parse_event(&e.name).is_some() && e.modified < cutoff {
+                dest.delete(&e.name).await?;
+                n += 1;
+            }
         }
     }
     Ok(n)

@@ -793,6 +793,24 @@ fn an_outage_and_a_restart_lose_nothing_and_nothing_is_deleted() {
         ],
         "",
     );
+    // A third, with a size limit (about 107 KB, one segment or two of the
+    // event's): the oldest copies go.
+    let small = folder.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    ok(
+        &dir,
+        &[
+            "backup",
+            "add",
+            &format!("file://{}", small.display()),
+            "--name",
+            "small",
+            "--allow-delete",
+            "--retain-gib",
+            "0.0001",
+        ],
+        "",
+    );
     let (hub, url) = support::serve(&dir);
     support::wait_connected(&dir, &["porch"], Duration::from_secs(30));
     // Some footage before the event (its pre-roll).
@@ -919,6 +937,28 @@ fn an_outage_and_a_restart_lose_nothing_and_nothing_is_deleted() {
         files("s") > 0 && files("d") > 0 && files("e") > 0,
         "the folder got the copies"
     );
+    // What the size-limited folder held before that start.
+    let limit = (0.0001 * (1u64 << 30) as f64) as usize;
+    let sizes = |sub: &str| {
+        let d = small.join(sub);
+        if d.exists() {
+            folder_objects(&d)
+                .iter()
+                .map(|(_, b)| b.len())
+                .sum::<usize>()
+        } else {
+            0
+        }
+    };
+    // Everything sent there (the limit applies at each hub start).
+    let before = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "small")
+        .unwrap()["uploaded_bytes"]
+        .as_u64()
+        .unwrap() as usize;
     let st = Command::new("find")
         .arg(&nas)
         .args([
@@ -948,6 +988,27 @@ fn an_outage_and_a_restart_lose_nothing_and_nothing_is_deleted() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(files("k") > 0, "the key bundle stays");
+    // The size limit (applied at each start: the hub restarted twice since
+    // the event): the oldest copies went until the rest fit.
+    let t0 = Instant::now();
+    while sizes("s") > limit {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{} bytes of footage in the folder limited to {limit}",
+            sizes("s")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "size limit: {before} bytes sent, {} kept (limit {limit})",
+        sizes("s")
+    );
+    assert!(
+        before > limit,
+        "the event's footage ({before} bytes) is over the limit, so the test means something"
+    );
+    assert!(sizes("s") > 0, "the newest copies stay");
+    assert!(small.join("k").exists(), "the key bundle stays");
     drop(hub);
 
     // The hub never asked to delete anything.

@@ -118,6 +118,7 @@ pub(crate) async fn add(
         max_rate_mbit: None,
         allow_delete: false,
         retain_days: None,
+        retain_gib: None,
         options: porchlight_backup::DestOptions {
             endpoint: s("endpoint"),
             region: s("region"),

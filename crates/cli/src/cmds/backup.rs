@@ -111,6 +111,10 @@ pub struct AddArgs {
     /// With --allow-delete: delete copies older than this many days.
     #[arg(long = "retain-days", requires = "allow_delete")]
     pub retain_days: Option<i64>,
+    /// With --allow-delete: keep at most this many GiB there, deleting the
+    /// oldest copies first (never one still being sent).
+    #[arg(long = "retain-gib", requires = "allow_delete")]
+    pub retain_gib: Option<f64>,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -202,6 +206,7 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
         max_rate_mbit: a.max_rate,
         allow_delete: a.allow_delete,
         retain_days: a.retain_days,
+        retain_gib: a.retain_gib,
         options: a.s3.options(&a.url)?,
     };
     let row = porchlight_backup::admin::add(vault.store(), &req, vault.now()).await?;
@@ -213,7 +218,7 @@ async fn add(a: AddArgs, ctx: &Context) -> anyhow::Result<()> {
             serde_json::json!({
                 "url": row.url, "mode": row.mode, "cameras": a.cameras,
                 "max_rate_bps": row.max_rate_bps, "may_delete": row.may_delete,
-                "retain_days": row.retain_days,
+                "retain_days": row.retain_days, "retain_bytes": row.retain_bytes,
             }),
         )
         .await?;
@@ -274,6 +279,7 @@ async fn list(a: ListArgs, ctx: &Context, status: bool) -> anyhow::Result<()> {
             "max_rate_mbit": d.max_rate_bps.map(|b| b as f64 / 1e6),
             "may_delete": d.may_delete,
             "retain_days": d.retain_days,
+            "retain_gib": d.retain_bytes.map(|b| b as f64 / (1u64 << 30) as f64),
             "queued_segments": q.segments,
             "queued_events": q.events,
             "lag_seconds": lag_s,
