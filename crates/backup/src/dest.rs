@@ -150,13 +150,6 @@ impl Destination {
                 .with_access_key_id(key_id)
                 .with_secret_access_key(secret)
                 .with_virtual_hosted_style_request(false)
-                // SigV4 without hashing each body (`UNSIGNED-PAYLOAD`):
-                // every byte stored is already authenticated by its own
-                // AEAD (segment records, age files), so a body altered in
-                // transit is caught at restore, and hashing 4 Mbit/s per
-                // camera again was most of the uploader's CPU
-                // (bench/RESULTS.md, "Off-site backup").
-                .with_unsigned_payload(true)
                 .with_retry(object_store::RetryConfig {
                     backoff: object_store::BackoffConfig {
                         init_backoff: Duration::from_millis(100),
