@@ -3,18 +3,13 @@
 //! (the owners, for the alarm's events), so the destination learns none of
 //! it. Restore opens the ones the restoring member's key opens.
 
-use std::io::{Read, Write};
-
 use base64::Engine as _;
+use porchlight_vault::details::Unreadable;
 use porchlight_vault::keys::MemberKey;
-use porchlight_vault::stream::{self, StreamError};
 
 use crate::{BackupError, Result};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-/// No description or event copy is near this; a larger one is refused
-/// unread.
-pub const MAX_DOC: u64 = 1 << 20;
 
 /// A segment file's description: what restore needs besides the file to
 /// build an MP4 (where it sits on the clock, its codec configuration) and
@@ -111,20 +106,19 @@ impl EventCopy {
     }
 }
 
-/// `doc` as JSON in an age file to `recipients`.
+/// `doc` as JSON in an age file to `recipients`
+/// ([`porchlight_vault::details::seal_json`], as event details are).
 pub fn seal<T: serde::Serialize>(
     doc: &T,
     recipients: &[age::x25519::Recipient],
 ) -> Result<Vec<u8>> {
-    let json = zeroize::Zeroizing::new(
-        serde_json::to_vec(doc).map_err(|e| BackupError::Other(e.to_string()))?,
-    );
-    let mut w = stream::encrypt_to(recipients, Vec::with_capacity(json.len() + 512))
-        .map_err(|e| BackupError::Other(format!("sealing a description: {e}")))?;
-    w.write_all(&json)?;
-    w.finish()
+    porchlight_vault::details::seal_json(doc, recipients)
         .map_err(|e| BackupError::Other(format!("sealing a description: {e}")))
 }
+
+/// No description or event copy is near this; a larger one is refused
+/// unread.
+pub const MAX_DOC: usize = 1 << 20;
 
 /// Why a sealed document did not open.
 #[derive(Debug)]
@@ -140,14 +134,11 @@ pub fn open<T: serde::de::DeserializeOwned>(
     sealed: &[u8],
     key: &MemberKey,
 ) -> std::result::Result<T, Unopened> {
-    let reader = stream::open_sequential(key, sealed).map_err(|e| match e {
-        StreamError::NotARecipient => Unopened::NotForThisKey,
-        other => Unopened::Damaged(other.to_string()),
-    })?;
-    let mut json = zeroize::Zeroizing::new(Vec::new());
-    reader
-        .take(MAX_DOC)
-        .read_to_end(&mut json)
-        .map_err(|e| Unopened::Damaged(e.to_string()))?;
-    serde_json::from_slice(&json).map_err(|e| Unopened::Damaged(e.to_string()))
+    porchlight_vault::details::open_json(sealed, key, "a backup document", MAX_DOC).map_err(|e| {
+        match e {
+            Unreadable::OtherMembers => Unopened::NotForThisKey,
+            Unreadable::Damaged(why) => Unopened::Damaged(why),
+            other => Unopened::Damaged(other.to_string()),
+        }
+    })
 }

@@ -96,8 +96,18 @@ pub fn seal(
     if recipients.is_empty() {
         return Ok(Vec::new());
     }
+    seal_json(details, recipients)
+}
+
+/// Any value as JSON in an age file to `recipients` (at least one). The
+/// plaintext JSON is zeroed when dropped. Event details use it, and so do
+/// the off-site backup's descriptions and event copies.
+pub fn seal_json<T: serde::Serialize>(
+    value: &T,
+    recipients: &[age::x25519::Recipient],
+) -> Result<Vec<u8>, SealError> {
     let json = zeroize::Zeroizing::new(
-        serde_json::to_vec(details).map_err(|e| SealError::Encrypt(e.to_string()))?,
+        serde_json::to_vec(value).map_err(|e| SealError::Encrypt(e.to_string()))?,
     );
     let mut w = stream::encrypt_to(recipients, Vec::with_capacity(json.len() + 512))
         .map_err(|e| SealError::Encrypt(e.to_string()))?;
@@ -106,14 +116,20 @@ pub fn seal(
     w.finish().map_err(|e| SealError::Encrypt(e.to_string()))
 }
 
-/// Opens one sealed value with `key`.
-pub fn open(sealed: &[u8], key: &MemberKey) -> Result<EventDetails, Unreadable> {
-    if sealed.is_empty() {
-        return Err(Unreadable::NotKept);
-    }
-    if sealed.len() > MAX_SEALED_BYTES {
+/// Opens a value sealed by [`seal_json`] with `key`; a sealed value over
+/// `limit` bytes is refused unread and at most `limit` bytes of plaintext
+/// are read. [`Unreadable::OtherMembers`] when `key` is not a recipient,
+/// else [`Unreadable::Damaged`] with why (`what` names the value when its
+/// JSON is not one).
+pub fn open_json<T: serde::de::DeserializeOwned>(
+    sealed: &[u8],
+    key: &MemberKey,
+    what: &str,
+    limit: usize,
+) -> Result<T, Unreadable> {
+    if sealed.len() > limit {
         return Err(Unreadable::Damaged(format!(
-            "{} bytes, over the {MAX_SEALED_BYTES}-byte limit",
+            "{} bytes, over the {limit}-byte limit",
             sealed.len()
         )));
     }
@@ -123,11 +139,18 @@ pub fn open(sealed: &[u8], key: &MemberKey) -> Result<EventDetails, Unreadable> 
     })?;
     let mut json = zeroize::Zeroizing::new(Vec::new());
     reader
-        .take(MAX_SEALED_BYTES as u64)
+        .take(limit as u64)
         .read_to_end(&mut json)
         .map_err(|e| Unreadable::Damaged(e.to_string()))?;
-    serde_json::from_slice(&json)
-        .map_err(|e| Unreadable::Damaged(format!("not event details: {e}")))
+    serde_json::from_slice(&json).map_err(|e| Unreadable::Damaged(format!("not {what}: {e}")))
+}
+
+/// Opens one sealed value with `key`.
+pub fn open(sealed: &[u8], key: &MemberKey) -> Result<EventDetails, Unreadable> {
+    if sealed.is_empty() {
+        return Err(Unreadable::NotKept);
+    }
+    open_json(sealed, key, "event details", MAX_SEALED_BYTES)
 }
 
 /// The stored event `e` opened with `key` (None: no unlocked key).
