@@ -31,20 +31,7 @@ done
 garage="$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")"
 [ -x "$garage" ] || { echo "garage is needed: scripts/install-test-deps" >&2; exit 2; }
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required" >&2; exit 2; }
-mkdir -p "$cache"
-if [ ! -s "$cache/main10m.mp4" ] || [ ! -s "$cache/sub.mp4" ]; then
-    echo "generating clips in $cache (once)"
-    (
-        cd "$cache"
-        ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25 -t 60 -c:v libx264 -preset veryfast \
-            -b:v 4M -maxrate 4M -bufsize 8M -g 50 -keyint_min 50 -sc_threshold 0 -bf 0 \
-            -pix_fmt yuv420p -profile:v main main.mp4
-        ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=25 -t 60 -c:v libx264 -preset veryfast \
-            -b:v 512k -maxrate 512k -bufsize 1M -g 50 -keyint_min 50 -sc_threshold 0 -bf 0 \
-            -pix_fmt yuv420p -profile:v main sub.mp4
-        ffmpeg -v error -y -stream_loop 9 -i main.mp4 -c copy main10m.mp4
-    )
-fi
+"$here/clips.sh" "$cache"
 if [ "$build" = 1 ]; then
     echo "building Porchlight (release)"
     (cd "$root" && cargo build --release -p porchlight)

@@ -59,22 +59,7 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg is required" >&2; exit 2; }
 /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" \
     || { echo "/usr/bin/python3 lacks GStreamer's RTSP server bindings (see $shared/README.md)" >&2; exit 2; }
 
-# Clips exactly as ../shared/tools/README.md makes them: a fixed 2 s GOP, no
-# B-frames; the 10-minute main clip has no loop seams.
-mkdir -p "$cache"
-if [ ! -s "$cache/main10m.mp4" ] || [ ! -s "$cache/sub.mp4" ]; then
-    echo "generating clips in $cache (once)"
-    (
-        cd "$cache"
-        ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25 -t 60 -c:v libx264 -preset veryfast \
-            -b:v 4M -maxrate 4M -bufsize 8M -g 50 -keyint_min 50 -sc_threshold 0 -bf 0 \
-            -pix_fmt yuv420p -profile:v main main.mp4
-        ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=25 -t 60 -c:v libx264 -preset veryfast \
-            -b:v 512k -maxrate 512k -bufsize 1M -g 50 -keyint_min 50 -sc_threshold 0 -bf 0 \
-            -pix_fmt yuv420p -profile:v main sub.mp4
-        ffmpeg -v error -y -stream_loop 9 -i main.mp4 -c copy main10m.mp4
-    )
-fi
+"$here/clips.sh" "$cache"
 
 if [ "$build" = 1 ]; then
     echo "building Porchlight (release)"
