@@ -62,6 +62,25 @@ fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// `porchlight backup VERB --from URL --user USER HOW EXTRA…` (HOW:
+/// `--password-stdin` or `--recovery-code-stdin`, the secret on stdin) on
+/// a machine with no hub folder, `dir`.
+#[allow(clippy::too_many_arguments)]
+fn from_backup(
+    dir: &Path,
+    env: &[(&str, &str)],
+    verb: &str,
+    url: &str,
+    user: &str,
+    how: &str,
+    extra: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    let mut args = vec!["backup", verb, "--from", url, "--user", user, how];
+    args.extend_from_slice(extra);
+    run_env(dir, env, &args, stdin)
+}
+
 /// Every object at a destination: (name, bytes).
 fn all_objects(url: &str, opts: &porchlight_backup::DestOptions) -> Vec<(String, Vec<u8>)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -329,19 +348,14 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
     let fresh = folder.path().join("fresh");
     let rw_env = s3_env(&g.endpoint, garage::RW_KEY);
     let rw = env_refs(&rw_env);
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &rw,
-        &[
-            "backup",
-            "events",
-            "--from",
-            &s3_url,
-            "--user",
-            "demo-owner",
-            "--password-stdin",
-            "--json",
-        ],
+        "events",
+        &s3_url,
+        "demo-owner",
+        "--password-stdin",
+        &["--json"],
         "porchlight-demo\n",
     );
     assert_eq!(c, 0, "backup events: {o}{e}");
@@ -354,17 +368,14 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
     assert_eq!(copy["camera"], "front-door", "{copy}");
 
     let s3_mp4 = folder.path().join("s3.mp4");
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &rw,
+        "restore",
+        &s3_url,
+        "demo-owner",
+        "--password-stdin",
         &[
-            "backup",
-            "restore",
-            "--from",
-            &s3_url,
-            "--user",
-            "demo-owner",
-            "--password-stdin",
             "--event",
             &event_id.to_string(),
             "--output",
@@ -424,17 +435,14 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
 
     // The recovery code alone, from the folder.
     let nas_mp4 = folder.path().join("nas.mp4");
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &[],
+        "restore",
+        &nas_url,
+        "keeper",
+        "--recovery-code-stdin",
         &[
-            "backup",
-            "restore",
-            "--from",
-            &nas_url,
-            "--user",
-            "keeper",
-            "--recovery-code-stdin",
             "--event",
             &event_id.to_string(),
             "--output",
@@ -494,50 +502,38 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
     }
 
     // Bad input. A wrong password, an unknown member: refused by name.
-    let (c, _, e) = run_env(
+    let (c, _, e) = from_backup(
         &fresh,
         &[],
-        &[
-            "backup",
-            "events",
-            "--from",
-            &nas_url,
-            "--user",
-            "demo-owner",
-            "--password-stdin",
-        ],
+        "events",
+        &nas_url,
+        "demo-owner",
+        "--password-stdin",
+        &[],
         "not the password\n",
     );
     assert_ne!(c, 0);
     assert!(e.contains("wrong password for `demo-owner`"), "{e}");
-    let (c, _, e) = run_env(
+    let (c, _, e) = from_backup(
         &fresh,
         &[],
-        &[
-            "backup",
-            "events",
-            "--from",
-            &nas_url,
-            "--user",
-            "nobody",
-            "--password-stdin",
-        ],
+        "events",
+        &nas_url,
+        "nobody",
+        "--password-stdin",
+        &[],
         "x\n",
     );
     assert_ne!(c, 0);
     assert!(e.contains("`nobody` has no household key"), "{e}");
-    let (c, _, e) = run_env(
+    let (c, _, e) = from_backup(
         &fresh,
         &[],
-        &[
-            "backup",
-            "events",
-            "--from",
-            "file:///no/such/disk",
-            "--user",
-            "keeper",
-            "--password-stdin",
-        ],
+        "events",
+        "file:///no/such/disk",
+        "keeper",
+        "--password-stdin",
+        &[],
         "x\n",
     );
     assert_ne!(c, 0);
@@ -563,17 +559,14 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
         "segments were sent in three parts or more"
     );
     let out_altered = folder.path().join("altered.mp4");
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &[],
+        "restore",
+        &format!("file://{}", altered.display()),
+        "keeper",
+        "--password-stdin",
         &[
-            "backup",
-            "restore",
-            "--from",
-            &format!("file://{}", altered.display()),
-            "--user",
-            "keeper",
-            "--password-stdin",
             "--event",
             &event_id.to_string(),
             "--output",
@@ -608,17 +601,14 @@ fn the_burglar_takes_the_hub_and_the_footage_survives() {
     }
     assert!(removed > 0, "some segment has three parts or more");
     let out_gap = folder.path().join("gap.mp4");
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &[],
+        "restore",
+        &format!("file://{}", gappy.display()),
+        "keeper",
+        "--password-stdin",
         &[
-            "backup",
-            "restore",
-            "--from",
-            &format!("file://{}", gappy.display()),
-            "--user",
-            "keeper",
-            "--password-stdin",
             "--event",
             &event_id.to_string(),
             "--output",
@@ -863,17 +853,14 @@ fn an_outage_and_a_restart_lose_nothing_and_nothing_is_deleted() {
     let fresh = folder.path().join("fresh");
     let rw_env = s3_env(&g.endpoint, garage::RW_KEY);
     let restored = folder.path().join("restored.mp4");
-    let (c, o, e) = run_env(
+    let (c, o, e) = from_backup(
         &fresh,
         &env_refs(&rw_env),
+        "restore",
+        &s3_url,
+        "alice",
+        "--password-stdin",
         &[
-            "backup",
-            "restore",
-            "--from",
-            &s3_url,
-            "--user",
-            "alice",
-            "--password-stdin",
             "--event",
             &id.to_string(),
             "--output",
