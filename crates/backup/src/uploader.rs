@@ -167,8 +167,8 @@ async fn run_destination(
             break;
         }
         if Instant::now() >= st.retry_at {
-            let row = match store.backup_destinations().await {
-                Ok(all) => all.into_iter().find(|d| d.id == dest_id),
+            let row = match store.backup_destination(dest_id).await {
+                Ok(row) => row,
                 Err(e) => {
                     tracing::warn!("backup: cannot read destination #{dest_id}: {e}");
                     None

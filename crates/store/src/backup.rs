@@ -182,12 +182,24 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .doing("adding a backup destination")?;
-        Ok(self
-            .backup_destinations()
+        self.backup_destination(id)
             .await?
-            .into_iter()
-            .find(|x| x.id == id)
-            .expect("just inserted"))
+            .ok_or(crate::StoreError::Db {
+                doing: "reading back a new backup destination",
+                source: sqlx::Error::RowNotFound,
+            })
+    }
+
+    /// The destination `id`, if it still exists.
+    pub async fn backup_destination(&self, id: i64) -> Result<Option<BackupDestination>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEST_COLS} FROM backup_destinations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("reading a backup destination")?;
+        Ok(row.as_ref().map(dest_from_row))
     }
 
     /// Every destination, oldest first.
